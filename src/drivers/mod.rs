@@ -1,0 +1,142 @@
+//! The driver interface: what panmount needs from a cloud drive, and nothing more.
+//!
+//! A driver knows its provider's HTTP and JSON. It never sees FUSE, inodes or caches: the core
+//! (`crate::fs`) caches listings and links, resolves unknown sizes, and reads bytes through
+//! `crate::read`. Read-only drivers implement `list` and `link`; the rest are optional
+//! capabilities with defaults.
+
+pub mod pan123_link;
+
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use async_trait::async_trait;
+
+use crate::config::{ConfigError, StorageConfig};
+use crate::error::Result;
+use crate::http::HttpClient;
+
+/// A file or folder as the provider describes it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Entry {
+    /// Unique within the storage; what the driver needs to list or link it again.
+    pub id: String,
+    pub name: String,
+    pub is_dir: bool,
+    /// `None` when the provider does not say (a 123pan link listed without a size): the core
+    /// learns the real size from the server before showing the file.
+    pub size: Option<u64>,
+    pub mtime: SystemTime,
+    /// Changes whenever the content may have changed (a hash, or size and mtime). Cached blocks
+    /// are keyed by it, so a changed file is never served from stale blocks.
+    pub version: String,
+}
+
+/// Where to fetch a file's bytes. The URL is a secret (it carries a signature or a token):
+/// it must never be logged; use [`Link::redacted`] in messages.
+#[derive(Clone)]
+pub struct Link {
+    pub url: String,
+    pub headers: Vec<(String, String)>,
+    /// When the provider stops honouring the URL, if known. The link cache subtracts a margin.
+    pub expires_at: Option<SystemTime>,
+}
+
+impl Link {
+    /// The URL without its query string, for logs.
+    pub fn redacted(&self) -> String {
+        crate::http::redact_url(&self.url)
+    }
+}
+
+impl std::fmt::Debug for Link {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Link")
+            .field("url", &self.redacted())
+            .field("expires_at", &self.expires_at)
+            .finish_non_exhaustive()
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Quota {
+    pub total: u64,
+    pub used: u64,
+}
+
+#[async_trait]
+pub trait Driver: Send + Sync + 'static {
+    /// The driver's name as written in the config (`123pan_link`).
+    fn kind(&self) -> &'static str;
+
+    /// The folder this storage mounts.
+    fn root(&self) -> Entry;
+
+    /// Authenticate (or check that we can). Called before mounting; a failure marks the storage
+    /// down without taking the others with it.
+    async fn login(&self) -> Result<()> {
+        Ok(())
+    }
+
+    /// Every child of `dir`, all pages.
+    async fn list(&self, dir: &Entry) -> Result<Vec<Entry>>;
+
+    /// A URL that serves `file`'s bytes with Range support.
+    async fn link(&self, file: &Entry) -> Result<Link>;
+
+    async fn quota(&self) -> Result<Option<Quota>> {
+        Ok(None)
+    }
+
+    /// How many ranged requests may run at once against one link.
+    fn max_connections(&self) -> usize {
+        4
+    }
+}
+
+/// What a driver may use while it is being built from its config.
+pub struct BuildContext {
+    pub http: HttpClient,
+    pub state_dir: Option<std::path::PathBuf>,
+}
+
+/// Every driver name the config accepts, with the options it takes (besides `path` and
+/// `driver`). An option `X` may also be written `X_file`; the config loader handles that.
+pub const DRIVERS: &[(&str, &[&str])] = &[
+    (
+        "pikpak",
+        &[
+            "username", "password", "refresh_token", "captcha_token", "device_id", "platform",
+            "root_folder_id", "disable_media_link", "api_base", "user_base", "proxy",
+        ],
+    ),
+    (
+        "pikpak_share",
+        &[
+            "share_id", "share_password", "root_folder_id", "use_transcoding_address", "platform",
+            "device_id", "api_base", "user_base", "proxy",
+        ],
+    ),
+    (
+        "123pan",
+        &[
+            "username", "password", "root_folder_id", "platform", "api_base", "login_base", "proxy",
+        ],
+    ),
+    (
+        "123pan_share",
+        &["share_key", "share_password", "root_folder_id", "access_token", "api_base", "proxy"],
+    ),
+    ("123pan_link", pan123_link::OPTIONS),
+];
+
+/// Build the driver for one `[[storage]]` table.
+pub fn build(storage: &StorageConfig, ctx: &BuildContext) -> Result<Arc<dyn Driver>, ConfigError> {
+    match storage.driver.as_str() {
+        "123pan_link" => Ok(Arc::new(pan123_link::Pan123Link::from_options(&storage.options, ctx)?)),
+        other => Err(storage.options.error(
+            "driver",
+            format!("the {other} driver is not available in this version of panmount yet"),
+        )),
+    }
+}

@@ -1,0 +1,1 @@
+//! The provider simulator. Being written.
