@@ -1,1 +1,236 @@
-//! The provider simulator. Being written.
+//! The provider simulator: an HTTP server on loopback that plays the clouds' side.
+//!
+//! This part serves the CDN (signed 123pan direct links to files under a data directory, with
+//! fault knobs) and the admin endpoints that drive the knobs. It is used by the tests, the
+//! benchmark, `panmount demo` and `panmount sim`. The simulator builds every answer from its own
+//! reading of `reference/` and never calls the crate's client or driver code: a client bug must
+//! fail a test, not be mirrored here.
+//!
+//! Routes:
+//! - `GET`/`HEAD /cdn/{path}`: the files (see [`cdn`]).
+//! - `GET /_sim/knobs` → the [`KnobValues`] as JSON; `PUT /_sim/knobs` with a JSON body replaces
+//!   them (missing fields take defaults); `GET /_sim/stats` → [`StatsSnapshot`];
+//!   `POST /_sim/stats/reset`.
+//!
+//! [`start`] spawns the server on the calling tokio runtime and returns at once. On a
+//! current-thread runtime the server only makes progress while that runtime is being driven, so
+//! a test that blocks its thread (FUSE) should start the simulator on a multi-thread runtime or on
+//! a dedicated runtime in another thread.
+
+pub mod auth_key;
+pub mod cdn;
+pub mod knobs;
+pub mod range;
+pub mod sample;
+
+use std::collections::HashMap;
+use std::io;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::{Body, Bytes};
+use axum::extract::State;
+use axum::http::{StatusCode, header};
+use axum::response::Response;
+use axum::routing::{get, post};
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+pub use auth_key::{expected_md5, verify_auth_key};
+pub use knobs::{KnobValues, Knobs, Stats, StatsSnapshot};
+pub use range::{RangeSpec, parse_range};
+pub use sample::{SampleFile, SizeMode, generate, link_tree};
+
+/// How long [`SimHandle::shutdown`] waits for open connections before dropping the server.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(2);
+
+/// What to serve and where.
+#[derive(Debug, Clone)]
+pub struct SimConfig {
+    /// Where to listen, e.g. `127.0.0.1:0` for a free port.
+    pub listen: SocketAddr,
+    /// The files served under `/cdn/`.
+    pub data_dir: PathBuf,
+    /// When set, every CDN request needs a valid 123pan `auth_key` (pan123-protocol.md §4.3).
+    pub cdn_auth: Option<CdnAuth>,
+}
+
+/// The 123pan direct-link signing secret ("鉴权密钥") and account UID.
+#[derive(Clone)]
+pub struct CdnAuth {
+    pub private_key: String,
+    pub uid: u64,
+}
+
+impl std::fmt::Debug for CdnAuth {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CdnAuth")
+            .field("private_key", &"<redacted>")
+            .field("uid", &self.uid)
+            .finish()
+    }
+}
+
+/// A running simulator. Dropping it stops the server too (without waiting).
+pub struct SimHandle {
+    pub addr: SocketAddr,
+    pub knobs: Arc<Knobs>,
+    pub stats: Arc<Stats>,
+    shutdown: watch::Sender<bool>,
+    task: Option<JoinHandle<()>>,
+}
+
+impl SimHandle {
+    /// `http://127.0.0.1:PORT`.
+    pub fn base_url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// The unsigned, percent-encoded URL of the file at `rel_path` (`/Movies/a.mp4`) under the
+    /// data dir. Its last segment decodes to the file name.
+    pub fn cdn_url(&self, rel_path: &str) -> String {
+        format!("{}{}", self.base_url(), cdn::cdn_path(rel_path))
+    }
+
+    /// Stop accepting, abort bodies in flight, and wait (up to 2 s) for the server to end.
+    pub async fn shutdown(mut self) {
+        let _ = self.shutdown.send(true);
+        if let Some(mut task) = self.task.take() {
+            if tokio::time::timeout(SHUTDOWN_GRACE, &mut task)
+                .await
+                .is_err()
+            {
+                task.abort();
+            }
+        }
+    }
+}
+
+impl Drop for SimHandle {
+    fn drop(&mut self) {
+        let _ = self.shutdown.send(true);
+    }
+}
+
+/// Bind `config.listen`, spawn the server on the current tokio runtime and return.
+pub async fn start(config: SimConfig) -> io::Result<SimHandle> {
+    let listener = tokio::net::TcpListener::bind(config.listen).await?;
+    let addr = listener.local_addr()?;
+    let knobs = Arc::new(Knobs::default());
+    let stats = Arc::new(Stats::default());
+    let (shutdown_tx, shutdown_rx) = watch::channel(false);
+    let state = Arc::new(cdn::CdnState {
+        data_dir: config.data_dir,
+        auth: config.cdn_auth,
+        knobs: knobs.clone(),
+        stats: stats.clone(),
+        first_seen: Mutex::new(HashMap::new()),
+        shutdown: shutdown_rx.clone(),
+    });
+    let app = Router::new()
+        // `get` also answers HEAD (axum drops the body, keeps our Content-Length).
+        .route("/cdn/{*path}", get(cdn::serve))
+        .route("/_sim/knobs", get(get_knobs).put(put_knobs))
+        .route("/_sim/stats", get(get_stats))
+        .route("/_sim/stats/reset", post(reset_stats))
+        .with_state(state);
+    let mut signal = shutdown_rx;
+    let task = tokio::spawn(async move {
+        let server = axum::serve(listener, app).with_graceful_shutdown(async move {
+            let _ = signal.wait_for(|v| *v).await;
+        });
+        if let Err(e) = server.await {
+            tracing::warn!("simulator server ended: {e}");
+        }
+    });
+    tracing::debug!(%addr, "simulator listening");
+    Ok(SimHandle {
+        addr,
+        knobs,
+        stats,
+        shutdown: shutdown_tx,
+        task: Some(task),
+    })
+}
+
+fn json(status: StatusCode, value: &impl serde::Serialize) -> Response {
+    let body = serde_json::to_vec(value).unwrap_or_else(|_| b"null".to_vec());
+    let mut res = Response::new(Body::from(body));
+    *res.status_mut() = status;
+    res.headers_mut().insert(
+        header::CONTENT_TYPE,
+        header::HeaderValue::from_static("application/json"),
+    );
+    res
+}
+
+async fn get_knobs(State(st): State<Arc<cdn::CdnState>>) -> Response {
+    json(StatusCode::OK, &st.knobs.get())
+}
+
+async fn put_knobs(State(st): State<Arc<cdn::CdnState>>, body: Bytes) -> Response {
+    let parsed = if body.iter().all(u8::is_ascii_whitespace) {
+        Ok(KnobValues::default())
+    } else {
+        serde_json::from_slice::<KnobValues>(&body)
+    };
+    match parsed {
+        Ok(values) => {
+            st.knobs.set(values);
+            json(StatusCode::OK, &st.knobs.get())
+        }
+        Err(e) => json(
+            StatusCode::BAD_REQUEST,
+            &serde_json::json!({ "error": e.to_string() }),
+        ),
+    }
+}
+
+async fn get_stats(State(st): State<Arc<cdn::CdnState>>) -> Response {
+    json(StatusCode::OK, &st.stats.snapshot())
+}
+
+async fn reset_stats(State(st): State<Arc<cdn::CdnState>>) -> Response {
+    st.stats.reset();
+    json(StatusCode::OK, &st.stats.snapshot())
+}
+
+/// `panmount sim`: serve `data` (or a freshly generated sample) until ctrl-c.
+pub async fn run_cli(
+    listen: SocketAddr,
+    data: Option<PathBuf>,
+    private_key: Option<String>,
+    uid: u64,
+) -> io::Result<()> {
+    let data_dir = match data {
+        Some(dir) => dir,
+        None => {
+            let dir = std::env::temp_dir().join(format!("panmount-sim-{}", std::process::id()));
+            sample::generate(&dir)?;
+            dir
+        }
+    };
+    let cdn_auth = private_key
+        .filter(|k| !k.is_empty())
+        .map(|private_key| CdnAuth { private_key, uid });
+    let signed = cdn_auth.is_some();
+    let sim = start(SimConfig {
+        listen,
+        data_dir: data_dir.clone(),
+        cdn_auth,
+    })
+    .await?;
+    println!("listening on {}", sim.base_url());
+    println!(
+        "data dir {} served under {}/cdn/{}",
+        data_dir.display(),
+        sim.base_url(),
+        if signed { " (auth_key required)" } else { "" }
+    );
+    tokio::signal::ctrl_c().await?;
+    sim.shutdown().await;
+    Ok(())
+}

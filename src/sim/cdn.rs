@@ -1,0 +1,341 @@
+//! The simulated CDN: a static file server for `data_dir` under `/cdn/{path}`.
+//!
+//! It is the far end of every download in the tests, so it is strict where a real CDN is strict
+//! and faulty where the knobs say so:
+//! - `GET`/`HEAD`, one byte range per request (see [`super::range`]): 206 with `Content-Range`,
+//!   200 for no (or an ignored, e.g. multi-range) `Range`, 416 with `Content-Range: bytes */size`
+//!   for a start at or past the end. Always `Accept-Ranges`, `Content-Length`, `Last-Modified`.
+//! - With `CdnAuth`, the 123pan direct-link `auth_key` check ([`super::auth_key`]); only the
+//!   first `auth_key` parameter counts, other parameters are ignored. Any failure is 403, and so
+//!   is a `..` path segment. Missing files and directories are 404.
+//! - Order of checks: first-byte delay, error burst, auth, link TTL, path, range.
+//! - Bodies are streamed from the file in 64 KiB reads, never loaded whole; throughput pacing,
+//!   connection resets and the shutdown signal act between chunks.
+//!
+//! Logs carry the path only: the query string holds signatures.
+
+use std::collections::HashMap;
+use std::io::{self, SeekFrom};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use axum::body::{Body, Bytes};
+use axum::extract::State;
+use axum::http::{HeaderMap, Method, StatusCode, Uri, header};
+use axum::response::Response;
+use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, percent_decode_str, utf8_percent_encode};
+use tokio::io::{AsyncReadExt, AsyncSeekExt};
+use tokio::sync::watch;
+use tracing::debug;
+
+use super::CdnAuth;
+use super::auth_key::verify_auth_key;
+use super::knobs::{KnobValues, Knobs, Stats};
+use super::range::{RangeSpec, http_date, parse_range};
+
+/// Read size of the body stream.
+const CHUNK: u64 = 64 * 1024;
+/// Largest paced slice under `throughput_bytes_per_sec` (smaller at low rates, so that each
+/// pause stays short, about 50 ms).
+const PACE_SLICE: u64 = 16 * 1024;
+/// Pause before a `reset_after_bytes` abort, so the bytes already produced reach the socket.
+const RESET_GRACE: Duration = Duration::from_millis(20);
+/// Forget first-seen times of links beyond this many (the map only grows in long benchmarks).
+const MAX_SEEN: usize = 100_000;
+
+/// Characters escaped in a path segment of a CDN URL: everything but RFC 3986 unreserved.
+const SEGMENT: &AsciiSet = &NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'_')
+    .remove(b'~');
+
+/// The URL path (`/cdn/...`, percent-encoded) of a file at `rel_path` (`/a/b.mp4`) in `data_dir`.
+pub fn cdn_path(rel_path: &str) -> String {
+    let mut out = String::from("/cdn");
+    for seg in rel_path.split('/').filter(|s| !s.is_empty()) {
+        out.push('/');
+        out.extend(utf8_percent_encode(seg, SEGMENT));
+    }
+    out
+}
+
+/// What the CDN shares between requests.
+pub(crate) struct CdnState {
+    pub data_dir: PathBuf,
+    pub auth: Option<CdnAuth>,
+    pub knobs: Arc<Knobs>,
+    pub stats: Arc<Stats>,
+    /// When each `auth_key` value was first seen, for `link_ttl_secs`.
+    pub first_seen: Mutex<HashMap<String, Instant>>,
+    /// Turns true when the simulator shuts down: streams and delays abort.
+    pub shutdown: watch::Receiver<bool>,
+}
+
+fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+fn plain(status: StatusCode, stats: &Stats) -> Response {
+    match status {
+        StatusCode::FORBIDDEN => Stats::add(&stats.refused_403, 1),
+        StatusCode::NOT_FOUND => Stats::add(&stats.not_found, 1),
+        _ => {}
+    }
+    let mut res = Response::new(Body::from(status.canonical_reason().unwrap_or("error")));
+    *res.status_mut() = status;
+    res
+}
+
+/// Sleep `d` unless the simulator shuts down first (then `Err`).
+async fn pause(d: Duration, shutdown: &mut watch::Receiver<bool>) -> io::Result<()> {
+    tokio::select! {
+        _ = tokio::time::sleep(d) => Ok(()),
+        _ = shutdown.wait_for(|v| *v) => Err(io::Error::new(io::ErrorKind::ConnectionAborted, "simulator shutting down")),
+    }
+}
+
+impl CdnState {
+    /// Refuse a link whose `auth_key` was first seen longer than `link_ttl_secs` ago.
+    fn ttl_expired(&self, auth_key: &str, knobs: &KnobValues) -> bool {
+        let mut seen = self.first_seen.lock().unwrap_or_else(|e| e.into_inner());
+        if seen.len() >= MAX_SEEN && !seen.contains_key(auth_key) {
+            seen.clear();
+        }
+        let first = *seen.entry(auth_key.to_owned()).or_insert_with(Instant::now);
+        knobs
+            .link_ttl_secs
+            .is_some_and(|ttl| first.elapsed().as_secs_f64() > ttl)
+    }
+}
+
+/// `GET`/`HEAD /cdn/{*path}`.
+pub(crate) async fn serve(
+    State(st): State<Arc<CdnState>>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+) -> Response {
+    let head = method == Method::HEAD;
+    Stats::add(&st.stats.requests, 1);
+    if head {
+        Stats::add(&st.stats.head_requests, 1);
+    }
+    let knobs = st.knobs.get();
+    let res = answer(&st, head, &uri, &headers, &knobs).await;
+    debug!(method = %method, path = uri.path(), status = res.status().as_u16(), "sim cdn");
+    res
+}
+
+async fn answer(
+    st: &CdnState,
+    head: bool,
+    uri: &Uri,
+    headers: &HeaderMap,
+    knobs: &KnobValues,
+) -> Response {
+    if knobs.first_byte_delay_ms > 0 {
+        let mut shutdown = st.shutdown.clone();
+        if pause(
+            Duration::from_millis(knobs.first_byte_delay_ms),
+            &mut shutdown,
+        )
+        .await
+        .is_err()
+        {
+            return plain(StatusCode::SERVICE_UNAVAILABLE, &st.stats);
+        }
+    }
+    if let Some(code) = st.knobs.take_burst() {
+        Stats::add(&st.stats.injected_errors, 1);
+        let status = StatusCode::from_u16(code).unwrap_or(StatusCode::SERVICE_UNAVAILABLE);
+        let mut res = plain(status, &st.stats);
+        if status == StatusCode::TOO_MANY_REQUESTS {
+            res.headers_mut()
+                .insert(header::RETRY_AFTER, header::HeaderValue::from_static("1"));
+        }
+        return res;
+    }
+    let Ok(decoded) = percent_decode_str(uri.path()).decode_utf8() else {
+        return plain(StatusCode::NOT_FOUND, &st.stats);
+    };
+    let auth_key = uri.query().and_then(|q| {
+        url::form_urlencoded::parse(q.as_bytes())
+            .find(|(k, _)| k == "auth_key")
+            .map(|(_, v)| v.into_owned())
+    });
+    if let Some(auth) = &st.auth {
+        if let Err(reason) = verify_auth_key(auth, &decoded, auth_key.as_deref(), unix_now()) {
+            debug!(path = uri.path(), reason, "sim cdn: auth refused");
+            return plain(StatusCode::FORBIDDEN, &st.stats);
+        }
+    }
+    if let Some(key) = &auth_key {
+        if st.ttl_expired(key, knobs) {
+            debug!(path = uri.path(), "sim cdn: link_ttl_secs passed");
+            return plain(StatusCode::FORBIDDEN, &st.stats);
+        }
+    }
+    let rel = decoded.strip_prefix("/cdn/").unwrap_or_default();
+    let segments: Vec<&str> = rel.split('/').filter(|s| !s.is_empty()).collect();
+    if segments.iter().any(|s| *s == ".." || *s == ".") {
+        return plain(StatusCode::FORBIDDEN, &st.stats);
+    }
+    let path = segments.iter().fold(st.data_dir.clone(), |p, s| p.join(s));
+    let meta = match tokio::fs::metadata(&path).await {
+        Ok(m) if m.is_file() && !segments.is_empty() => m,
+        _ => return plain(StatusCode::NOT_FOUND, &st.stats),
+    };
+    let size = meta.len();
+    let mtime = meta
+        .modified()
+        .ok()
+        .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
+        .map_or(0, |d| d.as_secs());
+
+    let range = headers.get(header::RANGE).and_then(|v| v.to_str().ok());
+    let spec = if knobs.ignore_range {
+        RangeSpec::Full
+    } else {
+        parse_range(range, size)
+    };
+    let builder = Response::builder()
+        .header(header::ACCEPT_RANGES, "bytes")
+        .header(header::LAST_MODIFIED, http_date(mtime))
+        .header(header::CONTENT_TYPE, "application/octet-stream");
+    let (builder, start, len) = match spec {
+        RangeSpec::Unsatisfiable => {
+            Stats::add(&st.stats.unsatisfiable_416, 1);
+            let res = builder
+                .status(StatusCode::RANGE_NOT_SATISFIABLE)
+                .header(header::CONTENT_RANGE, format!("bytes */{size}"))
+                .header(header::CONTENT_LENGTH, 0)
+                .body(Body::empty());
+            return res.unwrap_or_else(|_| plain(StatusCode::INTERNAL_SERVER_ERROR, &st.stats));
+        }
+        RangeSpec::Full => {
+            Stats::add(&st.stats.full, 1);
+            (builder.status(StatusCode::OK), 0, size)
+        }
+        RangeSpec::Partial { mut start, mut end } => {
+            if knobs.wrong_content_range && size > 1 {
+                start = if start + 1 < size {
+                    start + 1
+                } else {
+                    start - 1
+                };
+                end = end.max(start);
+            }
+            Stats::add(&st.stats.ranges, 1);
+            let b = builder
+                .status(StatusCode::PARTIAL_CONTENT)
+                .header(header::CONTENT_RANGE, format!("bytes {start}-{end}/{size}"));
+            (b, start, end - start + 1)
+        }
+    };
+    let builder = builder.header(header::CONTENT_LENGTH, len);
+    let body = if head || len == 0 {
+        Body::empty()
+    } else {
+        let mut file = match tokio::fs::File::open(&path).await {
+            Ok(f) => f,
+            Err(_) => return plain(StatusCode::NOT_FOUND, &st.stats),
+        };
+        if start > 0 && file.seek(SeekFrom::Start(start)).await.is_err() {
+            return plain(StatusCode::INTERNAL_SERVER_ERROR, &st.stats);
+        }
+        let stream = BodyStream {
+            file,
+            remaining: len,
+            sent: 0,
+            started: Instant::now(),
+            rate: knobs.throughput_bytes_per_sec.filter(|r| *r > 0),
+            reset_after: knobs.reset_after_bytes,
+            stats: st.stats.clone(),
+            shutdown: st.shutdown.clone(),
+        };
+        Body::from_stream(futures_util::stream::unfold(Some(stream), |s| async move {
+            let mut s = s?;
+            if s.remaining == 0 {
+                return None;
+            }
+            match s.next_chunk().await {
+                Ok(bytes) => Some((Ok(bytes), Some(s))),
+                Err(e) => Some((Err(e), None)),
+            }
+        }))
+    };
+    builder
+        .body(body)
+        .unwrap_or_else(|_| plain(StatusCode::INTERNAL_SERVER_ERROR, &st.stats))
+}
+
+/// One response body being read from its file.
+struct BodyStream {
+    file: tokio::fs::File,
+    remaining: u64,
+    sent: u64,
+    started: Instant,
+    rate: Option<u64>,
+    reset_after: Option<u64>,
+    stats: Arc<Stats>,
+    shutdown: watch::Receiver<bool>,
+}
+
+impl BodyStream {
+    async fn next_chunk(&mut self) -> io::Result<Bytes> {
+        if *self.shutdown.borrow() {
+            return Err(io::Error::new(
+                io::ErrorKind::ConnectionAborted,
+                "simulator shutting down",
+            ));
+        }
+        let mut n = CHUNK.min(self.remaining);
+        if let Some(limit) = self.reset_after {
+            if self.sent >= limit {
+                pause(RESET_GRACE, &mut self.shutdown).await?;
+                Stats::add(&self.stats.resets, 1);
+                return Err(io::Error::new(
+                    io::ErrorKind::ConnectionReset,
+                    "sim: reset_after_bytes",
+                ));
+            }
+            n = n.min(limit - self.sent);
+        }
+        if let Some(rate) = self.rate {
+            n = n.min((rate / 20).clamp(1, PACE_SLICE));
+            let due = self.started + Duration::from_secs_f64((self.sent + n) as f64 / rate as f64);
+            let wait = due.saturating_duration_since(Instant::now());
+            if !wait.is_zero() {
+                pause(wait, &mut self.shutdown).await?;
+            }
+        }
+        let mut buf = vec![0u8; n as usize];
+        self.file.read_exact(&mut buf).await?;
+        self.sent += n;
+        self.remaining -= n;
+        Stats::add(&self.stats.bytes_sent, n);
+        Ok(Bytes::from(buf))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cdn_paths_are_encoded_per_segment() {
+        assert_eq!(
+            cdn_path("/Movies/测试 video.mp4"),
+            "/cdn/Movies/%E6%B5%8B%E8%AF%95%20video.mp4"
+        );
+        assert_eq!(
+            cdn_path("a/#1 (100%).txt"),
+            "/cdn/a/%231%20%28100%25%29.txt"
+        );
+    }
+}
