@@ -1,11 +1,19 @@
 //! panmount: mount PikPak and 123pan drives, shares and signed direct links through FUSE.
 //!
 //! Layers, one direction of dependency (DESIGN.md): `cli`/`app` -> `fuse` (the only code that
-//! knows fuser) -> `fs` (inodes, handles, caches, read path) -> `drivers` -> `http`.
+//! knows fuser) -> `fs` (inodes, handles) -> `cache` and `read` -> `drivers` -> `http`.
 
+pub mod app;
+pub mod cache;
+pub mod cli;
 pub mod config;
+#[cfg(feature = "sim")]
+pub mod demo;
 pub mod drivers;
 pub mod error;
+pub mod fs;
+pub mod fuse;
 pub mod http;
+pub mod read;
 #[cfg(feature = "sim")]
 pub mod sim;

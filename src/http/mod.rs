@@ -33,3 +33,6 @@ pub fn redact_url(url: &str) -> String {
         url.to_string()
     }
 }
+
+pub mod range;
+pub mod retry;

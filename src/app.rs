@@ -1,0 +1,280 @@
+//! Wiring: config -> drivers -> core -> FUSE, and the `check`, `ls` and `cat` commands, which
+//! use the same core without FUSE. Errors end as an exit code: 2 for a config or usage mistake
+//! (the message names the file and key), 1 for anything else (the message names the storage).
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use crate::cli::ByteRange;
+use crate::config::{Config, ConfigError};
+use crate::drivers::{self, BuildContext};
+use crate::error::Error;
+use crate::fs::{Fs, FsConfig, Owner, Storage};
+use crate::fuse::{self, MountOptions};
+use crate::http::HttpClient;
+use crate::read::window::WindowConfig;
+
+/// Cached blocks are this large: big enough that one request per block is cheap, small enough
+/// that a media scanner's read of a file's head or tail costs little.
+pub const BLOCK_SIZE: u64 = 1 << 20;
+
+#[derive(Debug, thiserror::Error)]
+pub enum AppError {
+    #[error("{0}")]
+    Config(#[from] ConfigError),
+    #[error("{0}")]
+    Usage(String),
+    #[error("{0}")]
+    Failed(String),
+}
+
+impl AppError {
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            AppError::Config(_) | AppError::Usage(_) => 2,
+            AppError::Failed(_) => 1,
+        }
+    }
+}
+
+/// Build every storage's driver and the core. Fails only on configuration mistakes.
+pub fn build_fs(config: &Config) -> Result<Fs, AppError> {
+    let mut storages = Vec::new();
+    for storage in &config.storages {
+        let proxy = storage.options.str("proxy")?;
+        let http = HttpClient::new(proxy.as_deref()).map_err(|e| storage.options.error("proxy", e.to_string()))?;
+        let ctx = BuildContext { http: http.clone(), state_dir: config.state_dir.clone() };
+        let driver = drivers::build(storage, &ctx)?;
+        storages.push(Storage::new(storage.path.clone(), driver, http));
+    }
+    Ok(Fs::new(storages, fs_config(config)))
+}
+
+fn fs_config(config: &Config) -> FsConfig {
+    let cache = &config.cache;
+    // SAFETY: getuid/getgid cannot fail.
+    let (uid, gid) = unsafe { (libc::getuid(), libc::getgid()) };
+    let memory_limit = (cache.memory_limit_mb.max(8) << 20) as usize;
+    // A window larger than a quarter of the cache would evict itself before being read.
+    let max_window = (cache.max_read_ahead_mb << 20).clamp(BLOCK_SIZE, memory_limit as u64 / 4);
+    FsConfig {
+        owner: Owner {
+            uid: config.fuse.uid.unwrap_or(uid),
+            gid: config.fuse.gid.unwrap_or(gid),
+            umask: config.fuse.umask,
+        },
+        dir_ttl: cache.dir_cache_time,
+        negative_ttl: cache.negative_cache_time,
+        link_margin: cache.link_expiry_margin,
+        block_size: BLOCK_SIZE,
+        memory_limit,
+        window: WindowConfig { initial: BLOCK_SIZE, max: max_window.max(BLOCK_SIZE) },
+    }
+}
+
+/// `panmount mount`: serve until SIGINT/SIGTERM (or an external unmount), then unmount.
+pub fn mount(rt: &tokio::runtime::Runtime, config: &Config, mountpoint: Option<PathBuf>) -> Result<(), AppError> {
+    let mountpoint = mountpoint.or_else(|| config.mountpoint.clone()).ok_or_else(|| {
+        AppError::Config(ConfigError {
+            file: config.file.clone(),
+            line: None,
+            key: Some("mountpoint".into()),
+            message: "no mount point: set `mountpoint` in the config or pass --mountpoint".into(),
+        })
+    })?;
+    let fs = Arc::new(build_fs(config)?);
+    serve(rt, fs, &mountpoint, config)
+}
+
+/// Log in, mount, and wait for a signal. Shared by `mount` and `demo`.
+pub fn serve(rt: &tokio::runtime::Runtime, fs: Arc<Fs>, mountpoint: &Path, config: &Config) -> Result<(), AppError> {
+    let results = rt.block_on(fs.login_all());
+    let down = results.iter().filter(|r| r.is_err()).count();
+    if down > 0 && down == results.len() {
+        tracing::warn!("no storage is reachable; mounting anyway, their folders answer EIO until they are");
+    }
+    let options = MountOptions {
+        allow_other: config.fuse.allow_other,
+        read_ahead_kb: config.cache.kernel_read_ahead_kb,
+        fsname: fsname(config),
+    };
+    let mounted = fuse::mount(fs, rt.handle().clone(), mountpoint, &options)
+        .map_err(|e| AppError::Failed(format!("cannot mount at {}: {e}", mountpoint.display())))?;
+    tracing::info!(mountpoint = %mountpoint.display(), storages = config.storages.len(), "mounted");
+    let reason = rt.block_on(wait_for_stop(&mounted));
+    tracing::info!("{reason}; unmounting");
+    mounted.unmount().map_err(|e| AppError::Failed(format!("unmount {}: {e}", mountpoint.display())))
+}
+
+fn fsname(config: &Config) -> String {
+    match config.storages.as_slice() {
+        [one] => format!("panmount:{}", one.driver),
+        _ => "panmount".to_string(),
+    }
+}
+
+async fn wait_for_stop(mounted: &fuse::Mounted) -> &'static str {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (Ok(mut term), Ok(mut int)) = (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) else {
+        return "cannot listen for signals";
+    };
+    let mut tick = tokio::time::interval(Duration::from_millis(250));
+    loop {
+        tokio::select! {
+            _ = term.recv() => return "SIGTERM",
+            _ = int.recv() => return "SIGINT",
+            _ = tick.tick() => if mounted.is_finished() { return "unmounted from outside" },
+        }
+    }
+}
+
+/// `panmount check`: one row per storage; Ok only if all are ok.
+pub async fn check(config: &Config) -> Result<(), AppError> {
+    let fs = build_fs(config)?;
+    let mut failed = 0;
+    println!("{:<24} {:<14} {:<6} {:>8}  {}", "PATH", "DRIVER", "STATUS", "ENTRIES", "QUOTA / ERROR");
+    for (i, storage) in fs.storages().iter().enumerate() {
+        let row = async {
+            storage.login().await?;
+            let ino = fs.resolve(&storage.path).await?;
+            let fh = fs.opendir(ino).await?;
+            let mut count = 0usize;
+            fs.readdir(fh, 2, false, |_| {
+                count += 1;
+                false
+            })
+            .await?;
+            fs.releasedir(fh);
+            let quota = storage.driver.quota().await?;
+            Ok::<_, Error>((count, quota))
+        };
+        let driver = &config.storages[i].driver;
+        match row.await {
+            Ok((count, quota)) => {
+                let quota = quota.map_or("-".to_string(), |q| format!("{} used of {}", human(q.used), human(q.total)));
+                println!("{:<24} {:<14} {:<6} {:>8}  {}", storage.path, driver, "ok", count, quota);
+            }
+            Err(err) => {
+                failed += 1;
+                println!("{:<24} {:<14} {:<6} {:>8}  {}", storage.path, driver, "error", "-", err);
+            }
+        }
+    }
+    if failed > 0 {
+        return Err(AppError::Failed(format!("{failed} of {} storages failed", fs.storages().len())));
+    }
+    Ok(())
+}
+
+/// `panmount ls`.
+pub async fn ls(config: &Config, path: &str, long: bool) -> Result<(), AppError> {
+    let fs = build_fs(config)?;
+    let fail = |e: Error| AppError::Failed(format!("{path}: {e}"));
+    let ino = fs.resolve(path).await.map_err(fail)?;
+    let (attr, _) = fs.getattr(ino).await.map_err(fail)?;
+    let mut rows = Vec::new();
+    if attr.is_dir {
+        let fh = fs.opendir(ino).await.map_err(fail)?;
+        fs.readdir(fh, 2, long, |item| {
+            rows.push((item.name.to_string(), item.attr));
+            false
+        })
+        .await
+        .map_err(fail)?;
+        fs.releasedir(fh);
+    } else {
+        rows.push((path.rsplit('/').next().unwrap_or(path).to_string(), attr));
+    }
+    let mut out = std::io::stdout().lock();
+    for (name, attr) in rows {
+        let line = if long {
+            let kind = if attr.is_dir { 'd' } else { '-' };
+            let secs = attr.mtime.duration_since(SystemTime::UNIX_EPOCH).map_or(0, |d| d.as_secs());
+            format!("{kind}{} {:>14} {} {name}", mode_string(attr.perm), attr.size, utc(secs))
+        } else if attr.is_dir {
+            format!("{name}/")
+        } else {
+            name
+        };
+        if writeln!(out, "{line}").is_err() {
+            break; // stdout closed (`| head`)
+        }
+    }
+    Ok(())
+}
+
+/// `panmount cat`: bytes to stdout through the mount's read path.
+pub async fn cat(config: &Config, path: &str, range: Option<ByteRange>) -> Result<(), AppError> {
+    let fs = build_fs(config)?;
+    let fail = |e: Error| AppError::Failed(format!("{path}: {e}"));
+    let ino = fs.resolve(path).await.map_err(fail)?;
+    let opened = fs.open(ino, false).await.map_err(fail)?;
+    let (attr, _) = fs.getattr(ino).await.map_err(fail)?;
+    let (start, end) = match range {
+        None => (0, attr.size),
+        Some(r) if r.start >= attr.size && attr.size > 0 || (r.start > 0 && attr.size == 0) => {
+            return Err(AppError::Failed(format!("{path}: range starts at {} but the file has {} bytes", r.start, attr.size)));
+        }
+        Some(r) => (r.start, r.end.map_or(attr.size, |e| (e + 1).min(attr.size))),
+    };
+    let mut out = std::io::stdout().lock();
+    let mut offset = start;
+    while offset < end {
+        let want = (end - offset).min(BLOCK_SIZE) as u32;
+        let bytes = fs.read(opened.fh, offset, want).await.map_err(fail)?;
+        if bytes.is_empty() {
+            return Err(AppError::Failed(format!("{path}: file ended at {offset}, expected {end} bytes")));
+        }
+        out.write_all(&bytes).map_err(|e| AppError::Failed(format!("stdout: {e}")))?;
+        offset += bytes.len() as u64;
+    }
+    out.flush().map_err(|e| AppError::Failed(format!("stdout: {e}")))?;
+    fs.release(opened.fh);
+    Ok(())
+}
+
+fn mode_string(perm: u16) -> String {
+    (0..9).map(|i| if perm & (0o400 >> i) != 0 { b"rwx"[i % 3] as char } else { '-' }).collect()
+}
+
+fn human(bytes: u64) -> String {
+    let units = ["B", "KiB", "MiB", "GiB", "TiB", "PiB"];
+    let mut value = bytes as f64;
+    let mut unit = 0;
+    while value >= 1024.0 && unit + 1 < units.len() {
+        value /= 1024.0;
+        unit += 1;
+    }
+    format!("{value:.1} {}", units[unit])
+}
+
+/// `YYYY-MM-DD HH:MM` in UTC, without a date crate (civil-from-days, Howard Hinnant).
+fn utc(secs: u64) -> String {
+    let days = (secs / 86400) as i64;
+    let (h, m) = ((secs % 86400) / 3600, (secs % 3600) / 60);
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let mo = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(mo <= 2);
+    format!("{y:04}-{mo:02}-{d:02} {h:02}:{m:02}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn formatting() {
+        assert_eq!(utc(0), "1970-01-01 00:00");
+        assert_eq!(utc(1_700_000_000), "2023-11-14 22:13");
+        assert_eq!(mode_string(0o755), "rwxr-xr-x");
+        assert_eq!(human(1536), "1.5 KiB");
+    }
+}

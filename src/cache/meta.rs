@@ -1,0 +1,160 @@
+//! Folder listings and negative names, with a time to live.
+//!
+//! A listing is trusted for `dir_cache_time` (rclone's default is 5 minutes; the kernel is told
+//! the remaining validity as its entry/attr TTL, so it stops asking when we would answer from
+//! cache anyway). Names that do not exist are remembered for `negative_cache_time`, because
+//! media servers probe every folder for `.nfo`, `.srt` and poster files that are not there:
+//! answering those from memory is most of what makes a library scan cheap. Sizes learned from
+//! the server (files listed without one) are kept by (id, version), so a re-listing that did not
+//! change a file does not probe it again.
+
+use std::num::NonZeroUsize;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use lru::LruCache;
+
+use crate::drivers::Entry;
+
+/// Which folder of which storage.
+pub type DirKey = (usize, String);
+
+pub struct MetaCache {
+    dir_ttl: Duration,
+    negative_ttl: Duration,
+    dirs: Mutex<LruCache<DirKey, (Instant, Arc<Vec<Entry>>)>>,
+    negatives: Mutex<LruCache<(DirKey, String), Instant>>,
+    sizes: Mutex<LruCache<(usize, String, String), u64>>,
+}
+
+/// Bounds chosen so the caches stay in the tens of MiB for the largest libraries we expect
+/// (hundreds of thousands of files): entries are evicted least-recently-used past these.
+const MAX_DIRS: usize = 10_000;
+const MAX_NEGATIVES: usize = 100_000;
+const MAX_SIZES: usize = 200_000;
+
+impl MetaCache {
+    pub fn new(dir_ttl: Duration, negative_ttl: Duration) -> Self {
+        let cap = |n| NonZeroUsize::new(n).unwrap();
+        MetaCache {
+            dir_ttl,
+            negative_ttl,
+            dirs: Mutex::new(LruCache::new(cap(MAX_DIRS))),
+            negatives: Mutex::new(LruCache::new(cap(MAX_NEGATIVES))),
+            sizes: Mutex::new(LruCache::new(cap(MAX_SIZES))),
+        }
+    }
+
+    /// A fresh listing and how much longer it stays fresh.
+    pub fn dir(&self, key: &DirKey) -> Option<(Arc<Vec<Entry>>, Duration)> {
+        let mut dirs = self.dirs.lock().unwrap();
+        let (at, entries) = dirs.get(key)?;
+        let left = self.dir_ttl.checked_sub(at.elapsed())?;
+        Some((entries.clone(), left))
+    }
+
+    pub fn put_dir(&self, key: DirKey, entries: Arc<Vec<Entry>>) {
+        // A new listing is the truth about its names: forget negatives it contradicts.
+        {
+            let mut negatives = self.negatives.lock().unwrap();
+            for e in entries.iter() {
+                negatives.pop(&(key.clone(), e.name.clone()));
+            }
+        }
+        self.dirs.lock().unwrap().put(key, (Instant::now(), entries));
+    }
+
+    pub fn invalidate_dir(&self, key: &DirKey) {
+        self.dirs.lock().unwrap().pop(key);
+    }
+
+    /// Whether `name` is known not to exist in `dir`, and for how much longer.
+    pub fn negative(&self, dir: &DirKey, name: &str) -> Option<Duration> {
+        let mut negatives = self.negatives.lock().unwrap();
+        let key = (dir.clone(), name.to_string());
+        let at = *negatives.get(&key)?;
+        match self.negative_ttl.checked_sub(at.elapsed()) {
+            Some(left) => Some(left),
+            None => {
+                negatives.pop(&key);
+                None
+            }
+        }
+    }
+
+    pub fn put_negative(&self, dir: DirKey, name: &str) {
+        self.negatives.lock().unwrap().put((dir, name.to_string()), Instant::now());
+    }
+
+    pub fn negative_ttl(&self) -> Duration {
+        self.negative_ttl
+    }
+
+    pub fn dir_ttl(&self) -> Duration {
+        self.dir_ttl
+    }
+
+    pub fn size(&self, storage: usize, entry: &Entry) -> Option<u64> {
+        let key = (storage, entry.id.clone(), entry.version.clone());
+        self.sizes.lock().unwrap().get(&key).copied()
+    }
+
+    pub fn put_size(&self, storage: usize, entry: &Entry, size: u64) {
+        let key = (storage, entry.id.clone(), entry.version.clone());
+        self.sizes.lock().unwrap().put(key, size);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::SystemTime;
+
+    fn entry(name: &str) -> Entry {
+        Entry {
+            id: format!("/{name}"),
+            name: name.into(),
+            is_dir: false,
+            size: None,
+            mtime: SystemTime::UNIX_EPOCH,
+            version: "v1".into(),
+        }
+    }
+
+    #[test]
+    fn listings_expire() {
+        let cache = MetaCache::new(Duration::from_millis(50), Duration::from_secs(1));
+        let key = (0, "/".to_string());
+        cache.put_dir(key.clone(), Arc::new(vec![entry("a")]));
+        let (entries, left) = cache.dir(&key).unwrap();
+        assert_eq!(entries[0].name, "a");
+        assert!(left <= Duration::from_millis(50));
+        std::thread::sleep(Duration::from_millis(60));
+        assert!(cache.dir(&key).is_none());
+    }
+
+    #[test]
+    fn negatives_expire_and_a_listing_clears_them() {
+        let cache = MetaCache::new(Duration::from_secs(10), Duration::from_millis(50));
+        let key = (0, "/".to_string());
+        cache.put_negative(key.clone(), "x.nfo");
+        assert!(cache.negative(&key, "x.nfo").is_some());
+        assert!(cache.negative(&key, "y.nfo").is_none());
+        cache.put_dir(key.clone(), Arc::new(vec![entry("x.nfo")]));
+        assert!(cache.negative(&key, "x.nfo").is_none());
+        cache.put_negative(key.clone(), "z");
+        std::thread::sleep(Duration::from_millis(60));
+        assert!(cache.negative(&key, "z").is_none());
+    }
+
+    #[test]
+    fn sizes_are_keyed_by_version() {
+        let cache = MetaCache::new(Duration::from_secs(10), Duration::from_secs(10));
+        let mut e = entry("a");
+        cache.put_size(0, &e, 42);
+        assert_eq!(cache.size(0, &e), Some(42));
+        assert_eq!(cache.size(1, &e), None);
+        e.version = "v2".into();
+        assert_eq!(cache.size(0, &e), None);
+    }
+}

@@ -1,0 +1,388 @@
+//! The filesystem core: inodes, handles, caches and the read path, behind async methods that
+//! return plain structs and [`Error`]. It never sees fuser; the adapter in `crate::fuse` (and
+//! the `ls`/`cat` commands, which use this core without FUSE) call it.
+
+pub mod attr;
+pub mod handles;
+pub mod inode;
+pub mod storage;
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime};
+
+use bytes::Bytes;
+use futures_util::future::join_all;
+
+use crate::cache::KeyedLock;
+use crate::cache::blocks::BlockCache;
+use crate::cache::link::LinkCache;
+use crate::cache::meta::{DirKey, MetaCache};
+use crate::drivers::Entry;
+use crate::error::{Error, Result};
+use crate::read::window::WindowConfig;
+use crate::read::{OpenFile, Reader};
+pub use attr::{Attr, Owner};
+use handles::{DirChild, DirSlot, Handle, Handles};
+use inode::{InodeTable, Kind, ROOT};
+pub use storage::Storage;
+
+/// Virtual folders never change while mounted: the kernel may trust them for a long time.
+const VIRTUAL_TTL: Duration = Duration::from_secs(24 * 3600);
+/// Never tell the kernel 0 (it would ask again for every `stat`).
+const MIN_TTL: Duration = Duration::from_secs(1);
+/// Size probes (files listed without a size) in flight at once, across the mount.
+const SIZE_PROBES: usize = 8;
+
+#[derive(Debug, Clone)]
+pub struct FsConfig {
+    pub owner: Owner,
+    pub dir_ttl: Duration,
+    pub negative_ttl: Duration,
+    pub link_margin: Duration,
+    pub block_size: u64,
+    pub memory_limit: usize,
+    pub window: WindowConfig,
+}
+
+pub enum Lookup {
+    Found { attr: Attr, ttl: Duration },
+    /// The name does not exist; the kernel may remember that for `ttl`.
+    Missing { ttl: Duration },
+}
+
+/// One entry of a `readdir` reply.
+pub struct DirItem<'a> {
+    pub offset: u64,
+    pub name: &'a str,
+    pub attr: Attr,
+    pub ttl: Duration,
+}
+
+pub struct Opened {
+    pub fh: u64,
+    /// The kernel may keep pages it cached for this file: its version has not changed.
+    pub keep_cache: bool,
+}
+
+pub struct StatFs {
+    pub total: u64,
+    pub used: u64,
+    pub files: u64,
+}
+
+pub struct Fs {
+    storages: Vec<Arc<Storage>>,
+    inodes: Mutex<InodeTable>,
+    meta: MetaCache,
+    listing: KeyedLock<DirKey>,
+    sizing: KeyedLock<(usize, String)>,
+    size_probes: tokio::sync::Semaphore,
+    links: Arc<LinkCache>,
+    reader: Reader,
+    handles: Handles,
+    config: FsConfig,
+}
+
+impl Fs {
+    pub fn new(storages: Vec<Storage>, config: FsConfig) -> Self {
+        let mut inodes = InodeTable::new();
+        let storages: Vec<Arc<Storage>> = storages.into_iter().map(Arc::new).collect();
+        for (i, s) in storages.iter().enumerate() {
+            inodes.add_storage(&s.path, i, s.driver.root());
+        }
+        Fs {
+            inodes: Mutex::new(inodes),
+            meta: MetaCache::new(config.dir_ttl, config.negative_ttl),
+            listing: KeyedLock::default(),
+            sizing: KeyedLock::default(),
+            size_probes: tokio::sync::Semaphore::new(SIZE_PROBES),
+            links: Arc::new(LinkCache::new(config.link_margin)),
+            reader: Reader::new(BlockCache::new(config.memory_limit), config.window),
+            handles: Handles::default(),
+            storages,
+            config,
+        }
+    }
+
+    pub fn storages(&self) -> &[Arc<Storage>] {
+        &self.storages
+    }
+
+    /// Log in to every storage, concurrently; failures are recorded (and logged) per storage.
+    pub async fn login_all(&self) -> Vec<Result<()>> {
+        join_all(self.storages.iter().map(|s| s.login())).await
+    }
+
+    pub async fn lookup(&self, parent: u64, name: &str) -> Result<Lookup> {
+        let node = self.inodes.lock().unwrap().get(parent)?.clone();
+        match node.kind {
+            Kind::Virtual { children } => match children.get(name) {
+                Some(&ino) => {
+                    let attr = self.getattr_virtual(ino)?;
+                    self.inodes.lock().unwrap().add_lookup(ino);
+                    Ok(Lookup::Found { attr, ttl: VIRTUAL_TTL })
+                }
+                None => Ok(Lookup::Missing { ttl: VIRTUAL_TTL }),
+            },
+            Kind::Remote { entry, .. } if !entry.is_dir => Err(Error::NotDir),
+            Kind::Remote { storage, entry } => {
+                let key = (storage, entry.id.clone());
+                if let Some(ttl) = self.meta.negative(&key, name) {
+                    return Ok(Lookup::Missing { ttl });
+                }
+                let (children, ttl) = self.list(storage, &entry).await?;
+                let Some(child) = children.iter().find(|c| c.name == name) else {
+                    self.meta.put_negative(key, name);
+                    return Ok(Lookup::Missing { ttl: self.meta.negative_ttl() });
+                };
+                let child = self.with_size(storage, child.clone()).await?;
+                let mut inodes = self.inodes.lock().unwrap();
+                let ino = inodes.upsert(parent, name, Kind::Remote { storage, entry: child.clone() });
+                inodes.add_lookup(ino);
+                Ok(Lookup::Found { attr: self.remote_attr(ino, &child), ttl })
+            }
+        }
+    }
+
+    pub fn forget(&self, ino: u64, n: u64) {
+        self.inodes.lock().unwrap().forget(ino, n);
+    }
+
+    /// Attributes, refreshed from the parent's listing once that listing has expired.
+    pub async fn getattr(&self, ino: u64) -> Result<(Attr, Duration)> {
+        let node = self.inodes.lock().unwrap().get(ino)?.clone();
+        let Kind::Remote { storage, entry } = &node.kind else {
+            return Ok((self.getattr_virtual(ino)?, VIRTUAL_TTL));
+        };
+        let parent = self.inodes.lock().unwrap().get(node.parent).map(|p| p.kind.clone());
+        let (entry, ttl) = match parent {
+            Ok(Kind::Remote { storage: ps, entry: parent_entry }) if ino != ROOT && ps == *storage => {
+                let (children, ttl) = self.list(*storage, &parent_entry).await?;
+                let fresh = children.iter().find(|c| c.name == node.name).ok_or(Error::NotFound)?;
+                let fresh = self.with_size(*storage, fresh.clone()).await?;
+                if fresh != *entry {
+                    self.inodes.lock().unwrap().upsert(node.parent, &node.name, Kind::Remote {
+                        storage: *storage,
+                        entry: fresh.clone(),
+                    });
+                }
+                (fresh, ttl)
+            }
+            // A storage root: its attributes are the driver's, and do not change.
+            _ => (entry.clone(), VIRTUAL_TTL),
+        };
+        Ok((self.remote_attr(ino, &entry), ttl.max(MIN_TTL)))
+    }
+
+    pub async fn opendir(&self, ino: u64) -> Result<u64> {
+        let node = self.inodes.lock().unwrap().get(ino)?.clone();
+        let mut slots = vec![
+            DirSlot { name: ".".into(), child: DirChild::Dot(ino) },
+            DirSlot { name: "..".into(), child: DirChild::Dot(node.parent) },
+        ];
+        match node.kind {
+            Kind::Virtual { children } => slots.extend(
+                children.into_iter().map(|(name, ino)| DirSlot { name, child: DirChild::Virtual(ino) }),
+            ),
+            Kind::Remote { entry, .. } if !entry.is_dir => return Err(Error::NotDir),
+            Kind::Remote { storage, entry } => {
+                let (children, _) = self.list(storage, &entry).await?;
+                slots.extend(
+                    children.iter().map(|c| DirSlot { name: c.name.clone(), child: DirChild::Remote(c.clone()) }),
+                );
+            }
+        }
+        Ok(self.handles.insert(Handle::Dir { ino, slots: Arc::new(slots) }))
+    }
+
+    /// Hand the folder's entries from `offset` on to `fill` until it reports the reply buffer
+    /// full. With `plus` (readdirplus) each accepted entry counts as a kernel lookup.
+    pub async fn readdir(&self, fh: u64, offset: u64, plus: bool, mut fill: impl FnMut(DirItem) -> bool) -> Result<()> {
+        let handle = self.handles.get(fh)?;
+        let Handle::Dir { ino, slots } = &*handle else { return Err(Error::NotDir) };
+        let rest = slots.get(offset as usize..).unwrap_or_default();
+        let storage = match &self.inodes.lock().unwrap().get(*ino)?.kind {
+            Kind::Remote { storage, .. } => Some(*storage),
+            Kind::Virtual { .. } => None,
+        };
+        // Sizes must be real before the kernel sees them: learn the unknown ones, concurrently.
+        let sized: Vec<Option<Result<Entry>>> = join_all(rest.iter().map(|slot| async {
+            match (&slot.child, storage) {
+                (DirChild::Remote(e), Some(s)) if plus => Some(self.with_size(s, e.clone()).await),
+                _ => None,
+            }
+        }))
+        .await;
+        for (i, (slot, sized)) in rest.iter().zip(sized).enumerate() {
+            let (attr, ttl) = match (&slot.child, sized) {
+                (DirChild::Dot(target), _) | (DirChild::Virtual(target), _) => {
+                    (self.getattr_virtual_or_remote(*target)?, VIRTUAL_TTL)
+                }
+                (DirChild::Remote(_), Some(Err(err))) => {
+                    tracing::warn!(name = %slot.name, error = %err, "could not learn the size; entry hidden");
+                    continue;
+                }
+                (DirChild::Remote(e), sized) => {
+                    let entry = sized.and_then(|r| r.ok()).unwrap_or_else(|| e.clone());
+                    let kind = Kind::Remote { storage: storage.expect("remote child of a remote folder"), entry };
+                    let child = self.inodes.lock().unwrap().upsert(*ino, &slot.name, kind.clone());
+                    let Kind::Remote { entry, .. } = &kind else { unreachable!() };
+                    (self.remote_attr(child, entry), self.config.dir_ttl)
+                }
+            };
+            let item = DirItem { offset: offset + i as u64 + 1, name: &slot.name, attr, ttl };
+            if fill(item) {
+                break;
+            }
+            if plus && !matches!(slot.child, DirChild::Dot(_)) {
+                self.inodes.lock().unwrap().add_lookup(attr.ino);
+            }
+        }
+        Ok(())
+    }
+
+    pub fn releasedir(&self, fh: u64) {
+        self.handles.remove(fh);
+    }
+
+    /// Open a file for reading (writes are refused: the mount is read-only).
+    pub async fn open(&self, ino: u64, write: bool) -> Result<Opened> {
+        if write {
+            return Err(Error::ReadOnly);
+        }
+        let node = self.inodes.lock().unwrap().get(ino)?.clone();
+        let Kind::Remote { storage, entry } = node.kind else { return Err(Error::IsDir) };
+        if entry.is_dir {
+            return Err(Error::IsDir);
+        }
+        let s = &self.storages[storage];
+        s.ensure_up().await?;
+        let entry = self.with_size(storage, entry).await?;
+        let size = entry.size.expect("with_size sets the size");
+        let keep_cache = {
+            let mut inodes = self.inodes.lock().unwrap();
+            let node = inodes.get_mut(ino)?;
+            let keep = node.cached_version.as_deref() == Some(entry.version.as_str());
+            node.cached_version = Some(entry.version.clone());
+            keep
+        };
+        let file = OpenFile::new(
+            storage,
+            s.path.clone(),
+            entry,
+            size,
+            self.config.block_size,
+            s.driver.clone(),
+            self.links.clone(),
+            s.http.clone(),
+        );
+        let reader = Arc::new(self.reader.open(Arc::new(file)));
+        Ok(Opened { fh: self.handles.insert(Handle::File(reader)), keep_cache })
+    }
+
+    pub async fn read(&self, fh: u64, offset: u64, size: u32) -> Result<Bytes> {
+        let handle = self.handles.get(fh)?;
+        let Handle::File(reader) = &*handle else { return Err(Error::IsDir) };
+        self.reader.read(reader, offset, size).await
+    }
+
+    pub fn release(&self, fh: u64) {
+        self.handles.remove(fh);
+    }
+
+    /// Space across the storages that report a quota.
+    pub async fn statfs(&self) -> StatFs {
+        let quotas = join_all(self.storages.iter().map(|s| async move {
+            if s.ensure_up().await.is_err() {
+                return None;
+            }
+            s.driver.quota().await.ok().flatten()
+        }))
+        .await;
+        let (total, used) = quotas.into_iter().flatten().fold((0, 0), |(t, u), q| (t + q.total, u + q.used));
+        StatFs { total, used: used.min(total), files: self.inodes.lock().unwrap().len() as u64 }
+    }
+
+    /// Walk an absolute path from the root (for `ls` and `cat` without FUSE).
+    pub async fn resolve(&self, path: &str) -> Result<u64> {
+        let mut ino = ROOT;
+        for part in path.split('/').filter(|p| !p.is_empty()) {
+            ino = match self.lookup(ino, part).await? {
+                Lookup::Found { attr, .. } => attr.ino,
+                Lookup::Missing { .. } => return Err(Error::NotFound),
+            };
+        }
+        Ok(ino)
+    }
+
+    /// The listing of `dir`, from cache or from the driver (one call per folder at a time).
+    async fn list(&self, storage: usize, dir: &Entry) -> Result<(Arc<Vec<Entry>>, Duration)> {
+        let key = (storage, dir.id.clone());
+        if let Some(hit) = self.meta.dir(&key) {
+            return Ok(hit);
+        }
+        let _guard = self.listing.lock(key.clone()).await;
+        if let Some(hit) = self.meta.dir(&key) {
+            return Ok(hit);
+        }
+        let s = &self.storages[storage];
+        s.ensure_up().await?;
+        let entries = Arc::new(s.driver.list(dir).await?);
+        self.meta.put_dir(key, entries.clone());
+        Ok((entries, self.meta.dir_ttl()))
+    }
+
+    /// `entry` with its size known: from the listing, from the size cache, or from the server.
+    async fn with_size(&self, storage: usize, mut entry: Entry) -> Result<Entry> {
+        if entry.is_dir {
+            entry.size.get_or_insert(0);
+            return Ok(entry);
+        }
+        if entry.size.is_some() {
+            return Ok(entry);
+        }
+        if let Some(size) = self.meta.size(storage, &entry) {
+            entry.size = Some(size);
+            return Ok(entry);
+        }
+        let _guard = self.sizing.lock((storage, entry.id.clone())).await;
+        if let Some(size) = self.meta.size(storage, &entry) {
+            entry.size = Some(size);
+            return Ok(entry);
+        }
+        let _permit = self.size_probes.acquire().await.map_err(|_| Error::internal("closed"))?;
+        let s = &self.storages[storage];
+        let driver = &s.driver;
+        let key = (storage, entry.id.clone(), entry.version.clone());
+        let link = self.links.get(&key, || driver.link(&entry)).await?;
+        let size = match crate::http::range::probe_size(&s.http, &link).await {
+            Err(Error::LinkRefused { .. }) => {
+                self.links.invalidate(&key, &link);
+                let link = self.links.get(&key, || driver.link(&entry)).await?;
+                crate::http::range::probe_size(&s.http, &link).await?
+            }
+            other => other?,
+        };
+        self.meta.put_size(storage, &entry, size);
+        entry.size = Some(size);
+        Ok(entry)
+    }
+
+    fn remote_attr(&self, ino: u64, entry: &Entry) -> Attr {
+        self.config.owner.attr(ino, entry.is_dir, entry.size.unwrap_or(0), entry.mtime)
+    }
+
+    fn getattr_virtual(&self, ino: u64) -> Result<Attr> {
+        self.getattr_virtual_or_remote(ino)
+    }
+
+    /// Attributes from what the table holds, without asking anyone.
+    fn getattr_virtual_or_remote(&self, ino: u64) -> Result<Attr> {
+        let inodes = self.inodes.lock().unwrap();
+        let node = inodes.get(ino)?;
+        Ok(match &node.kind {
+            Kind::Virtual { .. } => self.config.owner.attr(ino, true, 0, SystemTime::UNIX_EPOCH),
+            Kind::Remote { entry, .. } => self.remote_attr(ino, entry),
+        })
+    }
+}

@@ -1,0 +1,88 @@
+//! One mounted storage and its health.
+//!
+//! A storage that refuses login or cannot be reached must not take the others down: it is
+//! marked down, its folder answers EIO, and the reason is logged once, when the state changes
+//! (never once per request, which would flood a media server's scan into the journal). A down
+//! storage tries to log in again at most once per `RETRY_AFTER` when it is accessed, so a
+//! mount started while the network was out recovers without a restart.
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use crate::drivers::Driver;
+use crate::error::{Error, Result};
+use crate::http::HttpClient;
+
+const RETRY_AFTER: Duration = Duration::from_secs(60);
+
+pub struct Storage {
+    pub path: String,
+    pub driver: Arc<dyn Driver>,
+    /// The storage's HTTP client (its own when it sets `proxy`); downloads go through it too.
+    pub http: HttpClient,
+    health: Mutex<Health>,
+    login: tokio::sync::Mutex<()>,
+}
+
+enum Health {
+    Unknown,
+    Up,
+    Down { reason: String, at: Instant },
+}
+
+impl Storage {
+    pub fn new(path: String, driver: Arc<dyn Driver>, http: HttpClient) -> Self {
+        Storage { path, driver, http, health: Mutex::new(Health::Unknown), login: tokio::sync::Mutex::new(()) }
+    }
+
+    /// Log in and record the outcome (logging it if it changed).
+    pub async fn login(&self) -> Result<()> {
+        let _one_at_a_time = self.login.lock().await;
+        let result = self.driver.login().await;
+        let mut health = self.health.lock().unwrap();
+        match &result {
+            Ok(()) => {
+                if matches!(*health, Health::Down { .. }) {
+                    tracing::info!(storage = %self.path, "storage is reachable again");
+                }
+                *health = Health::Up;
+            }
+            Err(err) => {
+                let reason = err.to_string();
+                let changed = !matches!(&*health, Health::Down { reason: r, .. } if *r == reason);
+                if changed {
+                    tracing::error!(storage = %self.path, driver = self.driver.kind(), "storage unavailable: {reason}");
+                }
+                *health = Health::Down { reason, at: Instant::now() };
+            }
+        }
+        result.map_err(|err| self.down_error(err.to_string()))
+    }
+
+    /// Ok when the storage may be used now; a down storage retries its login now and then.
+    pub async fn ensure_up(&self) -> Result<()> {
+        let retry = {
+            let health = self.health.lock().unwrap();
+            match &*health {
+                Health::Up => return Ok(()),
+                Health::Unknown => true,
+                Health::Down { reason, at } if at.elapsed() < RETRY_AFTER => {
+                    return Err(self.down_error(reason.clone()));
+                }
+                Health::Down { .. } => true,
+            }
+        };
+        if retry { self.login().await } else { Ok(()) }
+    }
+
+    pub fn down_reason(&self) -> Option<String> {
+        match &*self.health.lock().unwrap() {
+            Health::Down { reason, .. } => Some(reason.clone()),
+            _ => None,
+        }
+    }
+
+    fn down_error(&self, reason: String) -> Error {
+        Error::StorageDown { path: self.path.clone(), reason }
+    }
+}

@@ -1,0 +1,57 @@
+//! `panmount`: parse the command line, set up logging and the runtime, run, exit with the
+//! code INTERFACE.md promises (0 ok, 2 usage or config mistake, 1 anything else).
+
+use std::process::ExitCode;
+
+use clap::Parser;
+use panmount::app::{self, AppError};
+use panmount::cli::{Cli, Command};
+use panmount::config::Config;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging(&cli);
+    let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().thread_name("panmount").build() {
+        Ok(rt) => rt,
+        Err(err) => {
+            eprintln!("panmount: cannot start the runtime: {err}");
+            return ExitCode::from(1);
+        }
+    };
+    match run(&rt, cli.command) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("panmount: {err}");
+            ExitCode::from(err.exit_code() as u8)
+        }
+    }
+}
+
+fn run(rt: &tokio::runtime::Runtime, command: Command) -> Result<(), AppError> {
+    match command {
+        Command::Mount { config, mountpoint } => app::mount(rt, &Config::load(&config)?, mountpoint),
+        Command::Check { config } => rt.block_on(app::check(&Config::load(&config)?)),
+        Command::Ls { config, path, long } => rt.block_on(app::ls(&Config::load(&config)?, &path, long)),
+        Command::Cat { config, path, range } => rt.block_on(app::cat(&Config::load(&config)?, &path, range)),
+        Command::Demo { mountpoint } => panmount::demo::run(rt, &mountpoint),
+        Command::Sim { listen, data, private_key, uid } => rt
+            .block_on(panmount::sim::run_cli(listen, data, private_key, uid))
+            .map_err(|e| AppError::Failed(format!("simulator: {e}"))),
+    }
+}
+
+/// Logs go to stderr (journald picks them up under systemd). Only panmount's own targets are
+/// raised by -v: the HTTP crates' debug output can contain signed URLs, so they stay at warn
+/// whatever the filter says.
+fn init_logging(cli: &Cli) {
+    let quiet_command = !matches!(cli.command, Command::Mount { .. } | Command::Demo { .. } | Command::Sim { .. });
+    let level = match (cli.verbose, quiet_command) {
+        (0, true) => "warn",
+        (0, false) => "info",
+        (1, _) => "debug",
+        _ => "trace",
+    };
+    let base = std::env::var("PANMOUNT_LOG").unwrap_or_else(|_| format!("warn,panmount={level}"));
+    let filter = tracing_subscriber::EnvFilter::new(format!("{base},reqwest=warn,hyper=warn,hyper_util=warn,h2=warn,rustls=warn"));
+    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_target(false).init();
+}

@@ -1,0 +1,93 @@
+//! Fetch a run of consecutive blocks with one ranged request, and keep going until every block
+//! of the run is delivered or has failed for good.
+//!
+//! - A body cut short (connection reset, timeout) is resumed from the first byte not yet
+//!   received, with a fresh request.
+//! - A refused link (403/410: expired or revoked) is re-minted once and the read resumes at the
+//!   same offset; a second refusal in a row, with no byte received in between, is EIO.
+//! - Throttling and server errors back off (`http::retry`), bounded; any progress resets the
+//!   budget, so a slow CDN that keeps cutting connections still finishes.
+//! - Anything that fails validation in `http::range` fails the blocks: those bytes never reach
+//!   a reader.
+
+use std::sync::Arc;
+
+use bytes::{Bytes, BytesMut};
+
+use super::OpenFile;
+use crate::cache::blocks::Filler;
+use crate::error::Error;
+use crate::http::range::get_range;
+use crate::http::retry::Backoff;
+
+/// Transient failures in a row (no byte received in between) before the run gives up.
+const MAX_ATTEMPTS: u32 = 6;
+
+/// Deliver `fillers` (consecutive blocks of `file`, in order).
+pub async fn fetch_run(file: Arc<OpenFile>, mut fillers: std::collections::VecDeque<Filler>) {
+    let block_size = file.block_size;
+    let Some(first) = fillers.front() else { return };
+    let mut pos = first.key.index * block_size;
+    let end = ((fillers.back().unwrap().key.index + 1) * block_size).min(file.size);
+    let mut block = BytesMut::new();
+    let mut backoff = Backoff::new(MAX_ATTEMPTS);
+    let mut reminted = false;
+
+    while pos < end {
+        let link = match file.link().await {
+            Ok(link) => link,
+            Err(err) => return fail_all(&file, fillers, err),
+        };
+        let err = match get_range(&file.http, &link, pos, end - 1, file.size).await {
+            Ok(mut body) => loop {
+                match body.chunk().await {
+                    Ok(Some(chunk)) => {
+                        backoff.reset();
+                        reminted = false;
+                        pos += chunk.len() as u64;
+                        deliver(&file, &mut fillers, &mut block, chunk);
+                    }
+                    Ok(None) => break None,
+                    Err(err) => break Some(err),
+                }
+            },
+            Err(err) => Some(err),
+        };
+        let Some(err) = err else { continue };
+        match err {
+            Error::LinkRefused { .. } if !reminted => {
+                tracing::debug!(file = %file.entry.name, %err, "link refused, minting a new one");
+                file.refused(&link);
+                reminted = true;
+            }
+            err => match backoff.delay_for(&err) {
+                Some(delay) => {
+                    tracing::debug!(file = %file.entry.name, offset = pos, %err, ?delay, "resuming download");
+                    tokio::time::sleep(delay).await;
+                }
+                None => return fail_all(&file, fillers, err),
+            },
+        }
+    }
+}
+
+/// Hand complete blocks to their fillers as bytes arrive.
+fn deliver(file: &OpenFile, fillers: &mut std::collections::VecDeque<Filler>, block: &mut BytesMut, mut chunk: Bytes) {
+    while !chunk.is_empty() {
+        let Some(filler) = fillers.front() else { return };
+        let want = file.block_len(filler.key.index) as usize - block.len();
+        let take = want.min(chunk.len());
+        block.extend_from_slice(&chunk.split_to(take));
+        if take == want {
+            let filler = fillers.pop_front().unwrap();
+            filler.complete(std::mem::take(block).freeze());
+        }
+    }
+}
+
+fn fail_all(file: &OpenFile, fillers: std::collections::VecDeque<Filler>, err: Error) {
+    tracing::warn!(storage = %file.storage_path, file = %file.entry.name, error = %err, "read failed");
+    for filler in fillers {
+        filler.fail(err.clone());
+    }
+}

@@ -1,0 +1,160 @@
+//! The read path: from a kernel read (offset, size) to validated bytes.
+//!
+//! A file is read in fixed-size blocks through the shared [`BlockCache`]. Each read claims the
+//! blocks it needs plus the read-ahead its [`Window`] asks for; blocks nobody else is fetching
+//! are grouped into runs of consecutive blocks, each run split over up to the driver's
+//! connection limit, and each part fetched by one ranged request in a spawned task (so an
+//! interrupted read does not waste a download, and read-ahead runs in the background). The
+//! read then waits only for the blocks it needs.
+
+pub mod fetch;
+pub mod window;
+
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex};
+
+use bytes::{Bytes, BytesMut};
+
+use crate::cache::blocks::{self, BlockCache, BlockKey, Claim, Filler};
+use crate::cache::link::{LinkCache, LinkKey};
+use crate::drivers::{Driver, Entry, Link};
+use crate::error::Result;
+use crate::http::HttpClient;
+use window::{Window, WindowConfig};
+
+/// One file being read: what the fetch tasks need, shared by them and the handle.
+pub struct OpenFile {
+    pub storage: usize,
+    pub storage_path: String,
+    pub entry: Entry,
+    pub size: u64,
+    pub block_size: u64,
+    pub driver: Arc<dyn Driver>,
+    pub links: Arc<LinkCache>,
+    pub http: HttpClient,
+    file_key: Arc<str>,
+}
+
+impl OpenFile {
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        storage: usize,
+        storage_path: String,
+        entry: Entry,
+        size: u64,
+        block_size: u64,
+        driver: Arc<dyn Driver>,
+        links: Arc<LinkCache>,
+        http: HttpClient,
+    ) -> Self {
+        let file_key = Arc::from(format!("{storage}\0{}\0{}", entry.id, entry.version));
+        OpenFile { storage, storage_path, entry, size, block_size, driver, links, http, file_key }
+    }
+
+    fn link_key(&self) -> LinkKey {
+        (self.storage, self.entry.id.clone(), self.entry.version.clone())
+    }
+
+    pub async fn link(&self) -> Result<Arc<Link>> {
+        self.links.get(&self.link_key(), || self.driver.link(&self.entry)).await
+    }
+
+    pub fn refused(&self, link: &Arc<Link>) {
+        self.links.invalidate(&self.link_key(), link);
+    }
+
+    fn block_key(&self, index: u64) -> BlockKey {
+        BlockKey { file: self.file_key.clone(), index }
+    }
+
+    fn block_len(&self, index: u64) -> u64 {
+        (self.size - index * self.block_size).min(self.block_size)
+    }
+}
+
+/// The state of one open handle.
+pub struct FileReader {
+    pub file: Arc<OpenFile>,
+    window: Mutex<Window>,
+}
+
+pub struct Reader {
+    blocks: Arc<BlockCache>,
+    window: WindowConfig,
+}
+
+impl Reader {
+    pub fn new(blocks: Arc<BlockCache>, window: WindowConfig) -> Self {
+        Reader { blocks, window }
+    }
+
+    pub fn open(&self, file: Arc<OpenFile>) -> FileReader {
+        FileReader { file, window: Mutex::new(Window::new(self.window)) }
+    }
+
+    /// Up to `size` bytes at `offset`; fewer only at the end of the file.
+    pub async fn read(&self, reader: &FileReader, offset: u64, size: u32) -> Result<Bytes> {
+        let file = &reader.file;
+        if offset >= file.size || size == 0 {
+            return Ok(Bytes::new());
+        }
+        let end = (offset + size as u64).min(file.size);
+        let ahead = reader.window.lock().unwrap().on_read(self.window, offset, end - offset, file.size);
+        let bs = file.block_size;
+        let (first, last) = (offset / bs, (end - 1) / bs);
+        let last_wanted = ahead.map_or(last, |r| last.max((r.end - 1) / bs));
+
+        let mut needed = Vec::with_capacity((last - first + 1) as usize);
+        let mut run: VecDeque<Filler> = VecDeque::new();
+        let mut runs = Vec::new();
+        for index in first..=last_wanted {
+            match self.blocks.claim(file.block_key(index)) {
+                Claim::Fetch(filler) => {
+                    if index <= last {
+                        needed.push(Claim::Pending(filler.subscribe()));
+                    }
+                    run.push_back(filler);
+                }
+                other => {
+                    if index <= last {
+                        needed.push(other);
+                    }
+                    runs.extend((!run.is_empty()).then(|| std::mem::take(&mut run)));
+                }
+            }
+        }
+        runs.extend((!run.is_empty()).then_some(run));
+        for run in runs {
+            self.spawn_run(file, run);
+        }
+
+        let mut out = BytesMut::with_capacity((end - offset) as usize);
+        for (i, claim) in needed.into_iter().enumerate() {
+            let index = first + i as u64;
+            let block = match claim {
+                Claim::Ready(bytes) => bytes,
+                Claim::Pending(slot) => blocks::wait(slot).await?,
+                Claim::Fetch(_) => unreachable!("fetch claims were handed to runs"),
+            };
+            let block_start = index * bs;
+            let from = offset.max(block_start) - block_start;
+            let to = end.min(block_start + block.len() as u64) - block_start;
+            if block.len() as u64 != file.block_len(index) {
+                return Err(crate::error::Error::internal("block of the wrong length in cache"));
+            }
+            out.extend_from_slice(&block[from as usize..to as usize]);
+        }
+        Ok(out.freeze())
+    }
+
+    /// Split a run over the driver's connection limit and fetch each part in the background.
+    fn spawn_run(&self, file: &Arc<OpenFile>, mut run: VecDeque<Filler>) {
+        let parts = file.driver.max_connections().clamp(1, run.len());
+        let per_part = run.len().div_ceil(parts);
+        while !run.is_empty() {
+            let rest = run.split_off(per_part.min(run.len()));
+            let part = std::mem::replace(&mut run, rest);
+            tokio::spawn(fetch::fetch_run(file.clone(), part));
+        }
+    }
+}

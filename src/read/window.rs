@@ -1,0 +1,160 @@
+//! The read-ahead policy of one open file: pure arithmetic, no IO, property-tested.
+//!
+//! A read close to where the last one ended (up to `BACK` behind or `FORWARD` ahead, because
+//! the kernel's asynchronous readahead dispatches neighbouring requests out of order) counts
+//! as sequential. Sequential reading keeps data requested ahead of the reader: whenever the
+//! requested frontier falls more than half a window behind `end + window`, the gap is asked for
+//! as one range and the window doubles, up to `max`. Any other read is a seek: the window drops
+//! back to `initial`, which is about what a media scanner needs for a file's head or tail.
+
+use std::ops::Range;
+
+/// How far behind the expected offset a read may start and still count as sequential.
+pub const BACK: u64 = 256 * 1024;
+/// How far ahead of the expected offset a read may start and still count as sequential.
+pub const FORWARD: u64 = 1024 * 1024;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WindowConfig {
+    pub initial: u64,
+    pub max: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Window {
+    /// Where the next sequential read is expected.
+    next: u64,
+    /// Bytes to keep requested ahead of the reader.
+    size: u64,
+    /// Everything before this has been requested.
+    frontier: u64,
+}
+
+impl Window {
+    pub fn new(config: WindowConfig) -> Self {
+        Window { next: 0, size: config.initial, frontier: 0 }
+    }
+
+    pub fn size(&self) -> u64 {
+        self.size
+    }
+
+    pub fn frontier(&self) -> u64 {
+        self.frontier
+    }
+
+    /// Record a read of `len` bytes at `offset` and return what to fetch ahead of it, if
+    /// anything. The range never reaches past `file_size` and is never empty.
+    pub fn on_read(&mut self, config: WindowConfig, offset: u64, len: u64, file_size: u64) -> Option<Range<u64>> {
+        let end = offset.saturating_add(len).min(file_size);
+        let sequential = offset.saturating_add(BACK) >= self.next && offset <= self.next.saturating_add(FORWARD);
+        if sequential {
+            self.next = self.next.max(end);
+        } else {
+            self.next = end;
+            self.size = config.initial;
+            self.frontier = end;
+        }
+        let target = self.next.saturating_add(self.size).min(file_size);
+        let start = self.frontier.max(self.next);
+        if target <= start {
+            return None;
+        }
+        if target - start >= self.size / 2 || target == file_size {
+            self.frontier = target;
+            self.size = self.size.saturating_mul(2).min(config.max);
+            return Some(start..target);
+        }
+        None
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    const MIB: u64 = 1024 * 1024;
+    const CFG: WindowConfig = WindowConfig { initial: MIB, max: 16 * MIB };
+
+    #[test]
+    fn sequential_reading_grows_the_window_and_keeps_ahead() {
+        let mut w = Window::new(CFG);
+        let size = 100 * MIB;
+        let mut requested = Vec::new();
+        let mut offset = 0;
+        while offset < size {
+            if let Some(r) = w.on_read(CFG, offset, 128 * 1024, size) {
+                requested.push(r);
+            }
+            offset += 128 * 1024;
+            assert!(w.frontier() >= offset.min(size));
+        }
+        assert_eq!(w.size(), CFG.max);
+        // Contiguous, increasing, and covering the file to its end.
+        assert_eq!(requested[0].start, 128 * 1024);
+        for pair in requested.windows(2) {
+            assert_eq!(pair[0].end, pair[1].start);
+        }
+        assert_eq!(requested.last().unwrap().end, size);
+    }
+
+    #[test]
+    fn a_seek_resets_the_window() {
+        let mut w = Window::new(CFG);
+        for i in 0..40 {
+            w.on_read(CFG, i * 128 * 1024, 128 * 1024, 1 << 40);
+        }
+        assert!(w.size() > CFG.initial);
+        w.on_read(CFG, 500 * MIB, 4096, 1 << 40);
+        assert_eq!(w.size(), CFG.initial * 2);
+        assert!(w.frontier() <= 500 * MIB + 4096 + CFG.initial);
+    }
+
+    #[test]
+    fn small_reordering_is_still_sequential() {
+        let mut w = Window::new(CFG);
+        w.on_read(CFG, 0, 128 * 1024, 1 << 30);
+        w.on_read(CFG, 256 * 1024, 128 * 1024, 1 << 30);
+        let before = w.size();
+        w.on_read(CFG, 128 * 1024, 128 * 1024, 1 << 30);
+        assert!(w.size() >= before);
+    }
+
+    proptest! {
+        #[test]
+        fn ranges_stay_in_the_file_and_the_window_in_bounds(
+            file_size in 0u64..(1 << 34),
+            reads in prop::collection::vec((0u64..(1 << 34), 1u64..(4 * MIB)), 1..200),
+        ) {
+            let mut w = Window::new(CFG);
+            for (offset, len) in reads {
+                let offset = offset % (file_size + 1);
+                if let Some(r) = w.on_read(CFG, offset, len, file_size) {
+                    prop_assert!(r.start < r.end);
+                    prop_assert!(r.end <= file_size);
+                }
+                prop_assert!(w.size() >= CFG.initial && w.size() <= CFG.max);
+            }
+        }
+
+        #[test]
+        fn sequential_reads_never_request_a_byte_twice(
+            file_size in 1u64..(1 << 30),
+            lens in prop::collection::vec(1u64..(2 * MIB), 1..300),
+        ) {
+            let mut w = Window::new(CFG);
+            let mut offset = 0;
+            let mut last_end = 0;
+            for len in lens {
+                if offset >= file_size { break; }
+                if let Some(r) = w.on_read(CFG, offset, len, file_size) {
+                    prop_assert!(r.start >= last_end);
+                    last_end = r.end;
+                }
+                offset += len;
+                prop_assert!(w.frontier() >= offset.min(file_size) || w.frontier() == file_size);
+            }
+        }
+    }
+}
