@@ -152,7 +152,10 @@ async fn answer(
     }
     if let Some(code) = st.knobs.take_burst() {
         Stats::add(&st.stats.injected_errors, 1);
-        let status = StatusCode::from_u16(code).unwrap_or(StatusCode::SERVICE_UNAVAILABLE);
+        let status = StatusCode::from_u16(code)
+            .ok()
+            .filter(|s| s.is_client_error() || s.is_server_error())
+            .unwrap_or(StatusCode::SERVICE_UNAVAILABLE);
         let mut res = plain(status, &st.stats);
         if status == StatusCode::TOO_MANY_REQUESTS {
             res.headers_mut()

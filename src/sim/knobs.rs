@@ -31,7 +31,8 @@ pub struct KnobValues {
     pub first_byte_delay_ms: u64,
     /// The next N CDN requests answer `error_status`; the count goes down by one per request.
     pub error_burst: u32,
-    /// Status of the error burst (default 503). With 429 the answer carries `Retry-After: 1`.
+    /// Status of the error burst (default 503; anything but 4xx/5xx means 503). With 429 the
+    /// answer carries `Retry-After: 1`.
     pub error_status: u16,
     /// Answer `Range` requests with 200 and the full body (a misbehaving CDN).
     pub ignore_range: bool,

@@ -6,6 +6,10 @@
 //! reading of `reference/` and never calls the crate's client or driver code: a client bug must
 //! fail a test, not be mirrored here.
 //!
+//! Files: `cdn` (the file server), `auth_key` (123pan direct-link signature check), `range`
+//! (`Range` parsing, HTTP dates), `knobs` (fault knobs, counters), `sample` (sample tree, link
+//! tree text).
+//!
 //! Routes:
 //! - `GET`/`HEAD /cdn/{path}`: the files (see [`cdn`]).
 //! - `GET /_sim/knobs` → the [`KnobValues`] as JSON; `PUT /_sim/knobs` with a JSON body replaces
@@ -224,12 +228,8 @@ pub async fn run_cli(
     })
     .await?;
     println!("listening on {}", sim.base_url());
-    println!(
-        "data dir {} served under {}/cdn/{}",
-        data_dir.display(),
-        sim.base_url(),
-        if signed { " (auth_key required)" } else { "" }
-    );
+    let auth = if signed { ", auth_key required" } else { "" };
+    println!("data dir {} (served under /cdn/{auth})", data_dir.display());
     tokio::signal::ctrl_c().await?;
     sim.shutdown().await;
     Ok(())
