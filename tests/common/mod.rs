@@ -1,0 +1,215 @@
+//! Shared harness of the end-to-end tests: a simulator on loopback with the sample tree, config
+//! files for it, and real `panmount mount` processes on temporary mount points.
+//!
+//! FUSE tests never skip silently: without `/dev/fuse` they fail. Only an explicit
+//! `PANMOUNT_SKIP_FUSE_TESTS=1` skips them (and says so).
+#![allow(dead_code)]
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+
+use panmount::sim::{self, CdnAuth, SampleFile, SimConfig, SimHandle, SizeMode};
+
+pub const UID: u64 = 1_814_435_971;
+pub const KEY: &str = "test-private-key";
+
+pub fn bin() -> &'static str {
+    env!("CARGO_BIN_EXE_panmount")
+}
+
+/// True when FUSE tests should run; prints why when they are skipped.
+pub fn fuse_tests_enabled() -> bool {
+    if std::env::var("PANMOUNT_SKIP_FUSE_TESTS").as_deref() == Ok("1") {
+        eprintln!("PANMOUNT_SKIP_FUSE_TESTS=1: skipping a FUSE test");
+        return false;
+    }
+    true
+}
+
+/// A simulator serving the sample tree, on its own runtime so tests may block on the mount.
+pub struct Sim {
+    pub rt: tokio::runtime::Runtime,
+    pub handle: Option<SimHandle>,
+    pub data: tempfile::TempDir,
+    pub files: Vec<SampleFile>,
+}
+
+impl Sim {
+    pub fn start(signed: bool) -> Sim {
+        let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+        let data = tempfile::tempdir().unwrap();
+        let files = sim::generate(data.path()).unwrap();
+        let cdn_auth = signed.then(|| CdnAuth { private_key: KEY.into(), uid: UID });
+        let handle = rt
+            .block_on(sim::start(SimConfig { listen: "127.0.0.1:0".parse().unwrap(), data_dir: data.path().into(), cdn_auth }))
+            .unwrap();
+        Sim { rt, handle: Some(handle), data, files }
+    }
+
+    pub fn handle(&self) -> &SimHandle {
+        self.handle.as_ref().unwrap()
+    }
+
+    pub fn knobs(&self) -> &panmount::sim::Knobs {
+        &self.handle().knobs
+    }
+
+    pub fn stats(&self) -> panmount::sim::StatsSnapshot {
+        self.handle().stats.snapshot()
+    }
+
+    /// The 123pan_link tree text for the sample.
+    pub fn tree(&self, sizes: SizeMode) -> String {
+        let h = self.handle();
+        sim::link_tree(self.data.path(), |rel| h.cdn_url(rel), sizes).unwrap()
+    }
+
+    /// A config with one 123pan_link storage at `/links`, signed with `key`, plus `extra`
+    /// TOML appended (e.g. a `[cache]` table).
+    pub fn config(&self, sizes: SizeMode, key: &str, extra: &str) -> String {
+        format!(
+            "{extra}\n[[storage]]\npath = \"/links\"\ndriver = \"123pan_link\"\nprivate_key = {}\nuid = {UID}\norigin_urls = {}\n",
+            toml::Value::String(key.into()),
+            toml::Value::String(self.tree(sizes)),
+        )
+    }
+
+    pub fn file_bytes(&self, rel: &str) -> Vec<u8> {
+        std::fs::read(self.data.path().join(rel.trim_start_matches('/'))).unwrap()
+    }
+}
+
+impl Drop for Sim {
+    fn drop(&mut self) {
+        if let Some(h) = self.handle.take() {
+            self.rt.block_on(h.shutdown());
+        }
+    }
+}
+
+/// Write `text` as a config file in a fresh temp dir.
+pub fn write_config(text: &str) -> (tempfile::TempDir, PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("panmount.toml");
+    std::fs::write(&path, text).unwrap();
+    (dir, path)
+}
+
+/// A running `panmount mount`.
+pub struct Mount {
+    child: Option<Child>,
+    pub dir: tempfile::TempDir,
+    _config: (tempfile::TempDir, PathBuf),
+    stderr_path: PathBuf,
+}
+
+impl Mount {
+    pub fn start(config_text: &str) -> Mount {
+        let config = write_config(config_text);
+        let dir = tempfile::tempdir().unwrap();
+        Self::start_at(config, dir)
+    }
+
+    pub fn start_at(config: (tempfile::TempDir, PathBuf), dir: tempfile::TempDir) -> Mount {
+        let stderr_path = config.0.path().join("stderr.log");
+        let child = Command::new(bin())
+            .args(["-v", "mount"])
+            .arg(&config.1)
+            .arg("--mountpoint")
+            .arg(dir.path())
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&stderr_path).unwrap())
+            .spawn()
+            .unwrap();
+        let mut mount = Mount { child: Some(child), dir, _config: config, stderr_path };
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while !is_mounted(mount.dir.path()) {
+            if let Some(status) = mount.child.as_mut().unwrap().try_wait().unwrap() {
+                panic!("panmount exited with {status} before mounting:\n{}", mount.log());
+            }
+            assert!(Instant::now() < deadline, "not mounted after 20 s:\n{}", mount.log());
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        mount
+    }
+
+    pub fn path(&self, rel: &str) -> PathBuf {
+        self.dir.path().join(rel.trim_start_matches('/'))
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.stderr_path).unwrap_or_default()
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().unwrap().id()
+    }
+
+    /// Send `signal` and wait for the process to exit.
+    pub fn stop_with(&mut self, signal: i32) -> ExitStatus {
+        let mut child = self.child.take().expect("already stopped");
+        // SAFETY: plain kill(2) on our own child.
+        unsafe { libc::kill(child.id() as i32, signal) };
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                return status;
+            }
+            assert!(Instant::now() < deadline, "panmount did not exit after signal {signal}:\n{}", self.log());
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    pub fn stop(mut self) -> ExitStatus {
+        self.stop_with(libc::SIGTERM)
+    }
+}
+
+impl Drop for Mount {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        if is_mounted(self.dir.path()) || is_stale(self.dir.path()) {
+            let _ = Command::new("umount").arg("-l").arg(self.dir.path()).status();
+        }
+    }
+}
+
+/// Whether a panmount FUSE mount sits at `dir` (per /proc/self/mountinfo).
+pub fn is_mounted(dir: &Path) -> bool {
+    let Ok(dir) = dir.canonicalize() else { return false };
+    let info = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    info.lines().any(|l| {
+        let f: Vec<&str> = l.split(' ').collect();
+        f.get(4).map(|p| p.replace("\\040", " ")) == Some(dir.to_string_lossy().into_owned())
+            && l.contains("fuse.panmount")
+    })
+}
+
+/// A FUSE mount whose server is gone answers ENOTCONN.
+pub fn is_stale(dir: &Path) -> bool {
+    std::fs::metadata(dir).err().and_then(|e| e.raw_os_error()) == Some(libc::ENOTCONN)
+}
+
+pub fn sha256(bytes: &[u8]) -> String {
+    use sha2::Digest;
+    format!("{:x}", sha2::Sha256::digest(bytes))
+}
+
+/// Read a whole file through the mount, in a way that surfaces EIO as an error.
+pub fn read_all(path: &Path) -> std::io::Result<Vec<u8>> {
+    let mut out = Vec::new();
+    std::fs::File::open(path)?.read_to_end(&mut out)?;
+    Ok(out)
+}
+
+/// Run the binary with `args`; (exit code, stdout, stderr).
+pub fn run(args: &[&str]) -> (i32, Vec<u8>, String) {
+    let out = Command::new(bin()).args(args).stdin(Stdio::null()).output().unwrap();
+    (out.status.code().unwrap_or(-1), out.stdout, String::from_utf8_lossy(&out.stderr).into_owned())
+}

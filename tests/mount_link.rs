@@ -1,0 +1,237 @@
+//! End-to-end: a real `panmount mount` of a 123pan_link tree served by the simulator, read with
+//! ordinary file APIs. Every test compares bytes with the files the simulator serves.
+#![cfg(feature = "sim")]
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::os::unix::fs::FileExt;
+use std::path::Path;
+use std::time::Duration;
+
+use common::{KEY, Mount, Sim, fuse_tests_enabled, read_all, sha256};
+use panmount::sim::SizeMode;
+
+/// Every file and folder under `root`, as relative path -> Some(size) for files, None for dirs.
+fn walk(root: &Path) -> BTreeMap<String, Option<u64>> {
+    let mut out = BTreeMap::new();
+    let mut stack = vec![root.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let entry = entry.unwrap();
+            let rel = entry.path().strip_prefix(root).unwrap().to_string_lossy().into_owned();
+            let meta = entry.metadata().unwrap();
+            if meta.is_dir() {
+                stack.push(entry.path());
+                out.insert(rel, None);
+            } else {
+                out.insert(rel, Some(meta.len()));
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn tree_sizes_and_checksums_match() {
+    if !fuse_tests_enabled() {
+        return;
+    }
+    let sim = Sim::start(true);
+    // Mixed: every other file is listed without a size and must be learned from the server.
+    let mount = Mount::start(&sim.config(SizeMode::Mixed, KEY, ""));
+    let root = mount.path("/links");
+    assert_eq!(walk(&root), walk(sim.data.path()), "tree and sizes through the mount");
+    for file in &sim.files {
+        let through_mount = read_all(&mount.path(&format!("/links{}", file.rel_path))).unwrap();
+        assert_eq!(through_mount.len() as u64, file.size, "{}", file.rel_path);
+        assert_eq!(sha256(&through_mount), sha256(&sim.file_bytes(&file.rel_path)), "{}", file.rel_path);
+    }
+    // The root lists the storage folder; mtimes of listed files come from the tree text.
+    let names: Vec<_> =
+        std::fs::read_dir(mount.dir.path()).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
+    assert_eq!(names, ["links"]);
+    let srt = sim.files.iter().find(|f| f.rel_path == "/Movies/movie.srt").unwrap();
+    let meta = std::fs::metadata(mount.path("/links/Movies/movie.srt")).unwrap();
+    let shown = meta.modified().unwrap().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
+    assert!(shown == srt.mtime || shown == 0 || shown > 1_750_000_000, "mtime {shown}");
+    assert!(mount.stop().success());
+}
+
+#[test]
+fn random_ranged_reads_are_exact() {
+    if !fuse_tests_enabled() {
+        return;
+    }
+    let sim = Sim::start(true);
+    let mount = Mount::start(&sim.config(SizeMode::Full, KEY, ""));
+    let files: Vec<_> = sim.files.iter().filter(|f| f.size > 0).collect();
+    let mut rng = 0x2545_f491_4f6c_dd1du64;
+    let mut next = move || {
+        rng ^= rng << 13;
+        rng ^= rng >> 7;
+        rng ^= rng << 17;
+        rng
+    };
+    for _ in 0..200 {
+        let file = files[(next() % files.len() as u64) as usize];
+        let expected = sim.file_bytes(&file.rel_path);
+        let offset = next() % file.size;
+        let len = 1 + next() % (300 * 1024);
+        let handle = std::fs::File::open(mount.path(&format!("/links{}", file.rel_path))).unwrap();
+        let mut buf = vec![0u8; len as usize];
+        let n = handle.read_at(&mut buf, offset).unwrap();
+        let end = (offset + len).min(file.size) as usize;
+        assert!(n > 0 && n <= end - offset as usize, "{} at {offset}: {n} bytes", file.rel_path);
+        assert_eq!(&buf[..n], &expected[offset as usize..offset as usize + n], "{} at {offset}+{n}", file.rel_path);
+    }
+    assert!(mount.stop().success());
+}
+
+#[test]
+fn slow_read_spanning_link_expiries_succeeds() {
+    if !fuse_tests_enabled() {
+        return;
+    }
+    let sim = Sim::start(true);
+    sim.knobs().update(|k| {
+        k.link_ttl_secs = Some(0.4);
+        k.throughput_bytes_per_sec = Some(768 * 1024);
+    });
+    let mount = Mount::start(&sim.config(SizeMode::Full, KEY, ""));
+    let bytes = read_all(&mount.path("/links/Movies/movie.mp4")).unwrap();
+    assert_eq!(sha256(&bytes), sha256(&sim.file_bytes("/Movies/movie.mp4")));
+    let stats = sim.stats();
+    assert!(stats.refused_403 >= 2, "the read should have outlived several links: {stats:?}");
+    assert!(mount.stop().success());
+}
+
+#[test]
+fn connection_resets_mid_body_still_yield_exact_bytes() {
+    if !fuse_tests_enabled() {
+        return;
+    }
+    let sim = Sim::start(true);
+    sim.knobs().update(|k| k.reset_after_bytes = Some(200_000));
+    let mount = Mount::start(&sim.config(SizeMode::Mixed, KEY, ""));
+    for rel in ["/Movies/movie.mp4", "/Ünïcödé folder/1 MiB plus one.bin", "/Music/Album/01 - Intro.flac"] {
+        let bytes = read_all(&mount.path(&format!("/links{rel}"))).unwrap();
+        assert_eq!(sha256(&bytes), sha256(&sim.file_bytes(rel)), "{rel}");
+    }
+    assert!(sim.stats().resets > 0, "the knob should have cut bodies");
+    assert!(mount.stop().success());
+}
+
+#[test]
+fn server_errors_are_retried() {
+    if !fuse_tests_enabled() {
+        return;
+    }
+    let sim = Sim::start(true);
+    let mount = Mount::start(&sim.config(SizeMode::Full, KEY, ""));
+    sim.knobs().update(|k| k.error_burst = 3);
+    let bytes = read_all(&mount.path("/links/Music/Album/cover.jpg")).unwrap();
+    assert_eq!(bytes, sim.file_bytes("/Music/Album/cover.jpg"));
+    assert_eq!(sim.stats().injected_errors, 3);
+    assert!(mount.stop().success());
+}
+
+fn assert_eio(result: std::io::Result<impl std::fmt::Debug>, what: &str) {
+    match result {
+        Err(err) => assert_eq!(err.raw_os_error(), Some(libc::EIO), "{what}: {err}"),
+        Ok(v) => panic!("{what}: expected EIO, read {v:?}"),
+    }
+}
+
+#[test]
+fn a_bad_signature_is_eio_not_garbage() {
+    if !fuse_tests_enabled() {
+        return;
+    }
+    let sim = Sim::start(true);
+    let mount = Mount::start(&sim.config(SizeMode::Full, "not-the-key", ""));
+    // Listing needs no download: sizes come from the tree text.
+    assert_eq!(std::fs::metadata(mount.path("/links/Docs/readme.txt")).unwrap().len(), 100);
+    assert_eio(read_all(&mount.path("/links/Docs/readme.txt")).map(|b| b.len()), "wrong key");
+    assert!(sim.stats().refused_403 >= 2, "one refusal, one re-mint, then EIO");
+    assert!(mount.stop().success());
+}
+
+#[test]
+fn a_cdn_that_lies_about_ranges_is_eio() {
+    if !fuse_tests_enabled() {
+        return;
+    }
+    let sim = Sim::start(true);
+    let mount = Mount::start(&sim.config(SizeMode::Full, KEY, ""));
+    let movie = mount.path("/links/Movies/movie.mp4");
+    sim.knobs().update(|k| k.wrong_content_range = true);
+    let handle = std::fs::File::open(&movie).unwrap();
+    let mut buf = vec![0u8; 4096];
+    assert_eio(handle.read_at(&mut buf, 3 << 20), "wrong Content-Range");
+    sim.knobs().update(|k| {
+        k.wrong_content_range = false;
+        k.ignore_range = true;
+    });
+    assert_eio(handle.read_at(&mut buf, 4 << 20), "Range ignored");
+    // Once the CDN behaves, the same handle reads the right bytes.
+    sim.knobs().reset();
+    let n = handle.read_at(&mut buf, 4 << 20).unwrap();
+    assert_eq!(&buf[..n], &sim.file_bytes("/Movies/movie.mp4")[4 << 20..(4 << 20) + n]);
+    drop(handle);
+    assert!(mount.stop().success());
+}
+
+#[test]
+fn a_slow_read_does_not_block_listing() {
+    if !fuse_tests_enabled() {
+        return;
+    }
+    let sim = Sim::start(true);
+    let mount = Mount::start(&sim.config(SizeMode::Full, KEY, ""));
+    sim.knobs().update(|k| k.first_byte_delay_ms = 4000);
+    let movie = mount.path("/links/Movies/movie.mp4");
+    let reader = std::thread::spawn(move || read_all(&movie).map(|b| b.len()));
+    std::thread::sleep(Duration::from_millis(300));
+    let listed = walk(&mount.path("/links"));
+    assert!(listed.len() > 10);
+    assert!(!reader.is_finished(), "the listing must finish while the delayed read is still waiting");
+    assert_eq!(reader.join().unwrap().unwrap() as u64, 5 * 1024 * 1024 + 12_345);
+    assert!(mount.stop().success());
+}
+
+#[test]
+fn sigterm_and_sigint_unmount_cleanly() {
+    if !fuse_tests_enabled() {
+        return;
+    }
+    let sim = Sim::start(true);
+    for signal in [libc::SIGTERM, libc::SIGINT] {
+        let mut mount = Mount::start(&sim.config(SizeMode::Full, KEY, ""));
+        assert!(std::fs::read_dir(mount.path("/links")).unwrap().count() > 0);
+        let status = mount.stop_with(signal);
+        assert_eq!(status.code(), Some(0), "exit after signal {signal}:\n{}", mount.log());
+        assert!(!common::is_mounted(mount.dir.path()), "still mounted after signal {signal}");
+        assert!(!common::is_stale(mount.dir.path()));
+        assert!(mount.log().contains("unmounting"), "{}", mount.log());
+    }
+}
+
+#[test]
+fn a_stale_mount_from_a_crash_is_cleaned() {
+    if !fuse_tests_enabled() {
+        return;
+    }
+    let sim = Sim::start(true);
+    let config = sim.config(SizeMode::Full, KEY, "");
+    let mut crashed = Mount::start(&config);
+    crashed.stop_with(libc::SIGKILL);
+    assert!(common::is_stale(crashed.dir.path()), "SIGKILL should leave a stale mount");
+    // Keep the stale mount point; the crashed Mount's drop must not clean it.
+    let stale = std::mem::replace(&mut crashed.dir, tempfile::tempdir().unwrap());
+    drop(crashed);
+    let mount = Mount::start_at(common::write_config(&config), stale);
+    assert_eq!(read_all(&mount.path("/links/top level file.txt")).unwrap(), sim.file_bytes("/top level file.txt"));
+    assert!(mount.log().contains("stale mount"), "{}", mount.log());
+    assert!(mount.stop().success());
+}
