@@ -1,0 +1,102 @@
+//! Scalar value syntax of the config: durations, storage paths, `${NAME}`, digit strings.
+
+use std::time::Duration;
+
+pub(super) fn parse_digits(s: &str) -> Option<u64> {
+    if s.is_empty() || !s.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    s.parse().ok()
+}
+
+/// `${NAME}` (the whole string) becomes the environment variable NAME; anything else is kept.
+pub(super) fn expand_env(s: &str) -> Result<String, String> {
+    let Some(name) = s.strip_prefix("${").and_then(|r| r.strip_suffix('}')) else {
+        return Ok(s.to_string());
+    };
+    let valid = name
+        .chars()
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+    if !valid {
+        return Ok(s.to_string());
+    }
+    match std::env::var(name) {
+        Ok(v) => Ok(v),
+        Err(std::env::VarError::NotPresent) => {
+            Err(format!("environment variable {name} is not set"))
+        }
+        Err(std::env::VarError::NotUnicode(_)) => {
+            Err(format!("environment variable {name} is not valid UTF-8"))
+        }
+    }
+}
+
+/// Normalise a storage path: absolute, no repeated or trailing `/`, no `.` or `..` segments.
+pub fn normalize_storage_path(p: &str) -> Result<String, String> {
+    if !p.starts_with('/') {
+        return Err(format!(
+            "the path {p:?} must be absolute (start with \"/\"), e.g. \"/pikpak\""
+        ));
+    }
+    let mut out = String::new();
+    for seg in p.split('/').filter(|s| !s.is_empty()) {
+        if seg == "." || seg == ".." {
+            return Err(format!(
+                "the path {p:?} must not contain \".\" or \"..\" segments"
+            ));
+        }
+        if seg.contains('\0') {
+            return Err("the path must not contain a NUL character".to_string());
+        }
+        out.push('/');
+        out.push_str(seg);
+    }
+    if out.is_empty() {
+        out.push('/');
+    }
+    Ok(out)
+}
+
+/// Parse a duration: whole seconds (`"90"`), or number+unit groups (`"90s"`, `"5m"`, `"1h30m"`,
+/// `"500ms"`, `"1d"`). Units: `ms`, `s`, `m`, `h`, `d`.
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let bad = || format!("invalid duration {s:?}");
+    let t = s.trim();
+    if t.is_empty() {
+        return Err(bad());
+    }
+    if let Some(secs) = parse_digits(t) {
+        return Ok(Duration::from_secs(secs));
+    }
+    let mut total = Duration::ZERO;
+    let mut rest = t;
+    while !rest.is_empty() {
+        let digits = rest.bytes().take_while(u8::is_ascii_digit).count();
+        if digits == 0 {
+            return Err(bad());
+        }
+        let n: u64 = rest[..digits].parse().map_err(|_| bad())?;
+        rest = &rest[digits..];
+        let unit_len = rest.bytes().take_while(u8::is_ascii_alphabetic).count();
+        let unit = &rest[..unit_len];
+        rest = &rest[unit_len..];
+        let d = match unit {
+            "ms" => Duration::from_millis(n),
+            "s" => Duration::from_secs(n),
+            "m" => n.checked_mul(60).map(Duration::from_secs).ok_or_else(bad)?,
+            "h" => n
+                .checked_mul(3600)
+                .map(Duration::from_secs)
+                .ok_or_else(bad)?,
+            "d" => n
+                .checked_mul(86400)
+                .map(Duration::from_secs)
+                .ok_or_else(bad)?,
+            _ => return Err(bad()),
+        };
+        total = total.checked_add(d).ok_or_else(bad)?;
+    }
+    Ok(total)
+}
