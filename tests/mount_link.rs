@@ -226,7 +226,14 @@ fn a_stale_mount_from_a_crash_is_cleaned() {
     let config = sim.config(SizeMode::Full, KEY, "");
     let mut crashed = Mount::start(&config);
     crashed.stop_with(libc::SIGKILL);
-    assert!(common::is_stale(crashed.dir.path()), "SIGKILL should leave a stale mount");
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while !common::is_stale(crashed.dir.path()) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "SIGKILL should leave a stale mount"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
     // Keep the stale mount point; the crashed Mount's drop must not clean it.
     let stale = std::mem::replace(&mut crashed.dir, tempfile::tempdir().unwrap());
     drop(crashed);

@@ -77,9 +77,10 @@ impl Drop for Mounted {
 }
 
 /// A FUSE mount whose process died answers ENOTCONN ("Transport endpoint is not connected")
-/// and cannot be mounted over: detach it first.
+/// and cannot be mounted over: detach it first. `read_dir` is the probe because it always
+/// reaches the (dead) server, where `stat` may be answered from the kernel's attribute cache.
 fn clean_stale_mount(mountpoint: &Path) {
-    let err = match std::fs::metadata(mountpoint) {
+    let err = match std::fs::read_dir(mountpoint) {
         Ok(_) => return,
         Err(err) => err,
     };
@@ -113,10 +114,15 @@ fn mount_device(mountpoint: &Path) -> Option<String> {
     let canonical = mountpoint.canonicalize().ok()?;
     let wanted = canonical.to_str()?;
     let info = std::fs::read_to_string("/proc/self/mountinfo").ok()?;
-    // Fields: id parent major:minor root mountpoint ... (the mount point is octal-escaped).
+    // Fields: id parent major:minor root mountpoint ... - fstype source options (the mount
+    // point is octal-escaped). A direct mount(2) as root has fstype `fuse`; fusermount3 gives
+    // `fuse.panmount`. The source is our FSName.
     info.lines().rev().find_map(|line| {
         let fields: Vec<&str> = line.split(' ').collect();
         let point = fields.get(4)?.replace("\\040", " ");
-        (point == wanted && line.contains(" fuse.panmount ")).then(|| fields[2].to_string())
+        let (_, tail) = line.split_once(" - ")?;
+        let mut tail = tail.split(' ');
+        let (fstype, source) = (tail.next()?, tail.next()?);
+        (point == wanted && fstype.starts_with("fuse") && source.starts_with("panmount")).then(|| fields[2].to_string())
     })
 }

@@ -126,7 +126,7 @@ impl Mount {
             .unwrap();
         let mut mount = Mount { child: Some(child), dir, _config: config, stderr_path };
         let deadline = Instant::now() + Duration::from_secs(20);
-        while !is_mounted(mount.dir.path()) {
+        while !is_mounted(mount.dir.path()) || is_stale(mount.dir.path()) {
             if let Some(status) = mount.child.as_mut().unwrap().try_wait().unwrap() {
                 panic!("panmount exited with {status} before mounting:\n{}", mount.log());
             }
@@ -180,20 +180,25 @@ impl Drop for Mount {
     }
 }
 
-/// Whether a panmount FUSE mount sits at `dir` (per /proc/self/mountinfo).
+/// Whether a panmount FUSE mount sits at `dir` (per /proc/self/mountinfo: fstype `fuse` or
+/// `fuse.panmount`, source `panmount...`).
 pub fn is_mounted(dir: &Path) -> bool {
     let Ok(dir) = dir.canonicalize() else { return false };
     let info = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
     info.lines().any(|l| {
         let f: Vec<&str> = l.split(' ').collect();
+        let Some((_, tail)) = l.split_once(" - ") else { return false };
+        let t: Vec<&str> = tail.split(' ').collect();
         f.get(4).map(|p| p.replace("\\040", " ")) == Some(dir.to_string_lossy().into_owned())
-            && l.contains("fuse.panmount")
+            && t[0].starts_with("fuse")
+            && t.get(1).is_some_and(|s| s.starts_with("panmount"))
     })
 }
 
-/// A FUSE mount whose server is gone answers ENOTCONN.
+/// A FUSE mount whose server is gone answers ENOTCONN (to `read_dir`: `stat` may be answered
+/// from the kernel's attribute cache).
 pub fn is_stale(dir: &Path) -> bool {
-    std::fs::metadata(dir).err().and_then(|e| e.raw_os_error()) == Some(libc::ENOTCONN)
+    std::fs::read_dir(dir).err().and_then(|e| e.raw_os_error()) == Some(libc::ENOTCONN)
 }
 
 pub fn sha256(bytes: &[u8]) -> String {
