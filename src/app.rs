@@ -134,7 +134,7 @@ async fn wait_for_stop(mounted: &fuse::Mounted) -> &'static str {
 pub async fn check(config: &Config) -> Result<(), AppError> {
     let fs = build_fs(config)?;
     let mut failed = 0;
-    println!("{:<24} {:<14} {:<6} {:>8}  {}", "PATH", "DRIVER", "STATUS", "ENTRIES", "QUOTA / ERROR");
+    println!("{:<24} {:<14} {:<6} {:>8}  QUOTA / ERROR", "PATH", "DRIVER", "STATUS", "ENTRIES");
     for (i, storage) in fs.storages().iter().enumerate() {
         let row = async {
             storage.login().await?;

@@ -19,10 +19,13 @@ use crate::drivers::Entry;
 /// Which folder of which storage.
 pub type DirKey = (usize, String);
 
+/// When a listing was fetched, and the listing.
+type Listing = (Instant, Arc<Vec<Entry>>);
+
 pub struct MetaCache {
     dir_ttl: Duration,
     negative_ttl: Duration,
-    dirs: Mutex<LruCache<DirKey, (Instant, Arc<Vec<Entry>>)>>,
+    dirs: Mutex<LruCache<DirKey, Listing>>,
     negatives: Mutex<LruCache<(DirKey, String), Instant>>,
     sizes: Mutex<LruCache<(usize, String, String), u64>>,
 }

@@ -168,6 +168,22 @@ impl fuser::Filesystem for Adapter {
         });
     }
 
+    /// Nothing to write back: the mount is read-only. (Unanswered, fuser logs a warning per
+    /// `close`.)
+    fn flush(&self, _req: &Request, _ino: INodeNo, _fh: FileHandle, _lock_owner: LockOwner, reply: ReplyEmpty) {
+        reply.ok();
+    }
+
+    /// No extended attributes. ENOSYS makes the kernel stop asking for the rest of the mount
+    /// (`ls` asks for `security.selinux` on every file otherwise).
+    fn getxattr(&self, _req: &Request, _ino: INodeNo, _name: &OsStr, _size: u32, reply: fuser::ReplyXattr) {
+        reply.error(Errno::ENOSYS);
+    }
+
+    fn listxattr(&self, _req: &Request, _ino: INodeNo, _size: u32, reply: fuser::ReplyXattr) {
+        reply.error(Errno::ENOSYS);
+    }
+
     fn access(&self, _req: &Request, _ino: INodeNo, mask: fuser::AccessFlags, reply: ReplyEmpty) {
         // Permission bits are checked by the kernel (default_permissions); only writes differ.
         if mask.contains(fuser::AccessFlags::W_OK) {
