@@ -112,3 +112,32 @@ fn a_bad_key_fails_cat_with_exit_1_and_no_secret_in_output() {
     assert!(err.contains("403"), "{err}");
     assert!(!err.contains("wrong-key-0123") && !err.contains("auth_key="), "secret in log: {err}");
 }
+
+#[test]
+fn sim_command_serves_the_sample_and_its_admin_endpoints() {
+    use std::io::{BufRead, Read, Write};
+    let mut child = std::process::Command::new(common::bin())
+        .args(["sim", "--listen", "127.0.0.1:0"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut lines = std::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    let first = lines.next().unwrap().unwrap();
+    let addr = first.strip_prefix("listening on http://").unwrap_or_else(|| panic!("{first}")).to_string();
+    let get = |path: &str| {
+        let mut s = std::net::TcpStream::connect(&addr).unwrap();
+        write!(s, "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").unwrap();
+        let mut out = Vec::new();
+        s.read_to_end(&mut out).unwrap();
+        String::from_utf8_lossy(&out).into_owned()
+    };
+    let readme = get("/cdn/Docs/readme.txt");
+    assert!(readme.starts_with("HTTP/1.1 200"), "{readme}");
+    assert!(readme.ends_with(&String::from_utf8_lossy(&panmount::sim::sample::content("/Docs/readme.txt", 100)).into_owned()));
+    let stats = get("/_sim/stats");
+    assert!(stats.starts_with("HTTP/1.1 200") && stats.contains("\"requests\":1"), "{stats}");
+    // SAFETY: kill(2) on our own child.
+    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+    assert!(child.wait().unwrap().success());
+}

@@ -242,3 +242,34 @@ fn a_stale_mount_from_a_crash_is_cleaned() {
     assert!(mount.log().contains("stale mount"), "{}", mount.log());
     assert!(mount.stop().success());
 }
+
+#[test]
+fn owner_mode_read_only_and_missing_names() {
+    use std::os::unix::fs::MetadataExt;
+    if !fuse_tests_enabled() {
+        return;
+    }
+    let sim = Sim::start(true);
+    let mount = Mount::start(&sim.config(SizeMode::Full, KEY, "[fuse]\nuid = 1234\ngid = 5678\numask = \"027\"\n"));
+    let file = std::fs::metadata(mount.path("/links/Docs/readme.txt")).unwrap();
+    assert_eq!((file.uid(), file.gid(), file.mode() & 0o7777), (1234, 5678, 0o640));
+    let dir = std::fs::metadata(mount.path("/links/Docs")).unwrap();
+    assert_eq!((dir.uid(), dir.mode() & 0o7777), (1234, 0o750));
+    // Read-only: creating, writing and removing fail with EROFS.
+    let erofs = |r: std::io::Result<()>| assert_eq!(r.unwrap_err().raw_os_error(), Some(libc::EROFS));
+    erofs(std::fs::write(mount.path("/links/Docs/new.txt"), b"x"));
+    erofs(std::fs::OpenOptions::new().write(true).open(mount.path("/links/Docs/readme.txt")).map(|_| ()));
+    erofs(std::fs::remove_file(mount.path("/links/Docs/readme.txt")));
+    erofs(std::fs::create_dir(mount.path("/links/Docs/sub")));
+    // Missing names are ENOENT, asked twice (the second from the negative cache).
+    for _ in 0..2 {
+        let err = std::fs::metadata(mount.path("/links/Movies/movie.en.srt")).unwrap_err();
+        assert_eq!(err.kind(), std::io::ErrorKind::NotFound);
+    }
+    let err = std::fs::metadata(mount.path("/nope")).unwrap_err();
+    assert_eq!(err.kind(), std::io::ErrorKind::NotFound);
+    // `mount` shows panmount as the source.
+    let mounts = std::fs::read_to_string("/proc/self/mounts").unwrap();
+    assert!(mounts.lines().any(|l| l.starts_with("panmount:123pan_link ") && l.contains(" fuse")), "{mounts}");
+    assert!(mount.stop().success());
+}

@@ -209,6 +209,7 @@ pub async fn run_cli(
     private_key: Option<String>,
     uid: u64,
 ) -> io::Result<()> {
+    let generated = data.is_none();
     let data_dir = match data {
         Some(dir) => dir,
         None => {
@@ -232,5 +233,8 @@ pub async fn run_cli(
     println!("data dir {} (served under /cdn/{auth})", data_dir.display());
     tokio::signal::ctrl_c().await?;
     sim.shutdown().await;
+    if generated {
+        let _ = std::fs::remove_dir_all(&data_dir);
+    }
     Ok(())
 }
