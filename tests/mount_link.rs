@@ -4,33 +4,11 @@
 
 mod common;
 
-use std::collections::BTreeMap;
 use std::os::unix::fs::FileExt;
-use std::path::Path;
 use std::time::Duration;
 
-use common::{KEY, Mount, Sim, fuse_tests_enabled, read_all, sha256};
+use common::{KEY, Mount, Sim, fuse_tests_enabled, read_all, sha256, walk};
 use panmount::sim::SizeMode;
-
-/// Every file and folder under `root`, as relative path -> Some(size) for files, None for dirs.
-fn walk(root: &Path) -> BTreeMap<String, Option<u64>> {
-    let mut out = BTreeMap::new();
-    let mut stack = vec![root.to_path_buf()];
-    while let Some(dir) = stack.pop() {
-        for entry in std::fs::read_dir(&dir).unwrap() {
-            let entry = entry.unwrap();
-            let rel = entry.path().strip_prefix(root).unwrap().to_string_lossy().into_owned();
-            let meta = entry.metadata().unwrap();
-            if meta.is_dir() {
-                stack.push(entry.path());
-                out.insert(rel, None);
-            } else {
-                out.insert(rel, Some(meta.len()));
-            }
-        }
-    }
-    out
-}
 
 #[test]
 fn tree_sizes_and_checksums_match() {
@@ -40,13 +18,7 @@ fn tree_sizes_and_checksums_match() {
     let sim = Sim::start(true);
     // Mixed: every other file is listed without a size and must be learned from the server.
     let mount = Mount::start(&sim.config(SizeMode::Mixed, KEY, ""));
-    let root = mount.path("/links");
-    assert_eq!(walk(&root), walk(sim.data.path()), "tree and sizes through the mount");
-    for file in &sim.files {
-        let through_mount = read_all(&mount.path(&format!("/links{}", file.rel_path))).unwrap();
-        assert_eq!(through_mount.len() as u64, file.size, "{}", file.rel_path);
-        assert_eq!(sha256(&through_mount), sha256(&sim.file_bytes(&file.rel_path)), "{}", file.rel_path);
-    }
+    common::conformance(&mount.path("/links"), sim.data.path(), 50);
     // The root lists the storage folder; mtimes of listed files come from the tree text.
     let names: Vec<_> =
         std::fs::read_dir(mount.dir.path()).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();

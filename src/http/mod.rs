@@ -34,5 +34,6 @@ pub fn redact_url(url: &str) -> String {
     }
 }
 
+pub mod limit;
 pub mod range;
 pub mod retry;

@@ -12,6 +12,9 @@
 //! - Bodies are streamed from the file in 64 KiB reads, never loaded whole; throughput pacing,
 //!   connection resets and the shutdown signal act between chunks.
 //!
+//! - Links minted by the simulated provider APIs ([`provider_link`]) carry `expire`, an
+//!   optional required `ref`erer and `sim_sig`; they are checked instead of `auth_key`.
+//!
 //! Logs carry the path only: the query string holds signatures.
 
 use std::collections::HashMap;
@@ -61,12 +64,60 @@ pub fn cdn_path(rel_path: &str) -> String {
     out
 }
 
+/// A CDN URL for a file as a simulated provider API hands it out: `expire` (Unix seconds, as
+/// PikPak's links carry), optionally a Referer the CDN will insist on (as 123pan's do), and a
+/// signature over both so that a client cannot stretch either.
+pub fn provider_link(base_url: &str, secret: &str, rel_path: &str, expire: u64, referer: Option<&str>) -> String {
+    let path = cdn_path(rel_path);
+    let decoded = percent_decode_str(&path).decode_utf8_lossy().into_owned();
+    let referer = referer.unwrap_or("");
+    let sig = provider_sig(secret, &decoded, expire, referer);
+    let mut query = url::form_urlencoded::Serializer::new(String::new());
+    query.append_pair("expire", &expire.to_string());
+    if !referer.is_empty() {
+        query.append_pair("ref", referer);
+    }
+    query.append_pair("sim_sig", &sig);
+    format!("{base_url}{path}?{}", query.finish())
+}
+
+fn provider_sig(secret: &str, decoded_path: &str, expire: u64, referer: &str) -> String {
+    use md5::{Digest, Md5};
+    let digest = Md5::digest(format!("{decoded_path}|{expire}|{referer}|{secret}").as_bytes());
+    digest.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn verify_provider_link(
+    secret: &str,
+    decoded_path: &str,
+    expire: Option<&str>,
+    required_referer: Option<&str>,
+    sig: &str,
+    referer: Option<&str>,
+    now: u64,
+) -> Result<(), &'static str> {
+    let expire: u64 = expire.and_then(|e| e.parse().ok()).ok_or("missing or malformed expire")?;
+    let required = required_referer.unwrap_or("");
+    if provider_sig(secret, decoded_path, expire, required) != sig {
+        return Err("signature mismatch");
+    }
+    if expire < now {
+        return Err("link expired");
+    }
+    if !required.is_empty() && referer != Some(required) {
+        return Err("wrong or missing Referer");
+    }
+    Ok(())
+}
+
 /// What the CDN shares between requests.
-pub(crate) struct CdnState {
+pub struct CdnState {
     pub data_dir: PathBuf,
     pub auth: Option<CdnAuth>,
     pub knobs: Arc<Knobs>,
     pub stats: Arc<Stats>,
+    /// Signs the links the simulated provider APIs hand out (see [`provider_link`]).
+    pub link_secret: String,
     /// When each `auth_key` value was first seen, for `link_ttl_secs`.
     pub first_seen: Mutex<HashMap<String, Instant>>,
     /// Turns true when the simulator shuts down: streams and delays abort.
@@ -114,7 +165,7 @@ impl CdnState {
 }
 
 /// `GET`/`HEAD /cdn/{*path}`.
-pub(crate) async fn serve(
+pub async fn serve(
     State(st): State<Arc<CdnState>>,
     method: Method,
     uri: Uri,
@@ -166,12 +217,33 @@ async fn answer(
     let Ok(decoded) = percent_decode_str(uri.path()).decode_utf8() else {
         return plain(StatusCode::NOT_FOUND, &st.stats);
     };
-    let auth_key = uri.query().and_then(|q| {
-        url::form_urlencoded::parse(q.as_bytes())
-            .find(|(k, _)| k == "auth_key")
-            .map(|(_, v)| v.into_owned())
-    });
-    if let Some(auth) = &st.auth {
+    let param = |name: &str| {
+        uri.query().and_then(|q| {
+            url::form_urlencoded::parse(q.as_bytes())
+                .find(|(k, _)| k == name)
+                .map(|(_, v)| v.into_owned())
+        })
+    };
+    let sim_sig = param("sim_sig");
+    // A link minted by a simulated provider API carries its own signature; a 123pan direct
+    // link carries `auth_key`. Either one (whichever is present) names the link for the TTL.
+    let auth_key = sim_sig.clone().or_else(|| param("auth_key"));
+    if let Some(sig) = &sim_sig {
+        let referer = headers.get(header::REFERER).and_then(|v| v.to_str().ok());
+        let verdict = verify_provider_link(
+            &st.link_secret,
+            &decoded,
+            param("expire").as_deref(),
+            param("ref").as_deref(),
+            sig,
+            referer,
+            unix_now(),
+        );
+        if let Err(reason) = verdict {
+            debug!(path = uri.path(), reason, "sim cdn: provider link refused");
+            return plain(StatusCode::FORBIDDEN, &st.stats);
+        }
+    } else if let Some(auth) = &st.auth {
         if let Err(reason) = verify_auth_key(auth, &decoded, auth_key.as_deref(), unix_now()) {
             debug!(path = uri.path(), reason, "sim cdn: auth refused");
             return plain(StatusCode::FORBIDDEN, &st.stats);
@@ -329,6 +401,21 @@ impl BodyStream {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn provider_links_check_signature_expiry_and_referer() {
+        let url = provider_link("http://h", "s3", "/a b/c.mp4", 2_000, Some("https://ref/"));
+        let uri: Uri = url.trim_start_matches("http://h").parse().unwrap();
+        let q: HashMap<String, String> = url::form_urlencoded::parse(uri.query().unwrap().as_bytes()).into_owned().collect();
+        let path = percent_decode_str(uri.path()).decode_utf8().unwrap();
+        let check = |secret: &str, referer: Option<&str>, now: u64| {
+            verify_provider_link(secret, &path, q.get("expire").map(|s| s.as_str()), q.get("ref").map(|s| s.as_str()), &q["sim_sig"], referer, now)
+        };
+        assert_eq!(check("s3", Some("https://ref/"), 1_999), Ok(()));
+        assert!(check("s3", Some("https://ref/"), 2_001).is_err());
+        assert!(check("s3", None, 1_000).is_err());
+        assert!(check("other", Some("https://ref/"), 1_000).is_err());
+    }
 
     #[test]
     fn cdn_paths_are_encoded_per_segment() {

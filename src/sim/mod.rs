@@ -129,11 +129,14 @@ pub async fn start(config: SimConfig) -> io::Result<SimHandle> {
     let state = Arc::new(cdn::CdnState {
         data_dir: config.data_dir,
         auth: config.cdn_auth,
+        link_secret: format!("{:032x}", rand::random::<u128>()),
         knobs: knobs.clone(),
         stats: stats.clone(),
         first_seen: Mutex::new(HashMap::new()),
         shutdown: shutdown_rx.clone(),
     });
+    let base_url = format!("http://{addr}");
+    let _ = &base_url; // used by the provider APIs mounted below
     let app = Router::new()
         // `get` also answers HEAD (axum drops the body, keeps our Content-Length).
         .route("/cdn/{*path}", get(cdn::serve))

@@ -218,3 +218,58 @@ pub fn run(args: &[&str]) -> (i32, Vec<u8>, String) {
     let out = Command::new(bin()).args(args).stdin(Stdio::null()).output().unwrap();
     (out.status.code().unwrap_or(-1), out.stdout, String::from_utf8_lossy(&out.stderr).into_owned())
 }
+
+/// Every file and folder under `root`: relative path -> Some(size) for files, None for folders.
+pub fn walk(root: &Path) -> std::collections::BTreeMap<String, Option<u64>> {
+    let mut out = std::collections::BTreeMap::new();
+    let mut stack = vec![root.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let entry = entry.unwrap();
+            let rel = entry.path().strip_prefix(root).unwrap().to_string_lossy().into_owned();
+            let meta = entry.metadata().unwrap();
+            if meta.is_dir() {
+                stack.push(entry.path());
+                out.insert(rel, None);
+            } else {
+                out.insert(rel, Some(meta.len()));
+            }
+        }
+    }
+    out
+}
+
+/// The driver conformance suite, through a real mount: the tree under `mounted` (names, deep
+/// paths, unicode, sizes) equals the tree under `expected`, every file's bytes are equal, and
+/// `ranged_reads` random `pread`s are byte-exact.
+pub fn conformance(mounted: &Path, expected: &Path, ranged_reads: usize) {
+    use std::os::unix::fs::FileExt;
+    let tree = walk(expected);
+    assert_eq!(walk(mounted), tree, "tree and sizes through the mount");
+    let files: Vec<(&String, u64)> = tree.iter().filter_map(|(p, s)| s.map(|s| (p, s))).collect();
+    for (rel, size) in &files {
+        let got = read_all(&mounted.join(rel)).unwrap_or_else(|e| panic!("{rel}: {e}"));
+        assert_eq!(got.len() as u64, *size, "{rel}");
+        assert_eq!(sha256(&got), sha256(&std::fs::read(expected.join(rel)).unwrap()), "{rel}");
+    }
+    let nonempty: Vec<_> = files.iter().filter(|(_, s)| *s > 0).collect();
+    let mut rng = 0x2545_f491_4f6c_dd1du64;
+    let mut next = move || {
+        rng ^= rng << 13;
+        rng ^= rng >> 7;
+        rng ^= rng << 17;
+        rng
+    };
+    for _ in 0..ranged_reads {
+        let (rel, size) = nonempty[(next() % nonempty.len() as u64) as usize];
+        let offset = next() % size;
+        let len = 1 + next() % (300 * 1024);
+        let file = std::fs::File::open(mounted.join(rel)).unwrap();
+        let mut buf = vec![0u8; len as usize];
+        let n = file.read_at(&mut buf, offset).unwrap();
+        let end = (offset + len).min(*size) as usize;
+        assert!(n > 0 && n <= end - offset as usize, "{rel} at {offset}: {n} bytes");
+        let want = std::fs::read(expected.join(rel)).unwrap();
+        assert_eq!(&buf[..n], &want[offset as usize..offset as usize + n], "{rel} at {offset}+{n}");
+    }
+}
