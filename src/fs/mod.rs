@@ -5,6 +5,7 @@
 pub mod attr;
 pub mod handles;
 pub mod inode;
+pub mod names;
 pub mod storage;
 
 use std::sync::{Arc, Mutex};
@@ -327,7 +328,9 @@ impl Fs {
         }
         let s = &self.storages[storage];
         s.ensure_up().await?;
-        let entries = Arc::new(s.driver.list(dir).await?);
+        let mut entries = s.driver.list(dir).await?;
+        names::make_showable(&mut entries);
+        let entries = Arc::new(entries);
         self.meta.put_dir(key, entries.clone());
         Ok((entries, self.meta.dir_ttl()))
     }

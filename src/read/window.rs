@@ -56,7 +56,9 @@ impl Window {
             self.frontier = end;
         }
         let target = self.next.saturating_add(self.size).min(file_size);
+        // Everything before `next` has been requested by the reads themselves.
         let start = self.frontier.max(self.next);
+        self.frontier = start;
         if target <= start {
             return None;
         }

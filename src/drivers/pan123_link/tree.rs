@@ -305,7 +305,7 @@ fn rename_duplicates(nodes: &mut [Node]) -> Vec<String> {
             }
             let old = nodes[c].name.clone();
             let new = (2..)
-                .map(|n| numbered(&old, n, nodes[c].is_dir()))
+                .map(|n| crate::fs::names::numbered(&old, n, nodes[c].is_dir()))
                 .find(|cand| !taken.contains(cand))
                 .expect("an unused number exists");
             taken.insert(new.clone());
@@ -321,12 +321,6 @@ fn rename_duplicates(nodes: &mut [Node]) -> Vec<String> {
     warnings.into_iter().map(|(_, w)| w).collect()
 }
 
-fn numbered(name: &str, n: u32, is_dir: bool) -> String {
-    match name.rfind('.') {
-        Some(dot) if !is_dir && dot > 0 => format!("{} ({n}){}", &name[..dot], &name[dot..]),
-        _ => format!("{name} ({n})"),
-    }
-}
 
 /// Full paths, top-down (iteratively: the text decides the depth).
 fn assign_paths(nodes: &mut [Node]) -> HashMap<String, usize> {
