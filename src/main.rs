@@ -53,5 +53,7 @@ fn init_logging(cli: &Cli) {
     };
     let base = std::env::var("PANMOUNT_LOG").unwrap_or_else(|_| format!("warn,panmount={level}"));
     let filter = tracing_subscriber::EnvFilter::new(format!("{base},reqwest=warn,hyper=warn,hyper_util=warn,h2=warn,rustls=warn"));
-    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_target(false).init();
+    // Colours only on a terminal: journald and log files get plain text.
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_ansi(ansi).with_target(false).init();
 }
