@@ -100,11 +100,14 @@ pub fn serve(rt: &tokio::runtime::Runtime, fs: Arc<Fs>, mountpoint: &Path, confi
         read_ahead_kb: config.cache.kernel_read_ahead_kb,
         fsname: fsname(config),
     };
-    let mounted = fuse::mount(fs, rt.handle().clone(), mountpoint, &options)
+    let mounted = fuse::mount(fs.clone(), rt.handle().clone(), mountpoint, &options)
         .map_err(|e| AppError::Failed(format!("cannot mount at {}: {e}", mountpoint.display())))?;
     tracing::info!(mountpoint = %mountpoint.display(), storages = config.storages.len(), "mounted");
     let reason = rt.block_on(wait_for_stop(&mounted));
     tracing::info!("{reason}; unmounting");
+    for line in fs.stats_report().lines() {
+        tracing::info!("{line}");
+    }
     mounted.unmount().map_err(|e| AppError::Failed(format!("unmount {}: {e}", mountpoint.display())))
 }
 
@@ -128,6 +131,16 @@ async fn wait_for_stop(mounted: &fuse::Mounted) -> &'static str {
             _ = tick.tick() => if mounted.is_finished() { return "unmounted from outside" },
         }
     }
+}
+
+/// `panmount stats`: the running mount's telemetry, read from its hidden stats file.
+pub fn stats(mountpoint: &Path) -> Result<(), AppError> {
+    let path = mountpoint.join(crate::stats::STATS_FILE);
+    let report = std::fs::read_to_string(&path).map_err(|e| {
+        AppError::Failed(format!("{}: not a running panmount mount point ({e})", mountpoint.display()))
+    })?;
+    print!("{report}");
+    Ok(())
 }
 
 /// `panmount check`: one row per storage; Ok only if all are ok.

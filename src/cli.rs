@@ -46,6 +46,9 @@ pub enum Command {
         #[arg(long, value_parser = parse_range)]
         range: Option<ByteRange>,
     },
+    /// Print a running mount's counters: bytes served and fetched (read amplification), range
+    /// requests, link mints, listings and block cache hits, per storage.
+    Stats { mountpoint: PathBuf },
     /// Try panmount without an account: start the bundled provider simulator on loopback with
     /// sample files and mount it through the real 123pan_link driver at MOUNTPOINT.
     Demo { mountpoint: PathBuf },

@@ -33,6 +33,7 @@ fn run(rt: &tokio::runtime::Runtime, command: Command) -> Result<(), AppError> {
         Command::Check { config } => rt.block_on(app::check(&Config::load(&config)?)),
         Command::Ls { config, path, long } => rt.block_on(app::ls(&Config::load(&config)?, &path, long)),
         Command::Cat { config, path, range } => rt.block_on(app::cat(&Config::load(&config)?, &path, range)),
+        Command::Stats { mountpoint } => app::stats(&mountpoint),
         Command::Demo { mountpoint } => panmount::demo::run(rt, &mountpoint),
         Command::Sim { listen, data, private_key, uid } => rt
             .block_on(panmount::sim::run_cli(listen, data, private_key, uid))

@@ -245,3 +245,33 @@ fn owner_mode_read_only_and_missing_names() {
     assert!(mounts.lines().any(|l| l.starts_with("panmount:123pan_link ") && l.contains(" fuse")), "{mounts}");
     assert!(mount.stop().success());
 }
+
+#[test]
+fn stats_report_counts_what_was_served_and_fetched() {
+    if !fuse_tests_enabled() {
+        return;
+    }
+    let sim = Sim::start(true);
+    let mount = Mount::start(&sim.config(SizeMode::Full, KEY, ""));
+    let movie = read_all(&mount.path("/links/Movies/movie.mp4")).unwrap();
+    let (code, out, err) = common::run(&["stats", mount.dir.path().to_str().unwrap()]);
+    assert_eq!(code, 0, "{err}");
+    let out = String::from_utf8(out).unwrap();
+    let line = out.lines().find(|l| l.starts_with("storage=/links ")).unwrap_or_else(|| panic!("{out}"));
+    let field = |name: &str| -> u64 {
+        line.split(' ').find_map(|kv| kv.strip_prefix(&format!("{name}="))).unwrap().parse().unwrap()
+    };
+    assert!(field("bytes_served") >= movie.len() as u64, "{line}");
+    assert_eq!(field("bytes_fetched"), sim.stats().bytes_sent, "{line}");
+    assert_eq!(field("range_requests"), sim.stats().requests, "{line}");
+    assert_eq!(field("link_mints"), 1, "{line}");
+    assert!(field("bytes_fetched") <= movie.len() as u64 + (1 << 20), "sequential read fetches each byte once: {line}");
+    // The file is found by name but never listed.
+    let names: Vec<_> = std::fs::read_dir(mount.dir.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
+    assert_eq!(names, ["links"]);
+    let (code, _, err) = common::run(&["stats", sim.data.path().to_str().unwrap()]);
+    assert_eq!(code, 1, "{err}");
+    let mut mount = mount;
+    assert!(mount.stop_with(libc::SIGTERM).success());
+    assert!(mount.log().contains("storage=/links bytes_served="), "logged at unmount: {}", mount.log());
+}

@@ -27,6 +27,8 @@ pub enum DirChild {
 pub enum Handle {
     Dir { ino: u64, slots: Arc<Vec<DirSlot>> },
     File(Arc<FileReader>),
+    /// A snapshot of the telemetry report, taken at open.
+    Stats(bytes::Bytes),
 }
 
 #[derive(Default)]

@@ -12,11 +12,15 @@ use crate::drivers::Entry;
 use crate::error::{Error, Result};
 
 pub const ROOT: u64 = 1;
+/// The hidden telemetry file at the root (`crate::stats::STATS_FILE`): a fixed number, in no
+/// folder's listing and no name index, so no remote name can collide with it.
+pub const STATS: u64 = 2;
 
 #[derive(Debug, Clone)]
 pub enum Kind {
     Virtual { children: BTreeMap<String, u64> },
     Remote { storage: usize, entry: Entry },
+    Stats,
 }
 
 #[derive(Debug, Clone)]
@@ -37,6 +41,7 @@ impl Node {
         match &self.kind {
             Kind::Virtual { .. } => true,
             Kind::Remote { entry, .. } => entry.is_dir,
+            Kind::Stats => false,
         }
     }
 }
@@ -58,7 +63,15 @@ impl InodeTable {
             pinned: true,
             cached_version: None,
         };
-        InodeTable { nodes: HashMap::from([(ROOT, root)]), by_name: HashMap::new(), next: ROOT + 1 }
+        let stats = Node {
+            parent: ROOT,
+            name: crate::stats::STATS_FILE.into(),
+            kind: Kind::Stats,
+            lookups: 1,
+            pinned: true,
+            cached_version: None,
+        };
+        InodeTable { nodes: HashMap::from([(ROOT, root), (STATS, stats)]), by_name: HashMap::new(), next: STATS + 1 }
     }
 
     pub fn get(&self, ino: u64) -> Result<&Node> {
@@ -155,6 +168,7 @@ fn kind_is_dir(kind: &Kind) -> bool {
     match kind {
         Kind::Virtual { .. } => true,
         Kind::Remote { entry, .. } => entry.is_dir,
+        Kind::Stats => false,
     }
 }
 

@@ -26,6 +26,7 @@ pub use attr::{Attr, Owner};
 use handles::{DirChild, DirSlot, Handle, Handles};
 use inode::{InodeTable, Kind, ROOT};
 pub use storage::Storage;
+use crate::stats::{STATS_FILE, StorageStats};
 
 /// Virtual folders never change while mounted: the kernel may trust them for a long time.
 const VIRTUAL_TTL: Duration = Duration::from_secs(24 * 3600);
@@ -61,6 +62,8 @@ pub struct DirItem<'a> {
 
 pub struct Opened {
     pub fh: u64,
+    /// Bypass the page cache (the telemetry file, whose size changes under the kernel).
+    pub direct_io: bool,
     /// The kernel may keep pages it cached for this file: its version has not changed.
     pub keep_cache: bool,
 }
@@ -115,6 +118,9 @@ impl Fs {
     }
 
     pub async fn lookup(&self, parent: u64, name: &str) -> Result<Lookup> {
+        if parent == ROOT && name == STATS_FILE {
+            return Ok(Lookup::Found { attr: self.stats_attr(), ttl: MIN_TTL });
+        }
         let node = self.inodes.lock().unwrap().get(parent)?.clone();
         match node.kind {
             Kind::Virtual { children } => match children.get(name) {
@@ -125,6 +131,7 @@ impl Fs {
                 }
                 None => Ok(Lookup::Missing { ttl: VIRTUAL_TTL }),
             },
+            Kind::Stats => Err(Error::NotDir),
             Kind::Remote { entry, .. } if !entry.is_dir => Err(Error::NotDir),
             Kind::Remote { storage, entry } => {
                 let key = (storage, entry.id.clone());
@@ -152,8 +159,10 @@ impl Fs {
     /// Attributes, refreshed from the parent's listing once that listing has expired.
     pub async fn getattr(&self, ino: u64) -> Result<(Attr, Duration)> {
         let node = self.inodes.lock().unwrap().get(ino)?.clone();
-        let Kind::Remote { storage, entry } = &node.kind else {
-            return Ok((self.getattr_virtual(ino)?, VIRTUAL_TTL));
+        let (storage, entry) = match &node.kind {
+            Kind::Remote { storage, entry } => (storage, entry),
+            Kind::Stats => return Ok((self.stats_attr(), MIN_TTL)),
+            Kind::Virtual { .. } => return Ok((self.getattr_virtual(ino)?, VIRTUAL_TTL)),
         };
         let parent = self.inodes.lock().unwrap().get(node.parent).map(|p| p.kind.clone());
         let (entry, ttl) = match parent {
@@ -186,6 +195,7 @@ impl Fs {
                 children.into_iter().map(|(name, ino)| DirSlot { name, child: DirChild::Virtual(ino) }),
             ),
             Kind::Remote { entry, .. } if !entry.is_dir => return Err(Error::NotDir),
+            Kind::Stats => return Err(Error::NotDir),
             Kind::Remote { storage, entry } => {
                 let (children, _) = self.list(storage, &entry).await?;
                 slots.extend(
@@ -204,7 +214,7 @@ impl Fs {
         let rest = slots.get(offset as usize..).unwrap_or_default();
         let storage = match &self.inodes.lock().unwrap().get(*ino)?.kind {
             Kind::Remote { storage, .. } => Some(*storage),
-            Kind::Virtual { .. } => None,
+            Kind::Virtual { .. } | Kind::Stats => None,
         };
         // Sizes must be real before the kernel sees them: learn the unknown ones, concurrently.
         let sized: Vec<Option<Result<Entry>>> = join_all(rest.iter().map(|slot| async {
@@ -252,7 +262,14 @@ impl Fs {
             return Err(Error::ReadOnly);
         }
         let node = self.inodes.lock().unwrap().get(ino)?.clone();
-        let Kind::Remote { storage, entry } = node.kind else { return Err(Error::IsDir) };
+        let (storage, entry) = match node.kind {
+            Kind::Remote { storage, entry } => (storage, entry),
+            Kind::Stats => {
+                let report = bytes::Bytes::from(self.stats_report());
+                return Ok(Opened { fh: self.handles.insert(Handle::Stats(report)), direct_io: true, keep_cache: false });
+            }
+            Kind::Virtual { .. } => return Err(Error::IsDir),
+        };
         if entry.is_dir {
             return Err(Error::IsDir);
         }
@@ -270,6 +287,7 @@ impl Fs {
         let file = OpenFile::new(
             storage,
             s.path.clone(),
+            s.stats.clone(),
             entry,
             size,
             self.config.block_size,
@@ -278,13 +296,26 @@ impl Fs {
             s.http.clone(),
         );
         let reader = Arc::new(self.reader.open(Arc::new(file)));
-        Ok(Opened { fh: self.handles.insert(Handle::File(reader)), keep_cache })
+        Ok(Opened { fh: self.handles.insert(Handle::File(reader)), direct_io: false, keep_cache })
     }
 
     pub async fn read(&self, fh: u64, offset: u64, size: u32) -> Result<Bytes> {
         let handle = self.handles.get(fh)?;
-        let Handle::File(reader) = &*handle else { return Err(Error::IsDir) };
-        self.reader.read(reader, offset, size).await
+        let reader = match &*handle {
+            Handle::File(reader) => reader,
+            Handle::Stats(report) => {
+                let start = (offset as usize).min(report.len());
+                return Ok(report.slice(start..(start + size as usize).min(report.len())));
+            }
+            Handle::Dir { .. } => return Err(Error::IsDir),
+        };
+        let stats = &reader.file.stats;
+        let result = self.reader.read(reader, offset, size).await;
+        match &result {
+            Ok(bytes) => StorageStats::add(&stats.bytes_served, bytes.len() as u64),
+            Err(_) => StorageStats::add(&stats.read_errors, 1),
+        }
+        result
     }
 
     pub fn release(&self, fh: u64) {
@@ -328,6 +359,7 @@ impl Fs {
         }
         let s = &self.storages[storage];
         s.ensure_up().await?;
+        StorageStats::add(&s.stats.listings, 1);
         let mut entries = s.driver.list(dir).await?;
         names::make_showable(&mut entries);
         let entries = Arc::new(entries);
@@ -357,11 +389,15 @@ impl Fs {
         let s = &self.storages[storage];
         let driver = &s.driver;
         let key = (storage, entry.id.clone(), entry.version.clone());
-        let link = self.links.get(&key, || driver.link(&entry)).await?;
+        let mint = || {
+            StorageStats::add(&s.stats.link_mints, 1);
+            driver.link(&entry)
+        };
+        let link = self.links.get(&key, mint).await?;
         let size = match crate::http::range::probe_size(&s.http, &link).await {
             Err(Error::LinkRefused { .. }) => {
                 self.links.invalidate(&key, &link);
-                let link = self.links.get(&key, || driver.link(&entry)).await?;
+                let link = self.links.get(&key, mint).await?;
                 crate::http::range::probe_size(&s.http, &link).await?
             }
             other => other?,
@@ -369,6 +405,29 @@ impl Fs {
         self.meta.put_size(storage, &entry, size);
         entry.size = Some(size);
         Ok(entry)
+    }
+
+    /// The telemetry report: a line per storage, and the block cache's use of its budget.
+    pub fn stats_report(&self) -> String {
+        let mut out = String::new();
+        for s in &self.storages {
+            out.push_str(&s.stats.line(&s.path));
+            out.push('\n');
+        }
+        out.push_str(&format!(
+            "block_cache used_bytes={} budget_bytes={} open_handles={} inodes={}\n",
+            self.reader.cached_bytes(),
+            self.config.memory_limit,
+            self.handles.len(),
+            self.inodes.lock().unwrap().len(),
+        ));
+        out
+    }
+
+    fn stats_attr(&self) -> Attr {
+        let mut attr = self.config.owner.attr(inode::STATS, false, self.stats_report().len() as u64, SystemTime::now());
+        attr.perm &= 0o444;
+        attr
     }
 
     fn remote_attr(&self, ino: u64, entry: &Entry) -> Attr {
@@ -386,6 +445,7 @@ impl Fs {
         Ok(match &node.kind {
             Kind::Virtual { .. } => self.config.owner.attr(ino, true, 0, SystemTime::UNIX_EPOCH),
             Kind::Remote { entry, .. } => self.remote_attr(ino, entry),
+            Kind::Stats => self.stats_attr(),
         })
     }
 }

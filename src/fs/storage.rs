@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 use crate::drivers::Driver;
 use crate::error::{Error, Result};
 use crate::http::HttpClient;
+use crate::stats::StorageStats;
 
 const RETRY_AFTER: Duration = Duration::from_secs(60);
 
@@ -20,6 +21,7 @@ pub struct Storage {
     pub driver: Arc<dyn Driver>,
     /// The storage's HTTP client (its own when it sets `proxy`); downloads go through it too.
     pub http: HttpClient,
+    pub stats: Arc<StorageStats>,
     health: Mutex<Health>,
     login: tokio::sync::Mutex<()>,
 }
@@ -32,7 +34,7 @@ enum Health {
 
 impl Storage {
     pub fn new(path: String, driver: Arc<dyn Driver>, http: HttpClient) -> Self {
-        Storage { path, driver, http, health: Mutex::new(Health::Unknown), login: tokio::sync::Mutex::new(()) }
+        Storage { path, driver, http, stats: Arc::default(), health: Mutex::new(Health::Unknown), login: tokio::sync::Mutex::new(()) }
     }
 
     /// Log in and record the outcome (logging it if it changed).

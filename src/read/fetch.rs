@@ -19,6 +19,7 @@ use crate::cache::blocks::Filler;
 use crate::error::Error;
 use crate::http::range::get_range;
 use crate::http::retry::Backoff;
+use crate::stats::StorageStats;
 
 /// Transient failures in a row (no byte received in between) before the run gives up.
 const MAX_ATTEMPTS: u32 = 6;
@@ -38,6 +39,7 @@ pub async fn fetch_run(file: Arc<OpenFile>, mut fillers: std::collections::VecDe
             Ok(link) => link,
             Err(err) => return fail_all(&file, fillers, err),
         };
+        StorageStats::add(&file.stats.range_requests, 1);
         let err = match get_range(&file.http, &link, pos, end - 1, file.size).await {
             Ok(mut body) => loop {
                 match body.chunk().await {
@@ -45,6 +47,7 @@ pub async fn fetch_run(file: Arc<OpenFile>, mut fillers: std::collections::VecDe
                         backoff.reset();
                         reminted = false;
                         pos += chunk.len() as u64;
+                        StorageStats::add(&file.stats.bytes_fetched, chunk.len() as u64);
                         deliver(&file, &mut fillers, &mut block, chunk);
                     }
                     Ok(None) => break None,

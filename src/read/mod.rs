@@ -20,12 +20,14 @@ use crate::cache::link::{LinkCache, LinkKey};
 use crate::drivers::{Driver, Entry, Link};
 use crate::error::Result;
 use crate::http::HttpClient;
+use crate::stats::StorageStats;
 use window::{Window, WindowConfig};
 
 /// One file being read: what the fetch tasks need, shared by them and the handle.
 pub struct OpenFile {
     pub storage: usize,
     pub storage_path: String,
+    pub stats: Arc<StorageStats>,
     pub entry: Entry,
     pub size: u64,
     pub block_size: u64,
@@ -40,6 +42,7 @@ impl OpenFile {
     pub fn new(
         storage: usize,
         storage_path: String,
+        stats: Arc<StorageStats>,
         entry: Entry,
         size: u64,
         block_size: u64,
@@ -48,7 +51,7 @@ impl OpenFile {
         http: HttpClient,
     ) -> Self {
         let file_key = Arc::from(format!("{storage}\0{}\0{}", entry.id, entry.version));
-        OpenFile { storage, storage_path, entry, size, block_size, driver, links, http, file_key }
+        OpenFile { storage, storage_path, stats, entry, size, block_size, driver, links, http, file_key }
     }
 
     fn link_key(&self) -> LinkKey {
@@ -56,7 +59,12 @@ impl OpenFile {
     }
 
     pub async fn link(&self) -> Result<Arc<Link>> {
-        self.links.get(&self.link_key(), || self.driver.link(&self.entry)).await
+        self.links
+            .get(&self.link_key(), || {
+                StorageStats::add(&self.stats.link_mints, 1);
+                self.driver.link(&self.entry)
+            })
+            .await
     }
 
     pub fn refused(&self, link: &Arc<Link>) {
@@ -92,6 +100,10 @@ impl Reader {
         FileReader { file, window: Mutex::new(Window::new(self.window)) }
     }
 
+    pub fn cached_bytes(&self) -> usize {
+        self.blocks.used_bytes()
+    }
+
     /// Up to `size` bytes at `offset`; fewer only at the end of the file.
     pub async fn read(&self, reader: &FileReader, offset: u64, size: u32) -> Result<Bytes> {
         let file = &reader.file;
@@ -108,7 +120,16 @@ impl Reader {
         let mut run: VecDeque<Filler> = VecDeque::new();
         let mut runs = Vec::new();
         for index in first..=last_wanted {
-            match self.blocks.claim(file.block_key(index)) {
+            let claim = self.blocks.claim(file.block_key(index));
+            if index <= last {
+                let counter = match &claim {
+                    Claim::Ready(_) => &file.stats.block_hits,
+                    Claim::Pending(_) => &file.stats.block_joins,
+                    Claim::Fetch(_) => &file.stats.block_misses,
+                };
+                StorageStats::add(counter, 1);
+            }
+            match claim {
                 Claim::Fetch(filler) => {
                     if index <= last {
                         needed.push(Claim::Pending(filler.subscribe()));
