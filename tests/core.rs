@@ -84,6 +84,10 @@ fn driver(sim: &common::Sim, sizes_known: bool) -> Arc<CountingDriver> {
 }
 
 fn fs(storages: Vec<(&str, Arc<CountingDriver>)>, dir_ttl: Duration) -> Arc<Fs> {
+    fs_with_memory(storages, dir_ttl, 64 << 20)
+}
+
+fn fs_with_memory(storages: Vec<(&str, Arc<CountingDriver>)>, dir_ttl: Duration, memory: usize) -> Arc<Fs> {
     let http = HttpClient::new(None).unwrap();
     let storages = storages.into_iter().map(|(p, d)| Storage::new(p.into(), d, http.clone())).collect();
     Arc::new(Fs::new(storages, FsConfig {
@@ -92,7 +96,7 @@ fn fs(storages: Vec<(&str, Arc<CountingDriver>)>, dir_ttl: Duration) -> Arc<Fs> 
         negative_ttl: Duration::from_secs(60),
         link_margin: Duration::from_secs(60),
         block_size: 1 << 20,
-        memory_limit: 64 << 20,
+        memory_limit: memory,
         window: WindowConfig { initial: 1 << 20, max: 8 << 20 },
     }))
 }
@@ -196,4 +200,42 @@ fn a_down_storage_answers_eio_and_leaves_the_others_alone() {
         let err = fs.open(fs.resolve("/good/readme.txt").await.unwrap(), true).await.err().unwrap();
         assert_eq!(err.errno(), libc::EROFS);
     });
+}
+
+#[test]
+fn streaming_respects_the_memory_budget_and_keeps_head_and_tail_blocks() {
+    let sim = common::Sim::start(false);
+    let big: Vec<u8> = (0..40u32 << 20).map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8).collect();
+    std::fs::write(sim.data.path().join("big.bin"), &big).unwrap();
+    let d = driver(&sim, true);
+    let mut files = d.files.clone();
+    files.push(("/big.bin".into(), big.len() as u64));
+    let d = Arc::new(CountingDriver { files, ..Arc::into_inner(d).unwrap() });
+    let budget = 16 << 20;
+    let fs = fs_with_memory(vec![("/s", d)], Duration::from_secs(300), budget);
+    sim.rt.block_on(async {
+        let ino = fs.resolve("/s/big.bin").await.unwrap();
+        let fh = fs.open(ino, false).await.unwrap().fh;
+        let mut offset = 0u64;
+        while offset < big.len() as u64 {
+            let got = fs.read(fh, offset, 1 << 20).await.unwrap();
+            assert!(got[..] == big[offset as usize..offset as usize + got.len()], "bytes at {offset}");
+            offset += got.len() as u64;
+            let used: u64 = field(&fs.stats_report(), "used_bytes");
+            assert!(used <= budget as u64, "cache over budget: {used}");
+        }
+        let before = sim.stats().bytes_sent;
+        // A re-scan of the head and the tail: both blocks are still in memory.
+        assert!(fs.read(fh, 0, 65536).await.unwrap()[..] == big[..65536]);
+        let tail = big.len() as u64 - 65536;
+        assert!(fs.read(fh, tail, 65536).await.unwrap()[..] == big[tail as usize..]);
+        assert_eq!(sim.stats().bytes_sent, before, "head and tail came from the probe pool");
+        // The middle of the file was evicted: reading it costs a download.
+        assert!(fs.read(fh, 3 << 20, 4096).await.unwrap()[..] == big[3 << 20..(3 << 20) + 4096]);
+        assert!(sim.stats().bytes_sent > before);
+    });
+}
+
+fn field(report: &str, name: &str) -> u64 {
+    report.split_whitespace().find_map(|kv| kv.strip_prefix(&format!("{name}="))).unwrap().parse().unwrap()
 }

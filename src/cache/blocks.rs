@@ -5,6 +5,10 @@
 //! fetched is registered as in flight: a second reader of the same block waits for the first
 //! fetch instead of starting its own, which is what keeps two readers of one file (a media
 //! server's scanner and its player) from downloading it twice.
+//!
+//! The first and last block of every file (where media containers keep their headers and
+//! indexes) live in a separate *probe* pool, an eighth of the budget, so that streaming one
+//! large file cannot evict what a library scan needs: a re-scan is answered from memory.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -30,9 +34,35 @@ pub struct BlockCache {
 }
 
 struct Inner {
+    main: Pool,
+    probes: Pool,
+    in_flight: HashMap<BlockKey, Slot>,
+}
+
+/// An LRU of blocks under a byte budget.
+struct Pool {
     blocks: LruCache<BlockKey, Bytes>,
     used: usize,
-    in_flight: HashMap<BlockKey, Slot>,
+    budget: usize,
+}
+
+impl Pool {
+    fn new(budget: usize) -> Self {
+        Pool { blocks: LruCache::unbounded(), used: 0, budget }
+    }
+
+    fn put(&mut self, key: BlockKey, bytes: Bytes) {
+        self.used += bytes.len();
+        if let Some(old) = self.blocks.put(key, bytes) {
+            self.used -= old.len();
+        }
+        while self.used > self.budget {
+            match self.blocks.pop_lru() {
+                Some((_, old)) => self.used -= old.len(),
+                None => break,
+            }
+        }
+    }
 }
 
 /// What a reader holds for one block.
@@ -48,20 +78,30 @@ pub enum Claim {
 pub struct Filler {
     cache: Arc<BlockCache>,
     pub key: BlockKey,
+    probe: bool,
     tx: Option<watch::Sender<Option<Result<Bytes>>>>,
 }
 
 impl BlockCache {
     pub fn new(budget_bytes: usize) -> Arc<Self> {
+        let probes = budget_bytes / 8;
         Arc::new(BlockCache {
             budget: budget_bytes,
-            inner: Mutex::new(Inner { blocks: LruCache::unbounded(), used: 0, in_flight: HashMap::new() }),
+            inner: Mutex::new(Inner {
+                main: Pool::new(budget_bytes - probes),
+                probes: Pool::new(probes),
+                in_flight: HashMap::new(),
+            }),
         })
     }
 
-    pub fn claim(self: &Arc<Self>, key: BlockKey) -> Claim {
+    /// Claim a block; `probe` marks a file's first or last block (kept in the probe pool).
+    pub fn claim(self: &Arc<Self>, key: BlockKey, probe: bool) -> Claim {
         let mut inner = self.inner.lock().unwrap();
-        if let Some(bytes) = inner.blocks.get(&key) {
+        if let Some(bytes) = inner.main.blocks.get(&key) {
+            return Claim::Ready(bytes.clone());
+        }
+        if let Some(bytes) = inner.probes.blocks.get(&key) {
             return Claim::Ready(bytes.clone());
         }
         if let Some(slot) = inner.in_flight.get(&key) {
@@ -69,33 +109,29 @@ impl BlockCache {
         }
         let (tx, rx) = watch::channel(None);
         inner.in_flight.insert(key.clone(), rx);
-        Claim::Fetch(Filler { cache: self.clone(), key, tx: Some(tx) })
-    }
-
-    /// Whether a block is cached or being fetched (used to plan read-ahead without claiming).
-    pub fn is_present(&self, key: &BlockKey) -> bool {
-        let inner = self.inner.lock().unwrap();
-        inner.blocks.contains(key) || inner.in_flight.contains_key(key)
+        Claim::Fetch(Filler { cache: self.clone(), key, probe, tx: Some(tx) })
     }
 
     pub fn used_bytes(&self) -> usize {
-        self.inner.lock().unwrap().used
+        let inner = self.inner.lock().unwrap();
+        inner.main.used + inner.probes.used
     }
 
-    fn finish(&self, key: &BlockKey, result: &Result<Bytes>) {
+    pub fn budget(&self) -> usize {
+        self.budget
+    }
+
+    /// Blocks being fetched right now, across all files.
+    pub fn in_flight(&self) -> usize {
+        self.inner.lock().unwrap().in_flight.len()
+    }
+
+    fn finish(&self, key: &BlockKey, probe: bool, result: &Result<Bytes>) {
         let mut inner = self.inner.lock().unwrap();
         inner.in_flight.remove(key);
         if let Ok(bytes) = result {
-            inner.used += bytes.len();
-            if let Some(old) = inner.blocks.put(key.clone(), bytes.clone()) {
-                inner.used -= old.len();
-            }
-            while inner.used > self.budget {
-                match inner.blocks.pop_lru() {
-                    Some((_, old)) => inner.used -= old.len(),
-                    None => break,
-                }
-            }
+            let pool = if probe { &mut inner.probes } else { &mut inner.main };
+            pool.put(key.clone(), bytes.clone());
         }
     }
 }
@@ -116,7 +152,7 @@ impl Filler {
 
     fn finish(&mut self, result: Result<Bytes>) {
         if let Some(tx) = self.tx.take() {
-            self.cache.finish(&self.key, &result);
+            self.cache.finish(&self.key, self.probe, &result);
             let _ = tx.send(Some(result));
         }
     }
@@ -147,36 +183,50 @@ mod tests {
     #[tokio::test]
     async fn second_claim_waits_for_the_first_fetch() {
         let cache = BlockCache::new(1 << 20);
-        let Claim::Fetch(filler) = cache.claim(key(0)) else { panic!("expected fetch") };
-        let Claim::Pending(slot) = cache.claim(key(0)) else { panic!("expected pending") };
+        let Claim::Fetch(filler) = cache.claim(key(0), false) else { panic!("expected fetch") };
+        let Claim::Pending(slot) = cache.claim(key(0), false) else { panic!("expected pending") };
         let waiter = tokio::spawn(wait(slot));
         filler.complete(Bytes::from_static(b"abc"));
         assert_eq!(&waiter.await.unwrap().unwrap()[..], b"abc");
-        assert!(matches!(cache.claim(key(0)), Claim::Ready(b) if &b[..] == b"abc"));
+        assert!(matches!(cache.claim(key(0), false), Claim::Ready(b) if &b[..] == b"abc"));
     }
 
     #[tokio::test]
     async fn failures_are_not_cached_and_dropping_a_filler_fails_waiters() {
         let cache = BlockCache::new(1 << 20);
-        let Claim::Fetch(filler) = cache.claim(key(1)) else { panic!() };
+        let Claim::Fetch(filler) = cache.claim(key(1), false) else { panic!() };
         let slot = filler.subscribe();
         filler.fail(Error::LinkRefused { status: 403 });
         assert!(matches!(wait(slot).await, Err(Error::LinkRefused { .. })));
-        let Claim::Fetch(filler) = cache.claim(key(1)) else { panic!("a failure must not be cached") };
+        let Claim::Fetch(filler) = cache.claim(key(1), false) else { panic!("a failure must not be cached") };
         let slot = filler.subscribe();
         drop(filler);
         assert!(wait(slot).await.is_err());
     }
 
     #[test]
+    fn probe_blocks_survive_streaming() {
+        let cache = BlockCache::new(80);
+        let Claim::Fetch(f) = cache.claim(key(100), true) else { panic!() };
+        f.complete(Bytes::from(vec![1u8; 10]));
+        for i in 0..20 {
+            let Claim::Fetch(f) = cache.claim(key(i), false) else { panic!() };
+            f.complete(Bytes::from(vec![0u8; 10]));
+        }
+        assert!(cache.used_bytes() <= 80);
+        assert!(matches!(cache.claim(key(100), false), Claim::Ready(_)), "the probe block is still there");
+        assert!(matches!(cache.claim(key(0), false), Claim::Fetch(_)), "old streaming blocks were evicted");
+    }
+
+    #[test]
     fn stays_within_budget() {
         let cache = BlockCache::new(10);
         for i in 0..5 {
-            let Claim::Fetch(f) = cache.claim(key(i)) else { panic!() };
+            let Claim::Fetch(f) = cache.claim(key(i), false) else { panic!() };
             f.complete(Bytes::from(vec![0u8; 4]));
         }
         assert!(cache.used_bytes() <= 10);
-        assert!(matches!(cache.claim(key(4)), Claim::Ready(_)));
-        assert!(matches!(cache.claim(key(0)), Claim::Fetch(_)));
+        assert!(matches!(cache.claim(key(4), false), Claim::Ready(_)));
+        assert!(matches!(cache.claim(key(0), false), Claim::Fetch(_)));
     }
 }

@@ -114,13 +114,17 @@ impl Reader {
         let ahead = reader.window.lock().unwrap().on_read(self.window, offset, end - offset, file.size);
         let bs = file.block_size;
         let (first, last) = (offset / bs, (end - 1) / bs);
-        let last_wanted = ahead.map_or(last, |r| last.max((r.end - 1) / bs));
+        // Read-ahead backs off when the cache is busy: blocks in flight may take at most half
+        // of the memory budget, so prefetch never evicts what readers have not consumed yet.
+        let room = (self.blocks.budget() as u64 / 2).saturating_sub(self.blocks.in_flight() as u64 * bs) / bs;
+        let last_wanted = ahead.map_or(last, |r| last.max((r.end - 1) / bs).min(last + room));
+        let last_block = (file.size - 1) / bs;
 
         let mut needed = Vec::with_capacity((last - first + 1) as usize);
         let mut run: VecDeque<Filler> = VecDeque::new();
         let mut runs = Vec::new();
         for index in first..=last_wanted {
-            let claim = self.blocks.claim(file.block_key(index));
+            let claim = self.blocks.claim(file.block_key(index), index == 0 || index == last_block);
             if index <= last {
                 let counter = match &claim {
                     Claim::Ready(_) => &file.stats.block_hits,
