@@ -8,6 +8,7 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use crate::cli::ByteRange;
+use crate::cache::disk::DiskCache;
 use crate::config::{Config, ConfigError};
 use crate::drivers::{self, BuildContext};
 use crate::error::Error;
@@ -49,7 +50,19 @@ pub fn build_fs(config: &Config) -> Result<Fs, AppError> {
         let driver = drivers::build(storage, &ctx)?;
         storages.push(Storage::new(storage.path.clone(), driver, http));
     }
-    Ok(Fs::new(storages, fs_config(config)))
+    let mut fs_config = fs_config(config);
+    if let Some(dir) = &config.cache.dir {
+        let disk = DiskCache::open(dir, config.cache.max_size, BLOCK_SIZE).map_err(|e| {
+            AppError::Config(ConfigError {
+                file: config.file.clone(),
+                line: None,
+                key: Some("cache.dir".into()),
+                message: format!("cannot use {} as the disk cache: {e}", dir.display()),
+            })
+        })?;
+        fs_config.disk = Some(disk);
+    }
+    Ok(Fs::new(storages, fs_config))
 }
 
 fn fs_config(config: &Config) -> FsConfig {
@@ -71,6 +84,8 @@ fn fs_config(config: &Config) -> FsConfig {
         block_size: BLOCK_SIZE,
         memory_limit,
         window: WindowConfig { initial: BLOCK_SIZE, max: max_window.max(BLOCK_SIZE) },
+        connections_per_file: cache.connections_per_file as usize,
+        disk: None,
     }
 }
 
@@ -84,6 +99,8 @@ pub fn mount(rt: &tokio::runtime::Runtime, config: &Config, mountpoint: Option<P
             message: "no mount point: set `mountpoint` in the config or pass --mountpoint".into(),
         })
     })?;
+    // Inside the runtime: the disk cache starts its map flusher there.
+    let _runtime = rt.enter();
     let fs = Arc::new(build_fs(config)?);
     serve(rt, fs, &mountpoint, config)
 }
@@ -108,7 +125,9 @@ pub fn serve(rt: &tokio::runtime::Runtime, fs: Arc<Fs>, mountpoint: &Path, confi
     for line in fs.stats_report().lines() {
         tracing::info!("{line}");
     }
-    mounted.unmount().map_err(|e| AppError::Failed(format!("unmount {}: {e}", mountpoint.display())))
+    let unmounted = mounted.unmount().map_err(|e| AppError::Failed(format!("unmount {}: {e}", mountpoint.display())));
+    rt.block_on(fs.flush());
+    unmounted
 }
 
 fn fsname(config: &Config) -> String {
@@ -245,6 +264,7 @@ pub async fn cat(config: &Config, path: &str, range: Option<ByteRange>) -> Resul
     }
     out.flush().map_err(|e| AppError::Failed(format!("stdout: {e}")))?;
     fs.release(opened.fh);
+    fs.flush().await;
     Ok(())
 }
 

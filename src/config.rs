@@ -35,6 +35,9 @@
 //! | `memory_limit_mb` | `256` | memory for cached file blocks (at least 1) |
 //! | `max_read_ahead_mb` | `64` | cap of one open file's read-ahead window (at least 1) |
 //! | `kernel_read_ahead_kb` | `1024` | the mount's `read_ahead_kb` (0 leaves the kernel's) |
+//! | `connections_per_file` | `0` | parallel ranged requests per open file (0: the driver's own limit) |
+//! | `dir` | none | turns the disk cache on: file blocks are kept here across restarts |
+//! | `max_size` | `"10G"` | the disk cache's size limit (`"500M"`, `"20G"`, bytes) |
 //!
 //! Durations are whole seconds (`90`) or a string of number+unit groups: `"500ms"`, `"90s"`,
 //! `"5m"`, `"1h30m"`, `"1d"`.
@@ -50,7 +53,7 @@ mod values;
 
 use parser::{Parser, toml_type_name};
 use values::parse_digits;
-pub use values::{normalize_storage_path, parse_duration};
+pub use values::{normalize_storage_path, parse_duration, parse_size};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ConfigError {
@@ -109,6 +112,12 @@ pub struct CacheConfig {
     pub max_read_ahead_mb: u64,
     /// Written to the mount's `read_ahead_kb` (best effort; 0 leaves the kernel's value).
     pub kernel_read_ahead_kb: u32,
+    /// Parallel ranged requests per open file; 0 uses the driver's own limit.
+    pub connections_per_file: u32,
+    /// Where the disk cache keeps blocks; `None` leaves it off.
+    pub dir: Option<PathBuf>,
+    /// The disk cache's size limit, in bytes.
+    pub max_size: u64,
 }
 
 #[derive(Debug, Clone)]
@@ -234,6 +243,9 @@ impl Default for CacheConfig {
             memory_limit_mb: 256,
             max_read_ahead_mb: 64,
             kernel_read_ahead_kb: 1024,
+            connections_per_file: 0,
+            dir: None,
+            max_size: 10 << 30,
         }
     }
 }

@@ -26,6 +26,8 @@ pub struct StorageStats {
     pub block_hits: AtomicU64,
     pub block_joins: AtomicU64,
     pub block_misses: AtomicU64,
+    /// Blocks served from the disk cache instead of the network.
+    pub disk_hits: AtomicU64,
     /// Reads that failed (EIO and friends).
     pub read_errors: AtomicU64,
 }
@@ -49,6 +51,7 @@ impl StorageStats {
             ("block_hits", &self.block_hits),
             ("block_joins", &self.block_joins),
             ("block_misses", &self.block_misses),
+            ("disk_hits", &self.disk_hits),
             ("read_errors", &self.read_errors),
         ] {
             let _ = write!(out, " {name}={}", get(c));

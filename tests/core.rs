@@ -98,6 +98,8 @@ fn fs_with_memory(storages: Vec<(&str, Arc<CountingDriver>)>, dir_ttl: Duration,
         block_size: 1 << 20,
         memory_limit: memory,
         window: WindowConfig { initial: 1 << 20, max: 8 << 20 },
+        connections_per_file: 0,
+        disk: None,
     }))
 }
 

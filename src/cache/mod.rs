@@ -3,6 +3,7 @@
 //! burst of identical kernel requests costs one remote call.
 
 pub mod blocks;
+pub mod disk;
 pub mod link;
 pub mod meta;
 

@@ -22,6 +22,9 @@ const CACHE_KEYS: &[&str] = &[
     "memory_limit_mb",
     "max_read_ahead_mb",
     "kernel_read_ahead_kb",
+    "connections_per_file",
+    "dir",
+    "max_size",
 ];
 const DURATION_HINT: &str = "a duration (whole seconds as an integer, or a string like \"90s\", \"5m\", \"1h30m\", \"500ms\")";
 
@@ -206,6 +209,17 @@ impl<'a> Parser<'a> {
         }
     }
 
+    fn size(&self, key: &str, v: &Val<'_>) -> Result<u64, ConfigError> {
+        match v.get_ref() {
+            DeValue::Integer(_) => self.uint(key, v, u64::MAX),
+            DeValue::String(_) => {
+                let s = self.string(key, v)?;
+                super::values::parse_size(&s).map_err(|m| self.err(Some(v.span()), Some(key), m))
+            }
+            _ => Err(self.type_err(v, key, "a size (bytes as an integer, or a string like \"500M\", \"20G\")")),
+        }
+    }
+
     fn fuse(&self, v: &Val<'_>) -> Result<FuseConfig, ConfigError> {
         let mut fuse = FuseConfig::default();
         for (k, v) in sorted(self.table("fuse", v)?) {
@@ -269,6 +283,9 @@ impl<'a> Parser<'a> {
                 "kernel_read_ahead_kb" => {
                     cache.kernel_read_ahead_kb = self.uint(&key, v, u32::MAX.into())? as u32
                 }
+                "connections_per_file" => cache.connections_per_file = self.uint(&key, v, 64)? as u32,
+                "dir" => cache.dir = Some(self.path_value(&key, v)?),
+                "max_size" => cache.max_size = self.size(&key, v)?,
                 _ => return Err(self.unknown(k, &key, "keys in [cache]", CACHE_KEYS)),
             }
         }

@@ -606,3 +606,20 @@ fn display_format() {
         "/etc/panmount.toml:2: fuse.alow_other: unknown key `alow_other`; valid keys in [fuse]: allow_other, uid, gid, umask"
     );
 }
+
+#[test]
+fn disk_cache_and_connection_keys() {
+    let c = parse(
+        "[cache]\ndir = \"/var/cache/panmount\"\nmax_size = \"20G\"\nconnections_per_file = 8\n[[storage]]\npath = \"/a\"\ndriver = \"123pan_link\"\norigin_urls = \"http://x/a\"\n",
+    )
+    .unwrap();
+    assert_eq!(c.cache.dir.as_deref(), Some(std::path::Path::new("/var/cache/panmount")));
+    assert_eq!(c.cache.max_size, 20 << 30);
+    assert_eq!(c.cache.connections_per_file, 8);
+    assert_eq!(parse_size("512K"), Ok(512 << 10));
+    assert_eq!(parse_size("3MiB"), Ok(3 << 20));
+    assert_eq!(parse_size("100"), Ok(100));
+    assert!(parse_size("lots").is_err());
+    let err = err("[cache]\nmax_size = \"big\"\n[[storage]]\npath = \"/a\"\ndriver = \"123pan_link\"\norigin_urls = \"http://x/a\"\n");
+    assert_eq!(err.key.as_deref(), Some("cache.max_size"));
+}

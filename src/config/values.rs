@@ -100,3 +100,25 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
     }
     Ok(total)
 }
+
+/// Parse a size: bytes (`"1048576"`), or a number with a binary unit (`"512K"`, `"500M"`,
+/// `"20G"`, `"1T"`; `KiB`/`MiB`/`GiB`/`TiB` and a trailing `B` are accepted too).
+pub fn parse_size(s: &str) -> Result<u64, String> {
+    let bad = || format!("invalid size {s:?}; expected e.g. \"500M\" or \"20G\"");
+    let t = s.trim();
+    let digits = t.bytes().take_while(u8::is_ascii_digit).count();
+    if digits == 0 {
+        return Err(bad());
+    }
+    let n: u64 = t[..digits].parse().map_err(|_| bad())?;
+    let unit = t[digits..].trim().to_ascii_uppercase();
+    let shift = match unit.trim_end_matches("IB").trim_end_matches('B') {
+        "" => 0,
+        "K" => 10,
+        "M" => 20,
+        "G" => 30,
+        "T" => 40,
+        _ => return Err(bad()),
+    };
+    n.checked_mul(1 << shift).ok_or_else(bad)
+}

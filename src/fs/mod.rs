@@ -16,6 +16,7 @@ use futures_util::future::join_all;
 
 use crate::cache::KeyedLock;
 use crate::cache::blocks::BlockCache;
+use crate::cache::disk::DiskCache;
 use crate::cache::link::LinkCache;
 use crate::cache::meta::{DirKey, MetaCache};
 use crate::drivers::Entry;
@@ -44,6 +45,10 @@ pub struct FsConfig {
     pub block_size: u64,
     pub memory_limit: usize,
     pub window: WindowConfig,
+    /// Parallel ranged requests per open file; 0 keeps each driver's own limit.
+    pub connections_per_file: usize,
+    /// The disk cache, when `[cache] dir` is set.
+    pub disk: Option<Arc<DiskCache>>,
 }
 
 pub enum Lookup {
@@ -284,7 +289,7 @@ impl Fs {
             node.cached_version = Some(entry.version.clone());
             keep
         };
-        let file = OpenFile::new(
+        let mut file = OpenFile::new(
             storage,
             s.path.clone(),
             s.stats.clone(),
@@ -295,6 +300,10 @@ impl Fs {
             self.links.clone(),
             s.http.clone(),
         );
+        if self.config.connections_per_file > 0 {
+            file.connections = self.config.connections_per_file;
+        }
+        file.disk = self.config.disk.clone();
         let reader = Arc::new(self.reader.open(Arc::new(file)));
         Ok(Opened { fh: self.handles.insert(Handle::File(reader)), direct_io: false, keep_cache })
     }
@@ -421,7 +430,18 @@ impl Fs {
             self.handles.len(),
             self.inodes.lock().unwrap().len(),
         ));
+        if let Some(disk) = &self.config.disk {
+            out.push_str(&format!("disk_cache stored_bytes={}\n", disk.stored_bytes()));
+        }
         out
+    }
+
+    /// Let the disk cache finish its writes and write its block maps (when the mount or a
+    /// command ends).
+    pub async fn flush(&self) {
+        if let Some(disk) = &self.config.disk {
+            disk.settle().await;
+        }
     }
 
     fn stats_attr(&self) -> Attr {

@@ -83,7 +83,11 @@ fn deliver(file: &OpenFile, fillers: &mut std::collections::VecDeque<Filler>, bl
         block.extend_from_slice(&chunk.split_to(take));
         if take == want {
             let filler = fillers.pop_front().unwrap();
-            filler.complete(std::mem::take(block).freeze());
+            let bytes = std::mem::take(block).freeze();
+            if let Some(disk) = &file.disk {
+                disk.store(&file.file_key, file.size, filler.key.index, bytes.clone());
+            }
+            filler.complete(bytes);
         }
     }
 }

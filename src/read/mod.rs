@@ -16,6 +16,7 @@ use std::sync::{Arc, Mutex};
 use bytes::{Bytes, BytesMut};
 
 use crate::cache::blocks::{self, BlockCache, BlockKey, Claim, Filler};
+use crate::cache::disk::DiskCache;
 use crate::cache::link::{LinkCache, LinkKey};
 use crate::drivers::{Driver, Entry, Link};
 use crate::error::Result;
@@ -31,9 +32,13 @@ pub struct OpenFile {
     pub entry: Entry,
     pub size: u64,
     pub block_size: u64,
+    /// Ranged requests that may run at once for this file.
+    pub connections: usize,
     pub driver: Arc<dyn Driver>,
     pub links: Arc<LinkCache>,
     pub http: HttpClient,
+    pub disk: Option<Arc<DiskCache>>,
+    /// Storage path, id and version: stable across restarts, so it also names disk blocks.
     file_key: Arc<str>,
 }
 
@@ -50,8 +55,22 @@ impl OpenFile {
         links: Arc<LinkCache>,
         http: HttpClient,
     ) -> Self {
-        let file_key = Arc::from(format!("{storage}\0{}\0{}", entry.id, entry.version));
-        OpenFile { storage, storage_path, stats, entry, size, block_size, driver, links, http, file_key }
+        let file_key = Arc::from(format!("{storage_path}\0{}\0{}", entry.id, entry.version));
+        let connections = driver.max_connections();
+        OpenFile {
+            storage,
+            storage_path,
+            stats,
+            entry,
+            size,
+            block_size,
+            connections,
+            driver,
+            links,
+            http,
+            disk: None,
+            file_key,
+        }
     }
 
     fn link_key(&self) -> LinkKey {
@@ -134,6 +153,13 @@ impl Reader {
                 StorageStats::add(counter, 1);
             }
             match claim {
+                Claim::Fetch(filler) if file.disk.as_ref().is_some_and(|d| d.has(&file.file_key, index)) => {
+                    if index <= last {
+                        needed.push(Claim::Pending(filler.subscribe()));
+                    }
+                    runs.extend((!run.is_empty()).then(|| std::mem::take(&mut run)));
+                    tokio::spawn(from_disk(file.clone(), filler));
+                }
                 Claim::Fetch(filler) => {
                     if index <= last {
                         needed.push(Claim::Pending(filler.subscribe()));
@@ -174,12 +200,26 @@ impl Reader {
 
     /// Split a run over the driver's connection limit and fetch each part in the background.
     fn spawn_run(&self, file: &Arc<OpenFile>, mut run: VecDeque<Filler>) {
-        let parts = file.driver.max_connections().clamp(1, run.len());
+        let parts = file.connections.clamp(1, run.len());
         let per_part = run.len().div_ceil(parts);
         while !run.is_empty() {
             let rest = run.split_off(per_part.min(run.len()));
             let part = std::mem::replace(&mut run, rest);
             tokio::spawn(fetch::fetch_run(file.clone(), part));
         }
+    }
+}
+
+/// Deliver a block from the disk cache, or from the network if it failed its digest.
+async fn from_disk(file: Arc<OpenFile>, filler: Filler) {
+    let index = filler.key.index;
+    let len = file.block_len(index) as usize;
+    let disk = file.disk.clone().expect("checked by the caller");
+    match disk.read(&file.file_key, index, len).await {
+        Some(bytes) => {
+            StorageStats::add(&file.stats.disk_hits, 1);
+            filler.complete(bytes);
+        }
+        None => fetch::fetch_run(file, VecDeque::from([filler])).await,
     }
 }
