@@ -5,7 +5,9 @@
 //! as sequential. Sequential reading keeps data requested ahead of the reader: whenever the
 //! requested frontier falls more than half a window behind `end + window`, the gap is asked for
 //! as one range and the window doubles, up to `max`. Any other read is a seek: the window drops
-//! back to `initial`, which is about what a media scanner needs for a file's head or tail.
+//! back to `initial` and nothing is fetched beyond the read itself: a seek is as often the
+//! last read of that region (a scanner's look at an index, a random 4 KiB read) as the start
+//! of a stream, and a stream shows itself with its second read.
 
 use std::ops::Range;
 
@@ -54,6 +56,7 @@ impl Window {
             self.next = end;
             self.size = config.initial;
             self.frontier = end;
+            return None;
         }
         let target = self.next.saturating_add(self.size).min(file_size);
         // Everything before `next` has been requested by the reads themselves.
@@ -108,9 +111,11 @@ mod tests {
             w.on_read(CFG, i * 128 * 1024, 128 * 1024, 1 << 40);
         }
         assert!(w.size() > CFG.initial);
-        w.on_read(CFG, 500 * MIB, 4096, 1 << 40);
-        assert_eq!(w.size(), CFG.initial * 2);
-        assert!(w.frontier() <= 500 * MIB + 4096 + CFG.initial);
+        assert_eq!(w.on_read(CFG, 500 * MIB, 4096, 1 << 40), None, "no read-ahead on a seek");
+        assert_eq!(w.size(), CFG.initial);
+        // The next read continues from there: now it is a stream.
+        let r = w.on_read(CFG, 500 * MIB + 4096, 4096, 1 << 40).unwrap();
+        assert_eq!(r.start, 500 * MIB + 8192);
     }
 
     #[test]
