@@ -17,3 +17,4 @@ pub mod http;
 pub mod read;
 #[cfg(feature = "sim")]
 pub mod sim;
+pub mod state;
