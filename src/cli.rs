@@ -49,6 +49,11 @@ pub enum Command {
     /// Print a running mount's counters: bytes served and fetched (read amplification), range
     /// requests, link mints, listings and block cache hits, per storage.
     Stats { mountpoint: PathBuf },
+    /// PikPak offline (cloud) downloads: add URLs, list tasks, remove tasks.
+    Offline {
+        #[command(subcommand)]
+        command: OfflineCommand,
+    },
     /// Try panmount without an account: start the bundled provider simulator on loopback with
     /// sample files and mount it through the real 123pan_link driver at MOUNTPOINT.
     Demo { mountpoint: PathBuf },
@@ -66,6 +71,37 @@ pub enum Command {
         /// The account uid the CDN expects in `auth_key`.
         #[arg(long, default_value_t = 0)]
         uid: u64,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum OfflineCommand {
+    /// Start downloading each URL (magnet:, http(s)://, ed2k://, ...) into the storage; prints
+    /// one task id per line.
+    Add {
+        config: PathBuf,
+        /// The storage's path in the config (e.g. /pikpak).
+        #[arg(long)]
+        storage: String,
+        #[arg(required = true)]
+        urls: Vec<String>,
+        /// A folder inside that storage (default: the provider's default folder).
+        #[arg(long)]
+        to: Option<String>,
+    },
+    /// Show the storage's offline tasks: id, phase, progress, size, name.
+    List {
+        config: PathBuf,
+        #[arg(long)]
+        storage: String,
+    },
+    /// Delete tasks (the downloaded files stay).
+    Remove {
+        config: PathBuf,
+        #[arg(long)]
+        storage: String,
+        #[arg(required = true)]
+        task_ids: Vec<String>,
     },
 }
 

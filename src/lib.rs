@@ -14,7 +14,9 @@ pub mod error;
 pub mod fs;
 pub mod fuse;
 pub mod http;
+pub mod offline;
 pub mod read;
 #[cfg(feature = "sim")]
 pub mod sim;
 pub mod stats;
+pub mod state;

@@ -5,7 +5,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use panmount::app::{self, AppError};
-use panmount::cli::{Cli, Command};
+use panmount::cli::{Cli, Command, OfflineCommand};
 use panmount::config::Config;
 
 fn main() -> ExitCode {
@@ -34,6 +34,15 @@ fn run(rt: &tokio::runtime::Runtime, command: Command) -> Result<(), AppError> {
         Command::Ls { config, path, long } => rt.block_on(app::ls(&Config::load(&config)?, &path, long)),
         Command::Cat { config, path, range } => rt.block_on(app::cat(&Config::load(&config)?, &path, range)),
         Command::Stats { mountpoint } => app::stats(&mountpoint),
+        Command::Offline { command } => {
+            use panmount::offline::{Action, run};
+            let (config, storage, action) = match command {
+                OfflineCommand::Add { config, storage, urls, to } => (config, storage, Action::Add { urls, to }),
+                OfflineCommand::List { config, storage } => (config, storage, Action::List),
+                OfflineCommand::Remove { config, storage, task_ids } => (config, storage, Action::Remove { ids: task_ids }),
+            };
+            rt.block_on(run(&Config::load(&config)?, &storage, action))
+        }
         Command::Demo { mountpoint } => panmount::demo::run(rt, &mountpoint),
         Command::Sim { listen, data, private_key, uid } => rt
             .block_on(panmount::sim::run_cli(listen, data, private_key, uid))

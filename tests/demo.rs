@@ -55,6 +55,13 @@ fn example_configs_parse() {
             continue;
         }
         seen += 1;
+        // Drivers that log in over the network are only loaded and built (no network IO at
+        // build time); the others are listed through the binary.
+        if std::fs::read_to_string(&path).unwrap().contains("driver = \"pikpak") {
+            let config = panmount::config::Config::load(&path).unwrap_or_else(|e| panic!("{e}"));
+            assert!(panmount::app::build_fs(&config).is_ok(), "{}", path.display());
+            continue;
+        }
         let out = Command::new(common::bin())
             .args(["ls", path.to_str().unwrap(), "/"])
             .env("PAN123_PRIVATE_KEY", "example")

@@ -6,6 +6,8 @@
 //! capabilities with defaults.
 
 pub mod pan123_link;
+pub mod pikpak;
+pub mod pikpak_share;
 
 use std::sync::Arc;
 use std::time::SystemTime;
@@ -92,6 +94,35 @@ pub trait Driver: Send + Sync + 'static {
     fn max_connections(&self) -> usize {
         4
     }
+
+    /// Offline (cloud) downloads, for drivers whose provider has them (`panmount offline`).
+    fn offline(&self) -> Option<&dyn OfflineTasks> {
+        None
+    }
+}
+
+/// One offline-download task as `panmount offline list` shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OfflineTask {
+    pub id: String,
+    pub name: String,
+    /// The provider's phase, e.g. `PHASE_TYPE_RUNNING`.
+    pub phase: String,
+    /// 0 to 100.
+    pub progress: u32,
+    pub size: Option<u64>,
+    /// The provider's message (the error text when the task failed).
+    pub message: String,
+}
+
+/// The offline-download capability (PikPak's cloud download, pikpak-protocol.md §8.6).
+#[async_trait]
+pub trait OfflineTasks: Send + Sync {
+    /// Start downloading `url` into the folder `folder` (an [`Entry::id`]; `None`: the
+    /// provider's default). Returns the task id.
+    async fn add(&self, url: &str, folder: Option<&Entry>) -> Result<String>;
+    async fn list(&self) -> Result<Vec<OfflineTask>>;
+    async fn remove(&self, ids: &[String]) -> Result<()>;
 }
 
 /// What a driver may use while it is being built from its config.
@@ -134,6 +165,8 @@ pub const DRIVERS: &[(&str, &[&str])] = &[
 pub fn build(storage: &StorageConfig, ctx: &BuildContext) -> Result<Arc<dyn Driver>, ConfigError> {
     match storage.driver.as_str() {
         "123pan_link" => Ok(Arc::new(pan123_link::Pan123Link::from_options(&storage.options, ctx)?)),
+        "pikpak" => Ok(Arc::new(pikpak::PikPak::from_options(&storage.options, ctx)?)),
+        "pikpak_share" => Ok(Arc::new(pikpak_share::PikPakShare::from_options(&storage.options, ctx)?)),
         other => Err(storage.options.error(
             "driver",
             format!("the {other} driver is not available in this version of panmount yet"),

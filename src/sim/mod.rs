@@ -24,6 +24,7 @@
 pub mod auth_key;
 pub mod cdn;
 pub mod knobs;
+pub mod pikpak;
 pub mod range;
 pub mod sample;
 
@@ -83,6 +84,8 @@ pub struct SimHandle {
     pub addr: SocketAddr,
     pub knobs: Arc<Knobs>,
     pub stats: Arc<Stats>,
+    /// The simulated PikPak (accounts, knobs, counters).
+    pub pikpak: Arc<pikpak::PikPakSim>,
     shutdown: watch::Sender<bool>,
     task: Option<JoinHandle<()>>,
 }
@@ -126,24 +129,26 @@ pub async fn start(config: SimConfig) -> io::Result<SimHandle> {
     let knobs = Arc::new(Knobs::default());
     let stats = Arc::new(Stats::default());
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
+    let link_secret = format!("{:032x}", rand::random::<u128>());
+    let base_url = format!("http://{addr}");
+    let pikpak = Arc::new(pikpak::PikPakSim::new(base_url.clone(), link_secret.clone(), &config.data_dir));
     let state = Arc::new(cdn::CdnState {
         data_dir: config.data_dir,
         auth: config.cdn_auth,
-        link_secret: format!("{:032x}", rand::random::<u128>()),
+        link_secret,
         knobs: knobs.clone(),
         stats: stats.clone(),
         first_seen: Mutex::new(HashMap::new()),
         shutdown: shutdown_rx.clone(),
     });
-    let base_url = format!("http://{addr}");
-    let _ = &base_url; // used by the provider APIs mounted below
     let app = Router::new()
         // `get` also answers HEAD (axum drops the body, keeps our Content-Length).
         .route("/cdn/{*path}", get(cdn::serve))
         .route("/_sim/knobs", get(get_knobs).put(put_knobs))
         .route("/_sim/stats", get(get_stats))
         .route("/_sim/stats/reset", post(reset_stats))
-        .with_state(state);
+        .with_state(state)
+        .merge(pikpak::router(pikpak.clone()));
     let mut signal = shutdown_rx;
     let task = tokio::spawn(async move {
         let server = axum::serve(listener, app).with_graceful_shutdown(async move {
@@ -158,6 +163,7 @@ pub async fn start(config: SimConfig) -> io::Result<SimHandle> {
         addr,
         knobs,
         stats,
+        pikpak,
         shutdown: shutdown_tx,
         task: Some(task),
     })

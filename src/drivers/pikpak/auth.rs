@@ -1,0 +1,215 @@
+//! Login, refresh with rotation, and token persistence (pikpak-protocol.md §5).
+//!
+//! The refresh token rotates on every refresh and the old one dies at once (§5.2). Two rules
+//! follow, both enforced here:
+//! - the new token is written to the state file (atomically, see `crate::state`) *before* it is
+//!   used or even kept in memory, so a crash never strands the account;
+//! - refreshes are serialised behind one `tokio::sync::Mutex`, and a task that saw an expired
+//!   access token only refreshes if nobody did since it took its snapshot (the `generation`),
+//!   so two tasks never spend the same token.
+//!
+//! On start the persisted token wins over the config's (the config's was spent by an earlier
+//! run). `invalid_grant` falls back to a password login when a password is configured.
+
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use reqwest::Method;
+use serde_json::json;
+
+use super::api::Token;
+use super::captcha;
+use super::client::{ApiError, Client, Fault};
+use crate::error::{Error, Result};
+use crate::http::retry::Backoff;
+use crate::state::StateFile;
+
+/// Refresh this long before `expires_in` runs out (capped at a quarter of the lifetime).
+const REFRESH_SKEW: Duration = Duration::from_secs(300);
+const STATE_KEY: &str = "refresh_token";
+
+/// Username and password. No `Debug`: the password must never reach a log.
+pub struct Credentials {
+    pub username: String,
+    pub password: String,
+}
+
+#[derive(Clone, Default)]
+struct Access {
+    token: String,
+    refresh_at: Option<Instant>,
+    generation: u64,
+}
+
+pub struct Session {
+    state: StateFile,
+    creds: Option<Credentials>,
+    config_refresh: Option<String>,
+    /// A captcha token the user solved in a browser, used for the first signin only.
+    config_captcha: Mutex<Option<String>>,
+    /// The current refresh token; the lock serialises every login and refresh.
+    refresh: tokio::sync::Mutex<Option<String>>,
+    access: Mutex<Access>,
+    warned: AtomicBool,
+}
+
+impl Session {
+    pub fn new(state: StateFile, creds: Option<Credentials>, config_refresh: Option<String>, config_captcha: Option<String>) -> Self {
+        Session {
+            state,
+            creds,
+            config_refresh,
+            config_captcha: Mutex::new(config_captcha),
+            refresh: tokio::sync::Mutex::new(None),
+            access: Mutex::new(Access::default()),
+            warned: AtomicBool::new(false),
+        }
+    }
+
+    /// The access token and its generation, for one request.
+    pub fn current(&self) -> (String, u64) {
+        let a = self.access.lock().unwrap();
+        (a.token.clone(), a.generation)
+    }
+
+    /// Log in from scratch: the persisted refresh token, else the config's, else the password.
+    pub async fn login(&self, client: &Client) -> Result<()> {
+        let mut refresh = self.refresh.lock().await;
+        let start = self.state.get(STATE_KEY).or_else(|| self.config_refresh.clone());
+        match start {
+            Some(token) => match self.refresh_with(client, &mut refresh, token).await {
+                Ok(()) => {}
+                Err(e) if e.fault == Fault::InvalidGrant && self.creds.is_some() => {
+                    tracing::info!("PikPak refused the stored refresh token (invalid_grant); logging in with the password");
+                    self.signin(client, &mut refresh).await?;
+                }
+                Err(e) if e.fault == Fault::InvalidGrant => return Err(invalid_grant_error()),
+                Err(e) => return Err(e.error),
+            },
+            None => self.signin(client, &mut refresh).await?,
+        }
+        drop(refresh);
+        // §5.5 step 3: a token for drive calls, with the signed meta.
+        let uid = client.user_id.lock().unwrap().clone();
+        let meta = captcha::signed_meta(&client.ident, &client.device_id, &uid, super::client::now_ms());
+        client.mint("GET:/drive/v1/files", meta).await?;
+        Ok(())
+    }
+
+    /// Refresh because the access token of `generation` was refused or is about to expire;
+    /// nothing happens if another task already refreshed since.
+    pub async fn refresh_after(&self, client: &Client, generation: u64) -> Result<()> {
+        let mut refresh = self.refresh.lock().await;
+        if self.access.lock().unwrap().generation != generation {
+            return Ok(());
+        }
+        let Some(token) = refresh.clone() else { return Err(Error::Remote("not logged in".into())) };
+        match self.refresh_with(client, &mut refresh, token).await {
+            Ok(()) => Ok(()),
+            Err(e) if e.fault == Fault::InvalidGrant && self.creds.is_some() => self.signin(client, &mut refresh).await,
+            Err(e) if e.fault == Fault::InvalidGrant => Err(invalid_grant_error()),
+            Err(e) => Err(e.error),
+        }
+    }
+
+    /// Refresh ahead of `expires_in`.
+    pub async fn ensure_fresh(&self, client: &Client) -> Result<()> {
+        let (due, generation) = {
+            let a = self.access.lock().unwrap();
+            (a.refresh_at.is_some_and(|t| Instant::now() >= t), a.generation)
+        };
+        if due { self.refresh_after(client, generation).await } else { Ok(()) }
+    }
+
+    async fn refresh_with(&self, client: &Client, slot: &mut Option<String>, token: String) -> Result<(), ApiError> {
+        let url = format!("{}/v1/auth/token", client.user_base);
+        let body = json!({
+            "client_id": client.ident.client_id,
+            "client_secret": client.ident.client_secret,
+            "grant_type": "refresh_token",
+            "refresh_token": token,
+        });
+        let query = [("client_id", client.ident.client_id)];
+        // A refused refresh request did not spend the token, so rate limits may be retried;
+        // a transport error might have, so it is not replayed.
+        let mut backoff = Backoff::new(4);
+        let value = loop {
+            match client.exchange(Method::POST, &url, &query, Some(&body), None).await {
+                Ok(v) => break v,
+                Err(e) if e.fault == Fault::RateLimited => match backoff.delay_for(&e.error) {
+                    Some(d) => tokio::time::sleep(d).await,
+                    None => return Err(e),
+                },
+                Err(e) => return Err(e),
+            }
+        };
+        self.accept(client, slot, value).map_err(|error| ApiError { fault: Fault::Other, error })
+    }
+
+    async fn signin(&self, client: &Client, slot: &mut Option<String>) -> Result<()> {
+        let Some(creds) = &self.creds else { return Err(invalid_grant_error()) };
+        let url = format!("{}/v1/auth/signin", client.user_base);
+        let query = [("client_id", client.ident.client_id)];
+        let mut backoff = Backoff::new(4);
+        let mut fresh_captcha_tried = false;
+        let mut user_token = self.config_captcha.lock().unwrap().take();
+        for _ in 0..8 {
+            let captcha = match user_token.take() {
+                Some(t) => t,
+                None => client.mint("POST:/v1/auth/signin", captcha::login_meta(&creds.username)).await?,
+            };
+            let body = json!({
+                "captcha_token": captcha,
+                "client_id": client.ident.client_id,
+                "client_secret": client.ident.client_secret,
+                "username": creds.username,
+                "password": creds.password,
+            });
+            match client.exchange(Method::POST, &url, &query, Some(&body), None).await {
+                Ok(value) => return self.accept(client, slot, value),
+                Err(e) if e.fault == Fault::LoginCaptcha && !fresh_captcha_tried => fresh_captcha_tried = true,
+                Err(e) if e.fault == Fault::RateLimited => match backoff.delay_for(&e.error) {
+                    Some(d) => tokio::time::sleep(d).await,
+                    None => return Err(e.error),
+                },
+                Err(e) => return Err(e.error),
+            }
+        }
+        Err(Error::Remote("login: too many attempts".into()))
+    }
+
+    /// Take a token reply: persist the new refresh token first, then use it.
+    fn accept(&self, client: &Client, slot: &mut Option<String>, value: serde_json::Value) -> Result<()> {
+        let t: Token = serde_json::from_value(value).map_err(|e| Error::InvalidResponse(format!("token reply: {e}")))?;
+        if t.access_token.is_empty() || t.refresh_token.is_empty() {
+            return Err(Error::InvalidResponse("token reply without access_token or refresh_token".into()));
+        }
+        if self.state.is_persistent() {
+            if let Err(e) = self.state.set(STATE_KEY, &t.refresh_token) {
+                // The old token is already dead on the server; keep going with the new one in
+                // memory, but say loudly that a restart will need a new login.
+                tracing::error!("cannot persist the rotated PikPak refresh token: {e}; a restart will need the password or a new refresh_token");
+            }
+        } else if !self.warned.swap(true, Ordering::Relaxed) {
+            tracing::info!("no state_dir configured: rotated PikPak refresh tokens will not survive a restart");
+        }
+        *slot = Some(t.refresh_token);
+        if !t.sub.is_empty() {
+            *client.user_id.lock().unwrap() = t.sub;
+        }
+        let lifetime = Duration::from_secs(t.expires_in.max(1));
+        let skew = REFRESH_SKEW.min(lifetime / 4);
+        let mut a = self.access.lock().unwrap();
+        a.token = t.access_token;
+        a.refresh_at = Some(Instant::now() + lifetime - skew);
+        a.generation += 1;
+        Ok(())
+    }
+}
+
+fn invalid_grant_error() -> Error {
+    Error::Remote(
+        "refresh_token refused (invalid_grant: already used or expired); configure a new refresh_token, or a username and password".into(),
+    )
+}

@@ -1,0 +1,255 @@
+//! `pikpak`: a PikPak personal drive (pikpak-protocol.md §2–§8, §10).
+//!
+//! Files: [`identity`] (client identities and salts), [`captcha`] (captcha_sign and meta),
+//! [`client`] (one HTTP exchange, error classification, captcha tokens; shared with
+//! `pikpak_share`), [`auth`] (login, refresh rotation, persistence), [`links`] (link choice,
+//! expiry, time formats), [`api`] (wire types), [`offline`] (cloud-download tasks).
+//!
+//! Every drive call goes through [`PikPak::call`], the request pipeline of §14: refresh ahead of
+//! `expires_in`; on an expired access token refresh once and retry once; on a captcha refusal
+//! re-mint for that request's `METHOD:path` and retry once; on rate limits and transient
+//! failures back off (`Backoff`: 100 ms doubling, `Retry-After` honoured) a bounded number of
+//! times. POSTs are replayed only when the server refused them (rate limit, auth, captcha),
+//! never after a transport error, so an offline task is not created twice.
+//!
+//! Device id: the `device_id` option; else the one persisted in `state_dir`; else a new random
+//! one, persisted. Without `state_dir` it is `md5(username or refresh_token, platform)`, so it
+//! still stays the same across restarts (the captcha token is bound to it).
+
+pub mod api;
+pub mod auth;
+pub mod captcha;
+pub mod client;
+pub mod identity;
+pub mod links;
+pub mod offline;
+
+use std::time::UNIX_EPOCH;
+
+use async_trait::async_trait;
+use reqwest::Method;
+use serde_json::Value;
+
+use self::api::{About, File, FileList};
+use self::auth::{Credentials, Session};
+use self::client::{Client, Fault};
+use self::identity::{Identity, Platform};
+use super::{BuildContext, Driver, Entry, Link, OfflineTasks, Quota};
+use crate::config::{ConfigError, Options};
+use crate::error::{Error, Result};
+use crate::http::retry::Backoff;
+use crate::state::StateFile;
+
+pub const DEFAULT_API_BASE: &str = "https://api-drive.mypikpak.com";
+pub const DEFAULT_USER_BASE: &str = "https://user.mypikpak.com";
+/// OpenList's page size for listings (§7.1); the server's maximum is unknown (§15.6).
+const PAGE_LIMIT: &str = "100";
+/// A folder of more than 100 000 pages is not a folder but a server loop.
+const MAX_PAGES: usize = 1000;
+/// Attempts of one call, all causes together (each cause has its own smaller bound).
+const MAX_TRIES: usize = 8;
+/// §7.1: only finished, untrashed items.
+const LIST_FILTERS: &str = r#"{"phase":{"eq":"PHASE_TYPE_COMPLETE"},"trashed":{"eq":false}}"#;
+
+pub struct PikPak {
+    client: Client,
+    session: Session,
+    root_id: String,
+    disable_media_link: bool,
+}
+
+/// Platform option shared by both PikPak drivers.
+pub fn platform_option(options: &Options) -> Result<Identity, ConfigError> {
+    let name = options.str("platform")?.unwrap_or_else(|| "web".into());
+    Platform::parse(&name)
+        .map(Identity::of)
+        .ok_or_else(|| options.error("platform", format!("unknown platform {name:?}: expected web, android or pc")))
+}
+
+/// A device id: the option, else the state file's, else new (persisted when possible).
+pub fn device_id_option(options: &Options, state: &StateFile, fallback_seed: &str) -> Result<String, ConfigError> {
+    if let Some(id) = options.str("device_id")?.filter(|s| !s.is_empty()) {
+        return Ok(id);
+    }
+    if !state.is_persistent() {
+        return Ok(identity::md5_hex(fallback_seed));
+    }
+    if let Some(id) = state.get("device_id").filter(|s| s.len() == 32) {
+        return Ok(id);
+    }
+    let id = identity::new_device_id();
+    if let Err(e) = state.set("device_id", &id) {
+        tracing::warn!(storage = %options.table, "cannot persist the device id: {e}");
+    }
+    Ok(id)
+}
+
+impl PikPak {
+    pub fn from_options(options: &Options, ctx: &BuildContext) -> Result<Self, ConfigError> {
+        let ident = platform_option(options)?;
+        let username = options.str("username")?.filter(|s| !s.is_empty());
+        let password = options.str("password")?.filter(|s| !s.is_empty());
+        let refresh = options.str("refresh_token")?.filter(|s| !s.is_empty());
+        let captcha = options.str("captcha_token")?.filter(|s| !s.is_empty());
+        let creds = match (username.clone(), password) {
+            (Some(username), Some(password)) => Some(Credentials { username, password }),
+            (Some(_), None) => return Err(options.error("password", "missing: `username` needs `password`")),
+            (None, Some(_)) => return Err(options.error("username", "missing: `password` needs `username`")),
+            (None, None) => None,
+        };
+        if creds.is_none() && refresh.is_none() {
+            return Err(options.error("username", "missing: give `username` and `password`, or `refresh_token`"));
+        }
+        // The account, as far as we know it before logging in: the username, else the
+        // config's first refresh token (a new one in the config starts a new state file).
+        let account = username.clone().or_else(|| refresh.clone()).unwrap_or_default();
+        let state = StateFile::new(ctx.state_dir.as_deref(), "pikpak", &[&account, ident.platform.name()]);
+        let device_id = device_id_option(options, &state, &format!("{account}\0{}", ident.platform.name()))?;
+        let api_base = options.str("api_base")?.unwrap_or_else(|| DEFAULT_API_BASE.into());
+        let user_base = options.str("user_base")?.unwrap_or_else(|| DEFAULT_USER_BASE.into());
+        for (key, base) in [("api_base", &api_base), ("user_base", &user_base)] {
+            if url::Url::parse(base).is_err() {
+                return Err(options.error(key, format!("not a URL: {base:?}")));
+            }
+        }
+        let _proxy = options.str("proxy")?; // used by the HTTP client the core builds
+        Ok(PikPak {
+            client: Client::new(ctx.http.clone(), ident, device_id, &api_base, &user_base),
+            session: Session::new(state, creds, refresh, captcha),
+            root_id: options.str("root_folder_id")?.unwrap_or_default(),
+            disable_media_link: options.bool_or("disable_media_link", true)?,
+        })
+    }
+
+    /// A drive call through the pipeline described in the module docs.
+    pub(crate) async fn call(&self, method: Method, path: &str, query: &[(&str, &str)], body: Option<&Value>) -> Result<Value> {
+        self.session.ensure_fresh(&self.client).await?;
+        let url = format!("{}{path}", self.client.api_base);
+        let idempotent = method != Method::POST;
+        let mut backoff = Backoff::new(5);
+        let (mut auth_retry, mut captcha_retry) = (true, true);
+        let mut last = None;
+        for _ in 0..MAX_TRIES {
+            let (token, generation) = self.session.current();
+            let captcha = self.client.captcha();
+            let bearer = (!token.is_empty()).then_some(token.as_str());
+            let err = match self.client.exchange(method.clone(), &url, query, body, bearer).await {
+                Ok(v) => return Ok(v),
+                Err(e) => e,
+            };
+            match err.fault {
+                Fault::AccessExpired if auth_retry => {
+                    auth_retry = false;
+                    self.session.refresh_after(&self.client, generation).await?;
+                }
+                Fault::Captcha if captcha_retry => {
+                    captcha_retry = false;
+                    self.client.remint(&captcha::action(method.as_str(), path), &captcha).await?;
+                }
+                Fault::RateLimited | Fault::Transient if idempotent || err.fault == Fault::RateLimited => {
+                    match backoff.delay_for(&err.error) {
+                        Some(d) => {
+                            tracing::debug!(path, "PikPak: {}; retrying in {d:?}", err.error);
+                            tokio::time::sleep(d).await;
+                        }
+                        None => return Err(err.error),
+                    }
+                }
+                _ => return Err(err.error),
+            }
+            last = Some(err.error);
+        }
+        Err(last.unwrap_or_else(|| Error::internal("no attempt made")))
+    }
+
+    pub(crate) fn entry(f: &File) -> Entry {
+        let is_dir = f.kind == "drive#folder";
+        let mtime = links::rfc3339(&f.modified_time).or_else(|| links::rfc3339(&f.created_time)).map_or(UNIX_EPOCH, links::to_system_time);
+        let size = if is_dir { Some(0) } else { f.size };
+        let version = if f.hash.is_empty() { format!("{}-{}", f.size.unwrap_or(0), f.modified_time) } else { f.hash.clone() };
+        Entry { id: f.id.clone(), name: f.name.clone(), is_dir, size, mtime, version }
+    }
+}
+
+/// Page through a listing: `fetch(page_token)` until `next_page_token` is empty, a page is
+/// empty, a token repeats, or `MAX_PAGES` (§11: a defensive client stops on all of these).
+pub(crate) async fn collect_pages<F, Fut>(mut fetch: F) -> Result<Vec<File>>
+where
+    F: FnMut(String) -> Fut,
+    Fut: std::future::Future<Output = Result<FileList>>,
+{
+    let mut out = Vec::new();
+    let mut seen = std::collections::HashSet::new();
+    let mut token = String::new();
+    for _ in 0..MAX_PAGES {
+        let page = fetch(token.clone()).await?;
+        let empty = page.files.is_empty();
+        out.extend(page.files);
+        if empty || page.next_page_token.is_empty() || !seen.insert(page.next_page_token.clone()) {
+            return Ok(out);
+        }
+        token = page.next_page_token;
+    }
+    tracing::warn!("listing stopped after {MAX_PAGES} pages");
+    Ok(out)
+}
+
+#[async_trait]
+impl Driver for PikPak {
+    fn kind(&self) -> &'static str {
+        "pikpak"
+    }
+
+    fn root(&self) -> Entry {
+        Entry { id: self.root_id.clone(), name: String::new(), is_dir: true, size: Some(0), mtime: UNIX_EPOCH, version: String::new() }
+    }
+
+    async fn login(&self) -> Result<()> {
+        self.session.login(&self.client).await
+    }
+
+    async fn list(&self, dir: &Entry) -> Result<Vec<Entry>> {
+        let files = collect_pages(|token| async move {
+            let query = [
+                ("parent_id", dir.id.as_str()),
+                ("thumbnail_size", "SIZE_LARGE"),
+                ("with_audit", "true"),
+                ("limit", PAGE_LIMIT),
+                ("filters", LIST_FILTERS),
+                ("page_token", token.as_str()),
+            ];
+            let v = self.call(Method::GET, "/drive/v1/files", &query, None).await?;
+            serde_json::from_value::<FileList>(v).map_err(|e| Error::InvalidResponse(format!("file list: {e}")))
+        })
+        .await?;
+        Ok(files.iter().filter(|f| !f.trashed && (f.phase.is_empty() || f.phase == "PHASE_TYPE_COMPLETE")).map(Self::entry).collect())
+    }
+
+    async fn link(&self, file: &Entry) -> Result<Link> {
+        let usage = if self.disable_media_link { "FETCH" } else { "CACHE" };
+        let query = [("_magic", "2021"), ("usage", usage), ("thumbnail_size", "SIZE_LARGE")];
+        let v = self.call(Method::GET, &format!("/drive/v1/files/{}", file.id), &query, None).await?;
+        let f: File = serde_json::from_value(v).map_err(|e| Error::InvalidResponse(format!("file detail: {e}")))?;
+        let (url, expire) = links::choose_personal(&f, self.disable_media_link)
+            .ok_or_else(|| Error::Remote(format!("PikPak gave no download link for {} (phase {})", file.name, f.phase)))?;
+        let expires_at = links::link_expiry(&url, &expire);
+        Ok(Link { url, headers: Vec::new(), expires_at })
+    }
+
+    async fn quota(&self) -> Result<Option<Quota>> {
+        let v = self.call(Method::GET, "/drive/v1/about", &[], None).await?;
+        let about: About = serde_json::from_value(v).map_err(|e| Error::InvalidResponse(format!("about: {e}")))?;
+        Ok(match (about.quota.limit, about.quota.usage) {
+            (Some(total), Some(used)) if total > 0 => Some(Quota { total, used }),
+            _ => None,
+        })
+    }
+
+    fn offline(&self) -> Option<&dyn OfflineTasks> {
+        Some(self)
+    }
+}
+
+
+#[cfg(test)]
+mod tests;
