@@ -3,7 +3,9 @@
 //! through [`make_showable`] before the core uses it, so whatever a driver returns, each name
 //! in a folder is unique and valid, and nothing is hidden: duplicates are shown as `a (2).mp4`
 //! (before the extension, so media servers still recognise the type), `/` as the look-alike
-//! `∕` (U+2215, as rclone does), and an unusable name as `_`.
+//! `∕` (U+2215, as rclone does), an unusable name as `_`, and a name over the kernel's 255
+//! bytes is cut at a character boundary, keeping its extension, with `~` and 8 hex digits of
+//! a digest of the full name appended (stable across listings, distinct for distinct names).
 
 use std::collections::HashSet;
 
@@ -15,6 +17,11 @@ pub fn make_showable(entries: &mut [Entry]) {
             "" | "." | ".." => Some("_".to_string()),
             n if n.contains('/') || n.contains('\0') => Some(n.replace('/', "\u{2215}").replace('\0', "")),
             _ => None,
+        };
+        let fixed = match fixed {
+            Some(n) if n.len() > MAX_NAME => Some(shorten(&n)),
+            None if e.name.len() > MAX_NAME => Some(shorten(&e.name)),
+            other => other,
         };
         if let Some(name) = fixed {
             tracing::debug!(old = %e.name, new = %name, "renamed an entry the kernel cannot show");
@@ -33,6 +40,24 @@ pub fn make_showable(entries: &mut [Entry]) {
         seen.insert(new.clone());
         e.name = new;
     }
+}
+
+/// The longest name Linux accepts in a path component, in bytes.
+const MAX_NAME: usize = 255;
+
+fn shorten(name: &str) -> String {
+    use md5::{Digest, Md5};
+    let tag: String = Md5::digest(name.as_bytes())[..4].iter().map(|b| format!("{b:02x}")).collect();
+    let ext = match name.rfind('.') {
+        Some(dot) if dot > 0 && name.len() - dot <= 16 => &name[dot..],
+        _ => "",
+    };
+    // Room for " (NN)" numbering too, so a renamed duplicate still fits.
+    let mut budget = MAX_NAME - ext.len() - 1 - tag.len() - 8;
+    while !name.is_char_boundary(budget) {
+        budget -= 1;
+    }
+    format!("{}~{tag}{ext}", &name[..budget])
 }
 
 /// `a.mp4` -> `a (2).mp4`; folders and names without an extension -> `Name (2)`.
@@ -58,5 +83,22 @@ mod tests {
         make_showable(&mut v);
         let names: Vec<_> = v.iter().map(|e| e.name.as_str()).collect();
         assert_eq!(names, ["a.mp4", "a (3).mp4", "a (2).mp4", "a (4).mp4", "D", "D (2)", "x\u{2215}y", "_", "_ (2)"]);
+    }
+
+    #[test]
+    fn long_names_are_cut_stably_and_stay_distinct() {
+        let long_a = format!("{}A.mkv", "花".repeat(100));
+        let long_b = format!("{}B.mkv", "花".repeat(100));
+        let mut v = vec![e(&long_a, false), e(&long_b, false), e(&long_a, false)];
+        make_showable(&mut v);
+        for x in &v {
+            assert!(x.name.len() <= MAX_NAME, "{} bytes", x.name.len());
+            assert!(x.name.ends_with(".mkv"), "{}", x.name);
+        }
+        assert_ne!(v[0].name, v[1].name);
+        assert_ne!(v[0].name, v[2].name);
+        let mut again = vec![e(&long_a, false)];
+        make_showable(&mut again);
+        assert_eq!(again[0].name, v[0].name, "stable across listings");
     }
 }
