@@ -275,3 +275,44 @@ fn stats_report_counts_what_was_served_and_fetched() {
     assert!(mount.stop_with(libc::SIGTERM).success());
     assert!(mount.log().contains("storage=/links bytes_served="), "logged at unmount: {}", mount.log());
 }
+
+#[test]
+fn parallel_ranges_stay_within_the_connection_limit() {
+    if !fuse_tests_enabled() {
+        return;
+    }
+    let sim = Sim::start(true);
+    sim.knobs().update(|k| {
+        k.max_connections_per_file = Some(3);
+        k.throughput_bytes_per_sec = Some(4 << 20);
+    });
+    let mount = Mount::start(&sim.config(SizeMode::Full, KEY, "[cache]\nconnections_per_file = 3\n"));
+    // Two readers of one file, far apart: the limit is per file (the CDN's is per link), not
+    // per handle.
+    let expected = sim.file_bytes("/Movies/movie.mp4");
+    let readers: Vec<_> = [0u64, 3 << 20]
+        .into_iter()
+        .map(|start| {
+            let path = mount.path("/links/Movies/movie.mp4");
+            std::thread::spawn(move || {
+                let file = std::fs::File::open(path).unwrap();
+                let mut buf = vec![0u8; 2 << 20];
+                let mut got = 0;
+                while got < buf.len() {
+                    let n = file.read_at(&mut buf[got..], start + got as u64).unwrap();
+                    assert!(n > 0);
+                    got += n;
+                }
+                (start, buf)
+            })
+        })
+        .collect();
+    for r in readers {
+        let (start, buf) = r.join().unwrap();
+        assert!(buf[..] == expected[start as usize..start as usize + buf.len()], "bytes at {start}");
+    }
+    let stats = sim.stats();
+    assert_eq!(stats.refused_busy, 0, "never more connections than allowed: {stats:?}");
+    assert!(stats.peak_connections >= 2, "the read should use parallel ranges: {stats:?}");
+    assert!(mount.stop().success());
+}

@@ -88,6 +88,8 @@ pub struct Fs {
     size_probes: tokio::sync::Semaphore,
     links: Arc<LinkCache>,
     reader: Reader,
+    /// One connection semaphore per file being read, shared by its handles.
+    connections: Mutex<std::collections::HashMap<Arc<str>, std::sync::Weak<tokio::sync::Semaphore>>>,
     handles: Handles,
     config: FsConfig,
 }
@@ -107,6 +109,7 @@ impl Fs {
             size_probes: tokio::sync::Semaphore::new(SIZE_PROBES),
             links: Arc::new(LinkCache::new(config.link_margin)),
             reader: Reader::new(BlockCache::new(config.memory_limit), config.window),
+            connections: Mutex::default(),
             handles: Handles::default(),
             storages,
             config,
@@ -289,7 +292,7 @@ impl Fs {
             node.cached_version = Some(entry.version.clone());
             keep
         };
-        let mut file = OpenFile::new(
+        let file = OpenFile::new(
             storage,
             s.path.clone(),
             s.stats.clone(),
@@ -300,10 +303,12 @@ impl Fs {
             self.links.clone(),
             s.http.clone(),
         );
-        if self.config.connections_per_file > 0 {
-            file.connections = self.config.connections_per_file;
-        }
-        file.disk = self.config.disk.clone();
+        let limit = match self.config.connections_per_file {
+            0 => s.driver.max_connections(),
+            n => n,
+        };
+        let permits = self.connection_permits(file.key(), limit);
+        let file = file.with_limits(permits, self.config.disk.clone());
         let reader = Arc::new(self.reader.open(Arc::new(file)));
         Ok(Opened { fh: self.handles.insert(Handle::File(reader)), direct_io: false, keep_cache })
     }
@@ -414,6 +419,17 @@ impl Fs {
         self.meta.put_size(storage, &entry, size);
         entry.size = Some(size);
         Ok(entry)
+    }
+
+    fn connection_permits(&self, key: &Arc<str>, limit: usize) -> Arc<tokio::sync::Semaphore> {
+        let mut all = self.connections.lock().unwrap();
+        if let Some(permits) = all.get(key).and_then(|w| w.upgrade()) {
+            return permits;
+        }
+        all.retain(|_, w| w.strong_count() > 0);
+        let permits = Arc::new(tokio::sync::Semaphore::new(limit.max(1)));
+        all.insert(key.clone(), Arc::downgrade(&permits));
+        permits
     }
 
     /// The telemetry report: a line per storage, and the block cache's use of its budget.

@@ -39,6 +39,7 @@ pub async fn fetch_run(file: Arc<OpenFile>, mut fillers: std::collections::VecDe
             Ok(link) => link,
             Err(err) => return fail_all(&file, fillers, err),
         };
+        let permit = file.connection().await;
         StorageStats::add(&file.stats.range_requests, 1);
         let err = match get_range(&file.http, &link, pos, end - 1, file.size).await {
             Ok(mut body) => loop {
@@ -56,6 +57,7 @@ pub async fn fetch_run(file: Arc<OpenFile>, mut fillers: std::collections::VecDe
             },
             Err(err) => Some(err),
         };
+        drop(permit);
         let Some(err) = err else { continue };
         match err {
             Error::LinkRefused { .. } if !reminted => {

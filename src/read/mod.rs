@@ -32,8 +32,10 @@ pub struct OpenFile {
     pub entry: Entry,
     pub size: u64,
     pub block_size: u64,
-    /// Ranged requests that may run at once for this file.
+    /// Ranged requests that may run at once for this file (the driver's limit per link: PikPak's
+    /// CDN answers a ninth connection to one URL with 503).
     pub connections: usize,
+    permits: Arc<tokio::sync::Semaphore>,
     pub driver: Arc<dyn Driver>,
     pub links: Arc<LinkCache>,
     pub http: HttpClient,
@@ -65,12 +67,32 @@ impl OpenFile {
             size,
             block_size,
             connections,
+            permits: Arc::new(tokio::sync::Semaphore::new(connections)),
             driver,
             links,
             http,
             disk: None,
             file_key,
         }
+    }
+
+    /// Share `permits` (one semaphore per file across all its handles, since the limit is the
+    /// CDN's, per link) and attach the disk cache.
+    pub fn with_limits(mut self, permits: Arc<tokio::sync::Semaphore>, disk: Option<Arc<DiskCache>>) -> Self {
+        self.connections = permits.available_permits().max(1);
+        self.permits = permits;
+        self.disk = disk;
+        self
+    }
+
+    /// Storage path, id and version.
+    pub fn key(&self) -> &Arc<str> {
+        &self.file_key
+    }
+
+    /// A permit to send one ranged request.
+    pub async fn connection(&self) -> tokio::sync::OwnedSemaphorePermit {
+        self.permits.clone().acquire_owned().await.expect("the semaphore is never closed")
     }
 
     fn link_key(&self) -> LinkKey {

@@ -118,6 +118,8 @@ pub struct CdnState {
     pub stats: Arc<Stats>,
     /// Signs the links the simulated provider APIs hand out (see [`provider_link`]).
     pub link_secret: String,
+    /// Bodies being streamed, per file, for `max_connections_per_file`.
+    pub active: Arc<Mutex<HashMap<PathBuf, u32>>>,
     /// When each `auth_key` value was first seen, for `link_ttl_secs`.
     pub first_seen: Mutex<HashMap<String, Instant>>,
     /// Turns true when the simulator shuts down: streams and delays abort.
@@ -316,6 +318,10 @@ async fn answer(
     let body = if head || len == 0 {
         Body::empty()
     } else {
+        let Some(slot) = ConnectionSlot::take(st, &path, knobs.max_connections_per_file) else {
+            Stats::add(&st.stats.refused_busy, 1);
+            return plain(StatusCode::SERVICE_UNAVAILABLE, &st.stats);
+        };
         let mut file = match tokio::fs::File::open(&path).await {
             Ok(f) => f,
             Err(_) => return plain(StatusCode::NOT_FOUND, &st.stats),
@@ -332,6 +338,7 @@ async fn answer(
             reset_after: knobs.reset_after_bytes,
             stats: st.stats.clone(),
             shutdown: st.shutdown.clone(),
+            _slot: slot,
         };
         Body::from_stream(futures_util::stream::unfold(Some(stream), |s| async move {
             let mut s = s?;
@@ -349,6 +356,37 @@ async fn answer(
         .unwrap_or_else(|_| plain(StatusCode::INTERNAL_SERVER_ERROR, &st.stats))
 }
 
+/// One of a file's concurrent bodies; given back when the body ends or is dropped.
+struct ConnectionSlot {
+    active: Arc<Mutex<HashMap<PathBuf, u32>>>,
+    path: PathBuf,
+}
+
+impl ConnectionSlot {
+    fn take(st: &CdnState, path: &std::path::Path, limit: Option<u32>) -> Option<ConnectionSlot> {
+        let mut active = st.active.lock().unwrap_or_else(|e| e.into_inner());
+        let n = active.entry(path.to_path_buf()).or_insert(0);
+        if limit.is_some_and(|limit| *n >= limit) {
+            return None;
+        }
+        *n += 1;
+        st.stats.peak_connections.fetch_max(u64::from(*n), std::sync::atomic::Ordering::Relaxed);
+        Some(ConnectionSlot { active: st.active.clone(), path: path.to_path_buf() })
+    }
+}
+
+impl Drop for ConnectionSlot {
+    fn drop(&mut self) {
+        let mut active = self.active.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(n) = active.get_mut(&self.path) {
+            *n -= 1;
+            if *n == 0 {
+                active.remove(&self.path);
+            }
+        }
+    }
+}
+
 /// One response body being read from its file.
 struct BodyStream {
     file: tokio::fs::File,
@@ -359,6 +397,7 @@ struct BodyStream {
     reset_after: Option<u64>,
     stats: Arc<Stats>,
     shutdown: watch::Receiver<bool>,
+    _slot: ConnectionSlot,
 }
 
 impl BodyStream {

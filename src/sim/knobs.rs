@@ -39,6 +39,9 @@ pub struct KnobValues {
     /// Answer `Range` requests with 206 but with a `Content-Range` (and body) whose start is off
     /// by one: `start + 1`, or `start - 1` when `start` is the last byte of the file.
     pub wrong_content_range: bool,
+    /// A file already being sent on this many connections refuses another with 503, as
+    /// PikPak's CDN does past 8 connections to one URL.
+    pub max_connections_per_file: Option<u32>,
 }
 
 impl Default for KnobValues {
@@ -52,6 +55,7 @@ impl Default for KnobValues {
             error_status: 503,
             ignore_range: false,
             wrong_content_range: false,
+            max_connections_per_file: None,
         }
     }
 }
@@ -128,6 +132,10 @@ pub struct Stats {
     pub injected_errors: AtomicU64,
     /// Bodies cut by `reset_after_bytes`.
     pub resets: AtomicU64,
+    /// Answers 503 because `max_connections_per_file` was reached.
+    pub refused_busy: AtomicU64,
+    /// The most bodies of one file ever streamed at once.
+    pub peak_connections: AtomicU64,
 }
 
 /// A point-in-time copy of [`Stats`], as served by `GET /_sim/stats`.
@@ -144,10 +152,12 @@ pub struct StatsSnapshot {
     pub unsatisfiable_416: u64,
     pub injected_errors: u64,
     pub resets: u64,
+    pub refused_busy: u64,
+    pub peak_connections: u64,
 }
 
 impl Stats {
-    fn counters(&self) -> [&AtomicU64; 10] {
+    fn counters(&self) -> [&AtomicU64; 12] {
         [
             &self.requests,
             &self.head_requests,
@@ -159,11 +169,13 @@ impl Stats {
             &self.unsatisfiable_416,
             &self.injected_errors,
             &self.resets,
+            &self.refused_busy,
+            &self.peak_connections,
         ]
     }
 
     pub fn snapshot(&self) -> StatsSnapshot {
-        let [a, b, c, d, e, f, g, h, i, j] = self.counters().map(|x| x.load(Ordering::Relaxed));
+        let [a, b, c, d, e, f, g, h, i, j, k, l] = self.counters().map(|x| x.load(Ordering::Relaxed));
         StatsSnapshot {
             requests: a,
             head_requests: b,
@@ -175,6 +187,8 @@ impl Stats {
             unsatisfiable_416: h,
             injected_errors: i,
             resets: j,
+            refused_busy: k,
+            peak_connections: l,
         }
     }
 

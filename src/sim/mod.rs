@@ -139,6 +139,7 @@ pub async fn start(config: SimConfig) -> io::Result<SimHandle> {
         knobs: knobs.clone(),
         stats: stats.clone(),
         first_seen: Mutex::new(HashMap::new()),
+        active: Default::default(),
         shutdown: shutdown_rx.clone(),
     });
     let app = Router::new()
