@@ -112,11 +112,13 @@ pub fn mount(rt: &tokio::runtime::Runtime, config: &Config, mountpoint: Option<P
 
 /// Log in, mount, and wait for a signal. Shared by `mount` and `demo`.
 pub fn serve(rt: &tokio::runtime::Runtime, fs: Arc<Fs>, mountpoint: &Path, config: &Config) -> Result<(), AppError> {
+    crate::service::status("logging in");
     let results = rt.block_on(fs.login_all());
     let down = results.iter().filter(|r| r.is_err()).count();
     if down > 0 && down == results.len() {
         tracing::warn!("no storage is reachable; mounting anyway, their folders answer EIO until they are");
     }
+    let entries = rt.block_on(fs.warm_roots());
     let options = MountOptions {
         allow_other: config.fuse.allow_other,
         read_ahead_kb: config.cache.kernel_read_ahead_kb,
@@ -125,8 +127,15 @@ pub fn serve(rt: &tokio::runtime::Runtime, fs: Arc<Fs>, mountpoint: &Path, confi
     let mounted = fuse::mount(fs.clone(), rt.handle().clone(), mountpoint, &options)
         .map_err(|e| AppError::Failed(format!("cannot mount at {}: {e}", mountpoint.display())))?;
     tracing::info!(mountpoint = %mountpoint.display(), storages = config.storages.len(), "mounted");
+    let up = results.len() - down;
+    crate::service::ready(&format!(
+        "{} storages ({up} up), {entries} entries at their roots, mounted at {}",
+        results.len(),
+        mountpoint.display()
+    ));
     let reason = rt.block_on(wait_for_stop(&mounted));
     tracing::info!("{reason}; unmounting");
+    crate::service::stopping();
     for line in fs.stats_report().lines() {
         tracing::info!("{line}");
     }
@@ -148,11 +157,17 @@ async fn wait_for_stop(mounted: &fuse::Mounted) -> &'static str {
         return "cannot listen for signals";
     };
     let mut tick = tokio::time::interval(Duration::from_millis(250));
+    let mut watchdog = crate::service::Watchdog::from_env();
     loop {
         tokio::select! {
             _ = term.recv() => return "SIGTERM",
             _ = int.recv() => return "SIGINT",
-            _ = tick.tick() => if mounted.is_finished() { return "unmounted from outside" },
+            _ = tick.tick() => {
+                if mounted.is_finished() {
+                    return "unmounted from outside";
+                }
+                watchdog.tick();
+            }
         }
     }
 }

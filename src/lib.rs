@@ -16,6 +16,7 @@ pub mod fuse;
 pub mod http;
 pub mod offline;
 pub mod read;
+pub mod service;
 #[cfg(feature = "sim")]
 pub mod sim;
 pub mod stats;

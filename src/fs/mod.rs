@@ -125,6 +125,24 @@ impl Fs {
         join_all(self.storages.iter().map(|s| s.login())).await
     }
 
+    /// List every reachable storage's root (so the first `ls` after mounting is instant, and
+    /// so readiness means something); the number of entries found.
+    pub async fn warm_roots(&self) -> usize {
+        let lists = self.storages.iter().enumerate().map(|(i, s)| async move {
+            if s.down_reason().is_some() {
+                return 0;
+            }
+            match self.list(i, &s.driver.root()).await {
+                Ok((entries, _)) => entries.len(),
+                Err(err) => {
+                    tracing::warn!(storage = %s.path, error = %err, "cannot list the storage's root");
+                    0
+                }
+            }
+        });
+        join_all(lists).await.into_iter().sum()
+    }
+
     pub async fn lookup(&self, parent: u64, name: &str) -> Result<Lookup> {
         if parent == ROOT && name == STATS_FILE {
             return Ok(Lookup::Found { attr: self.stats_attr(), ttl: MIN_TTL });

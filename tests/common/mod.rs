@@ -113,8 +113,13 @@ impl Mount {
     }
 
     pub fn start_at(config: (tempfile::TempDir, PathBuf), dir: tempfile::TempDir) -> Mount {
+        Self::start_with_env(config, dir, &[])
+    }
+
+    pub fn start_with_env(config: (tempfile::TempDir, PathBuf), dir: tempfile::TempDir, env: &[(&str, &str)]) -> Mount {
         let stderr_path = config.0.path().join("stderr.log");
         let child = Command::new(bin())
+            .envs(env.iter().copied())
             .args(["-v", "mount"])
             .arg(&config.1)
             .arg("--mountpoint")
