@@ -42,3 +42,19 @@ fn notify_ready_status_watchdog_and_stopping() {
     }
     assert!(rest.iter().any(|m| m.contains("STOPPING=1")), "{rest:?}");
 }
+
+#[test]
+fn the_unit_file_verifies() {
+    let unit = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/packaging/systemd/panmount@.service")).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    // Verify against the binary just built (the packaged path does not exist here).
+    std::fs::write(dir.path().join("panmount@.service"), unit.replace("/usr/bin/panmount", common::bin())).unwrap();
+    std::os::unix::fs::symlink("panmount@.service", dir.path().join("panmount@media.service")).unwrap();
+    let out = std::process::Command::new("systemd-analyze")
+        .arg("verify")
+        .arg(dir.path().join("panmount@media.service"))
+        .output()
+        .expect("systemd-analyze (Debian package systemd) is needed to verify the unit");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success() && stderr.trim().is_empty(), "systemd-analyze verify: {stderr}");
+}
