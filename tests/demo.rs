@@ -55,6 +55,21 @@ fn example_configs_parse() {
             continue;
         }
         seen += 1;
+        // Building the drivers must not touch the network: every example gets that far.
+        // `${NAME}` values stand for secrets from the environment: any value will do here.
+        let mut text = std::fs::read_to_string(&path).unwrap();
+        while let Some(start) = text.find("${") {
+            let end = start + text[start..].find('}').expect("closing brace");
+            text.replace_range(start..=end, "example");
+        }
+        let config =
+            panmount::config::Config::parse(&text, &path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        assert!(panmount::app::build_fs(&config).is_ok(), "{}: drivers do not build", path.display());
+        // Only configs that need no network go further (the others would try to log in).
+        let offline = config.storages.iter().all(|s| s.driver == "123pan_link");
+        if !offline {
+            continue;
+        }
         let out = Command::new(common::bin())
             .args(["ls", path.to_str().unwrap(), "/"])
             .env("PAN123_PRIVATE_KEY", "example")

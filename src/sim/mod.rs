@@ -12,6 +12,8 @@
 //!
 //! Routes:
 //! - `GET`/`HEAD /cdn/{path}`: the files (see [`cdn`]).
+//! - `POST /api/user/sign_in`, `/b/api/...`, `/sim123/hop/{id}`: the 123pan web API (see
+//!   [`pan123`]; its knobs and counters are on [`SimHandle::pan123`]).
 //! - `GET /_sim/knobs` → the [`KnobValues`] as JSON; `PUT /_sim/knobs` with a JSON body replaces
 //!   them (missing fields take defaults); `GET /_sim/stats` → [`StatsSnapshot`];
 //!   `POST /_sim/stats/reset`.
@@ -24,6 +26,7 @@
 pub mod auth_key;
 pub mod cdn;
 pub mod knobs;
+pub mod pan123;
 pub mod range;
 pub mod sample;
 
@@ -83,6 +86,8 @@ pub struct SimHandle {
     pub addr: SocketAddr,
     pub knobs: Arc<Knobs>,
     pub stats: Arc<Stats>,
+    /// The simulated 123pan API: knobs, accounts, shares, counters.
+    pub pan123: Arc<pan123::Pan123Sim>,
     shutdown: watch::Sender<bool>,
     task: Option<JoinHandle<()>>,
 }
@@ -126,24 +131,26 @@ pub async fn start(config: SimConfig) -> io::Result<SimHandle> {
     let knobs = Arc::new(Knobs::default());
     let stats = Arc::new(Stats::default());
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
+    let base_url = format!("http://{addr}");
+    let link_secret = format!("{:032x}", rand::random::<u128>());
+    let pan123 = Arc::new(pan123::Pan123Sim::new(config.data_dir.clone(), base_url.clone(), link_secret.clone()));
     let state = Arc::new(cdn::CdnState {
         data_dir: config.data_dir,
         auth: config.cdn_auth,
-        link_secret: format!("{:032x}", rand::random::<u128>()),
+        link_secret,
         knobs: knobs.clone(),
         stats: stats.clone(),
         first_seen: Mutex::new(HashMap::new()),
         shutdown: shutdown_rx.clone(),
     });
-    let base_url = format!("http://{addr}");
-    let _ = &base_url; // used by the provider APIs mounted below
     let app = Router::new()
         // `get` also answers HEAD (axum drops the body, keeps our Content-Length).
         .route("/cdn/{*path}", get(cdn::serve))
         .route("/_sim/knobs", get(get_knobs).put(put_knobs))
         .route("/_sim/stats", get(get_stats))
         .route("/_sim/stats/reset", post(reset_stats))
-        .with_state(state);
+        .with_state(state)
+        .merge(pan123::router(pan123.clone()));
     let mut signal = shutdown_rx;
     let task = tokio::spawn(async move {
         let server = axum::serve(listener, app).with_graceful_shutdown(async move {
@@ -158,6 +165,7 @@ pub async fn start(config: SimConfig) -> io::Result<SimHandle> {
         addr,
         knobs,
         stats,
+        pan123,
         shutdown: shutdown_tx,
         task: Some(task),
     })
