@@ -333,7 +333,10 @@ async fn hop(State(sim): State<Arc<Pan123Sim>>, Path(id): Path<i64>) -> Response
     };
     let k = sim.knobs();
     let referer = format!("{}/", sim.base_url);
-    let expire = unix_now().max(0) as u64 + k.link_ttl_secs;
+    // Links minted in one second would be identical, and the CDN's `link_ttl_secs` knob
+    // keys on the signature: a serial number in the expiry keeps every link distinct.
+    let serial = sim.counters.hops.load(std::sync::atomic::Ordering::Relaxed) % 1000;
+    let expire = unix_now().max(0) as u64 + k.link_ttl_secs + serial;
     let url = provider_link(&sim.base_url, &sim.link_secret, &node.rel, expire, Some(&referer));
     if k.hop_json {
         return ok(json!({"redirect_url": url}));
