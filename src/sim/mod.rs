@@ -153,6 +153,12 @@ pub async fn start(config: SimConfig) -> io::Result<SimHandle> {
         .merge(pan123::router(pan123.clone()));
     let mut signal = shutdown_rx;
     let task = tokio::spawn(async move {
+        use axum::serve::ListenerExt;
+        // Without TCP_NODELAY a response written in two pieces waits for the client's delayed
+        // ACK (40 ms on Linux): every small API call would cost that.
+        let listener = listener.tap_io(|tcp| {
+            let _ = tcp.set_nodelay(true);
+        });
         let server = axum::serve(listener, app).with_graceful_shutdown(async move {
             let _ = signal.wait_for(|v| *v).await;
         });
