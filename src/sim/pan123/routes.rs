@@ -32,7 +32,20 @@ pub fn router(sim: Arc<Pan123Sim>) -> Router {
         .with_state(sim)
 }
 
-type Reply = Result<Response, Response>;
+type Reply = Result<Response, Fail>;
+
+/// An error envelope, before it becomes a response: always HTTP 200, `data` null (never a
+/// string, §6.5).
+struct Fail {
+    code: i64,
+    message: String,
+}
+
+impl Fail {
+    fn response(self) -> Response {
+        reply(StatusCode::OK, json!({"code": self.code, "message": self.message, "data": null}))
+    }
+}
 
 fn reply(status: StatusCode, value: Value) -> Response {
     let mut res = Response::new(Body::from(value.to_string()));
@@ -45,9 +58,8 @@ fn ok(data: Value) -> Response {
     reply(StatusCode::OK, json!({"code": 0, "message": "ok", "data": data}))
 }
 
-/// An error envelope: always HTTP 200, `data` null (never a string, §6.5).
-fn fail(code: i64, message: &str) -> Response {
-    reply(StatusCode::OK, json!({"code": code, "message": message, "data": null}))
+fn fail(code: i64, message: &str) -> Fail {
+    Fail { code, message: message.to_string() }
 }
 
 fn unix_now() -> i64 {
@@ -96,7 +108,7 @@ fn injected_message(code: i64) -> &'static str {
 
 impl Pan123Sim {
     /// Platform header, signature, injected errors and (for personal endpoints) the token.
-    fn guard(&self, headers: &HeaderMap, uri: &Uri, personal: bool) -> Result<(), Response> {
+    fn guard(&self, headers: &HeaderMap, uri: &Uri, personal: bool) -> Result<(), Fail> {
         let k = self.knobs();
         if k.require_platform && headers.get("platform").is_none() {
             return Err(fail(1, "Please include the platform field in the request header"));
@@ -134,7 +146,7 @@ impl Pan123Sim {
     }
 
     /// Code 429 when `endpoint` was accepted less than `list_interval_ms` ago.
-    fn rate_limit(&self, endpoint: &'static str) -> Result<(), Response> {
+    fn rate_limit(&self, endpoint: &'static str) -> Result<(), Fail> {
         let interval = Duration::from_millis(self.knobs().list_interval_ms);
         let now = Instant::now();
         let mut times = self.list_times.lock().unwrap();
@@ -181,7 +193,7 @@ impl Pan123Sim {
     }
 
     /// The file a download body names, checked as the service would (Etag and S3KeyFlag).
-    fn download_target(&self, body: &Value) -> Result<Node, Response> {
+    fn download_target(&self, body: &Value) -> Result<Node, Fail> {
         let id = int(field(body, "fileId")).ok_or_else(|| fail(1, "参数错误: fileId"))?;
         let node = self.tree.node(id).filter(|n| !n.is_dir).ok_or_else(|| fail(5066, "文件不存在"))?;
         if !text(field(body, "etag")).eq_ignore_ascii_case(&self.tree.etag(&node)) {
@@ -197,7 +209,7 @@ impl Pan123Sim {
     }
 
     /// The share's folder, after the password check (case-insensitive, §3).
-    fn open_share(&self, key: &str, password: &str) -> Result<String, Response> {
+    fn open_share(&self, key: &str, password: &str) -> Result<String, Fail> {
         let shares = self.shares.lock().unwrap();
         let share = shares.get(key).ok_or_else(|| fail(5102, "分享不存在或已失效"))?;
         if !share.password.is_empty() && !share.password.eq_ignore_ascii_case(password.trim()) {
@@ -208,14 +220,14 @@ impl Pan123Sim {
     }
 }
 
-fn parse_body(body: &Bytes) -> Result<Value, Response> {
+fn parse_body(body: &Bytes) -> Result<Value, Fail> {
     serde_json::from_slice(body).map_err(|_| fail(1, "参数错误"))
 }
 
 async fn sign_in(State(sim): State<Arc<Pan123Sim>>, body: Bytes) -> Response {
     let body = match parse_body(&body) {
         Ok(b) => b,
-        Err(r) => return r,
+        Err(r) => return r.response(),
     };
     match sim.knobs().login_fault {
         Some(LoginFault::AbroadRisk) => {
@@ -227,7 +239,7 @@ async fn sign_in(State(sim): State<Arc<Pan123Sim>>, body: Bytes) -> Response {
         }
         Some(LoginFault::TooFrequent) => {
             Pan123Counters::add(&sim.counters.login_refused);
-            return fail(1, "当前登录操作频繁，请稍后再试");
+            return fail(1, "当前登录操作频繁，请稍后再试").response();
         }
         None => {}
     }
@@ -235,12 +247,12 @@ async fn sign_in(State(sim): State<Arc<Pan123Sim>>, body: Bytes) -> Response {
     let user = match (field(&body, "mail"), field(&body, "passport")) {
         (Some(mail), _) if int(field(&body, "type")) == Some(2) => text(Some(mail)),
         (None, Some(passport)) => text(Some(passport)),
-        _ => return fail(1, "参数错误"),
+        _ => return fail(1, "参数错误").response(),
     };
     let known = sim.accounts.lock().unwrap().get(&user).is_some_and(|p| *p == password);
     if !known {
         Pan123Counters::add(&sim.counters.login_refused);
-        return fail(5201, "账号或密码错误");
+        return fail(5201, "账号或密码错误").response();
     }
     let exp = unix_now() + 30 * 86_400;
     let b64url = base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -262,7 +274,7 @@ async fn sign_in(State(sim): State<Arc<Pan123Sim>>, body: Bytes) -> Response {
 
 async fn user_info(State(sim): State<Arc<Pan123Sim>>, headers: HeaderMap, uri: Uri) -> Response {
     if let Err(r) = sim.guard(&headers, &uri, true) {
-        return r;
+        return r.response();
     }
     let (used, count) = sim.tree.usage();
     ok(json!({"UID": UID, "Nickname": "tester", "SpaceUsed": used, "SpacePermanent": 2_199_023_255_552u64, "SpaceTemp": 0, "FileCount": count}))
@@ -278,7 +290,7 @@ async fn list(State(sim): State<Arc<Pan123Sim>>, headers: HeaderMap, uri: Uri) -
         let children = sim.tree.children(parent).ok_or_else(|| fail(5066, "文件不存在"))?;
         Ok(ok(sim.page(&children, &q, true)))
     };
-    run().unwrap_or_else(|r| r)
+    run().unwrap_or_else(Fail::response)
 }
 
 async fn download_info(State(sim): State<Arc<Pan123Sim>>, headers: HeaderMap, uri: Uri, body: Bytes) -> Response {
@@ -288,7 +300,7 @@ async fn download_info(State(sim): State<Arc<Pan123Sim>>, headers: HeaderMap, ur
         let node = sim.download_target(&parse_body(&body)?)?;
         Ok(ok(json!({"DownloadUrl": sim.download_url(&node)})))
     };
-    run().unwrap_or_else(|r| r)
+    run().unwrap_or_else(Fail::response)
 }
 
 async fn share_get(State(sim): State<Arc<Pan123Sim>>, headers: HeaderMap, uri: Uri) -> Response {
@@ -306,7 +318,7 @@ async fn share_get(State(sim): State<Arc<Pan123Sim>>, headers: HeaderMap, uri: U
         let children = sim.tree.children(parent).ok_or_else(|| fail(5066, "文件不存在"))?;
         Ok(ok(sim.page(&children, &q, false)))
     };
-    run().unwrap_or_else(|r| r)
+    run().unwrap_or_else(Fail::response)
 }
 
 async fn share_download(State(sim): State<Arc<Pan123Sim>>, headers: HeaderMap, uri: Uri, body: Bytes) -> Response {
@@ -322,14 +334,14 @@ async fn share_download(State(sim): State<Arc<Pan123Sim>>, headers: HeaderMap, u
         let node = sim.download_target(&body)?;
         Ok(ok(json!({"DownloadURL": sim.download_url(&node)})))
     };
-    run().unwrap_or_else(|r| r)
+    run().unwrap_or_else(Fail::response)
 }
 
 /// The second hop: 302 to the CDN, or the JSON form.
 async fn hop(State(sim): State<Arc<Pan123Sim>>, Path(id): Path<i64>) -> Response {
     Pan123Counters::add(&sim.counters.hops);
     let Some(node) = sim.tree.node(id).filter(|n| !n.is_dir) else {
-        return fail(5066, "文件不存在");
+        return fail(5066, "文件不存在").response();
     };
     let k = sim.knobs();
     let referer = format!("{}/", sim.base_url);

@@ -111,7 +111,7 @@ impl Tree {
                 out.push(node);
             }
         }
-        out.sort_by(|a, b| b.id.cmp(&a.id));
+        out.sort_by_key(|n| std::cmp::Reverse(n.id));
         Some(out)
     }
 
