@@ -5,6 +5,10 @@
 //! between pages means the server is repeating itself (the rclone port treats it as an
 //! error); we stop there too rather than loop. `MAX_PAGES` bounds the loop whatever the
 //! server says: 10,000 pages of 100 is a million entries in one folder.
+//!
+//! Nothing here assumes a page holds `limit` entries: P123 reports that the web platform may
+//! answer 500 whatever `limit` says (unconfirmed, §7), and `Total` is known to be wrong with
+//! some orders, so neither a short page nor `Total` ends a listing; only the rules above do.
 
 /// Requested page size (the service caps it at 100).
 pub const PAGE_LIMIT: u32 = 100;
