@@ -249,6 +249,12 @@ impl Client {
                         .map_err(|e| Error::InvalidResponse(format!("123pan {path}: {e}")));
                 }
                 Ok(Err(api)) if api.code == Some(CODE_UNAUTHORIZED) => {
+                    if self.credentials.is_none() && !token.is_empty() {
+                        return Err(Error::Remote(format!(
+                            "123pan refused the access_token (code 401: {}); set a fresh one or leave access_token unset",
+                            api.message.trim()
+                        )));
+                    }
                     if relogged || self.credentials.is_none() {
                         return Err(classify(&api));
                     }
