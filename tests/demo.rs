@@ -55,11 +55,19 @@ fn example_configs_parse() {
             continue;
         }
         seen += 1;
-        // Drivers that log in over the network are only loaded and built (no network IO at
-        // build time); the others are listed through the binary.
-        if std::fs::read_to_string(&path).unwrap().contains("driver = \"pikpak") {
-            let config = panmount::config::Config::load(&path).unwrap_or_else(|e| panic!("{e}"));
-            assert!(panmount::app::build_fs(&config).is_ok(), "{}", path.display());
+        // Building the drivers must not touch the network: every example gets that far.
+        // `${NAME}` values stand for secrets from the environment: any value will do here.
+        let mut text = std::fs::read_to_string(&path).unwrap();
+        while let Some(start) = text.find("${") {
+            let end = start + text[start..].find('}').expect("closing brace");
+            text.replace_range(start..=end, "example");
+        }
+        let config =
+            panmount::config::Config::parse(&text, &path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        assert!(panmount::app::build_fs(&config).is_ok(), "{}: drivers do not build", path.display());
+        // Only configs that need no network go further (the others would try to log in).
+        let offline = config.storages.iter().all(|s| s.driver == "123pan_link");
+        if !offline {
             continue;
         }
         let out = Command::new(common::bin())

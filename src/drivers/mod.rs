@@ -5,9 +5,11 @@
 //! `crate::read`. Read-only drivers implement `list` and `link`; the rest are optional
 //! capabilities with defaults.
 
+pub mod pan123;
 pub mod pan123_link;
 pub mod pikpak;
 pub mod pikpak_share;
+pub mod pan123_share;
 
 use std::sync::Arc;
 use std::time::SystemTime;
@@ -148,22 +150,16 @@ pub const DRIVERS: &[(&str, &[&str])] = &[
             "device_id", "api_base", "user_base", "proxy",
         ],
     ),
-    (
-        "123pan",
-        &[
-            "username", "password", "root_folder_id", "platform", "api_base", "login_base", "proxy",
-        ],
-    ),
-    (
-        "123pan_share",
-        &["share_key", "share_password", "root_folder_id", "access_token", "api_base", "proxy"],
-    ),
+    ("123pan", pan123::OPTIONS),
+    ("123pan_share", pan123_share::OPTIONS),
     ("123pan_link", pan123_link::OPTIONS),
 ];
 
 /// Build the driver for one `[[storage]]` table.
 pub fn build(storage: &StorageConfig, ctx: &BuildContext) -> Result<Arc<dyn Driver>, ConfigError> {
     match storage.driver.as_str() {
+        "123pan" => Ok(Arc::new(pan123::Pan123::from_options(&storage.options, ctx)?)),
+        "123pan_share" => Ok(Arc::new(pan123_share::Pan123Share::from_options(&storage.options, ctx)?)),
         "123pan_link" => Ok(Arc::new(pan123_link::Pan123Link::from_options(&storage.options, ctx)?)),
         "pikpak" => Ok(Arc::new(pikpak::PikPak::from_options(&storage.options, ctx)?)),
         "pikpak_share" => Ok(Arc::new(pikpak_share::PikPakShare::from_options(&storage.options, ctx)?)),

@@ -12,6 +12,8 @@
 //!
 //! Routes:
 //! - `GET`/`HEAD /cdn/{path}`: the files (see [`cdn`]).
+//! - `POST /api/user/sign_in`, `/b/api/...`, `/sim123/hop/{id}`: the 123pan web API (see
+//!   [`pan123`]; its knobs and counters are on [`SimHandle::pan123`]).
 //! - `GET /_sim/knobs` → the [`KnobValues`] as JSON; `PUT /_sim/knobs` with a JSON body replaces
 //!   them (missing fields take defaults); `GET /_sim/stats` → [`StatsSnapshot`];
 //!   `POST /_sim/stats/reset`.
@@ -25,6 +27,7 @@ pub mod auth_key;
 pub mod cdn;
 pub mod knobs;
 pub mod pikpak;
+pub mod pan123;
 pub mod range;
 pub mod sample;
 
@@ -86,6 +89,8 @@ pub struct SimHandle {
     pub stats: Arc<Stats>,
     /// The simulated PikPak (accounts, knobs, counters).
     pub pikpak: Arc<pikpak::PikPakSim>,
+    /// The simulated 123pan API: knobs, accounts, shares, counters.
+    pub pan123: Arc<pan123::Pan123Sim>,
     shutdown: watch::Sender<bool>,
     task: Option<JoinHandle<()>>,
 }
@@ -132,6 +137,7 @@ pub async fn start(config: SimConfig) -> io::Result<SimHandle> {
     let link_secret = format!("{:032x}", rand::random::<u128>());
     let base_url = format!("http://{addr}");
     let pikpak = Arc::new(pikpak::PikPakSim::new(base_url.clone(), link_secret.clone(), &config.data_dir));
+    let pan123 = Arc::new(pan123::Pan123Sim::new(config.data_dir.clone(), base_url.clone(), link_secret.clone()));
     let state = Arc::new(cdn::CdnState {
         data_dir: config.data_dir,
         auth: config.cdn_auth,
@@ -149,9 +155,16 @@ pub async fn start(config: SimConfig) -> io::Result<SimHandle> {
         .route("/_sim/stats", get(get_stats))
         .route("/_sim/stats/reset", post(reset_stats))
         .with_state(state)
-        .merge(pikpak::router(pikpak.clone()));
+        .merge(pikpak::router(pikpak.clone()))
+        .merge(pan123::router(pan123.clone()));
     let mut signal = shutdown_rx;
     let task = tokio::spawn(async move {
+        use axum::serve::ListenerExt;
+        // Without TCP_NODELAY a response written in two pieces waits for the client's delayed
+        // ACK (40 ms on Linux): every small API call would cost that.
+        let listener = listener.tap_io(|tcp| {
+            let _ = tcp.set_nodelay(true);
+        });
         let server = axum::serve(listener, app).with_graceful_shutdown(async move {
             let _ = signal.wait_for(|v| *v).await;
         });
@@ -165,6 +178,7 @@ pub async fn start(config: SimConfig) -> io::Result<SimHandle> {
         knobs,
         stats,
         pikpak,
+        pan123,
         shutdown: shutdown_tx,
         task: Some(task),
     })

@@ -1,0 +1,369 @@
+//! The 123pan web API client shared by `123pan` and `123pan_share`: headers (§1.2), the
+//! request signature (§1.4), the envelope (§1.3), re-login on code 401, bounded retries.
+//!
+//! - Success is `code == 0` (`200` for `sign_in`). The HTTP status is looked at only when the
+//!   body is not an envelope (a proxy's 502 page). A body without `code` counts as success, as
+//!   in OpenList, *unless* it is the 2023 `{"status","info"}` shape, which is an error.
+//! - Code 401 makes a client that has credentials log in again (once, shared by every task
+//!   that saw the same stale token) and repeat the request once. A second 401 is an error.
+//! - Code 429 and HTTP 429/5xx/network errors are retried through [`Backoff`] (bounded, with
+//!   the list limiter waited again before each attempt). Everything else is a one-line
+//!   [`Error::Remote`] that says what the user can do; login failures are never retried here
+//!   (the core retries a down storage at most once a minute).
+//! - The token, the password and signed URLs are never logged.
+
+use std::sync::RwLock;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use reqwest::Method;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use super::api::{Envelope, LoginData, SignInMail, SignInPhone};
+use super::sign;
+use crate::error::{Error, Result};
+use crate::http::limit::RateLimiter;
+use crate::http::retry::Backoff;
+
+/// The web client's origin; sent as `origin` and (with a `/`) `referer` on every call (§1.2).
+pub const WEB_ORIGIN: &str = "https://yun.123pan.com";
+/// OpenList's browser-like user agent, without its branding.
+const USER_AGENT: &str = "Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) panmount";
+/// `app-version` header of the web client.
+const APP_VERSION: &str = "3";
+/// Attempts for a transient failure (429, 5xx, network) of one call.
+const MAX_ATTEMPTS: u32 = 5;
+/// Success code of `user/sign_in` (every `/b/api` call uses 0).
+const LOGIN_OK: i64 = 200;
+
+pub const CODE_UNAUTHORIZED: i64 = 401;
+pub const CODE_TOO_MANY: i64 = 429;
+pub const CODE_SHARE_PASSWORD: i64 = 5103;
+pub const CODE_TRAFFIC: i64 = 5113;
+pub const CODE_ABROAD_RISK: i64 = 7012;
+
+/// The message of a 5113, also matched by the driver for its one log line.
+pub const TRAFFIC_MESSAGE: &str = "123pan: the account's download traffic is exhausted (code 5113)";
+
+pub struct Credentials {
+    pub username: String,
+    pub password: String,
+}
+
+pub struct Client {
+    http: reqwest::Client,
+    api_base: String,
+    login_base: String,
+    platform: String,
+    credentials: Option<Credentials>,
+    /// Sent as `Bearer <token>`, empty before the first login (then the literal `Bearer `).
+    token: RwLock<String>,
+    login_lock: tokio::sync::Mutex<()>,
+}
+
+/// An error answer of the API: `code` (None for the `{"status","info"}` shape) and message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiError {
+    pub code: Option<i64>,
+    pub message: String,
+}
+
+/// The `data` of a successful envelope, or the API's error.
+pub fn decode_envelope(status: u16, body: &[u8], ok_code: i64) -> Result<std::result::Result<serde_json::Value, ApiError>> {
+    let envelope: Envelope = match serde_json::from_slice(body) {
+        Ok(e) => e,
+        Err(_) => {
+            return Err(match status {
+                429 => Error::RateLimited { status, retry_after: None },
+                500..=599 => Error::ServerError { status },
+                _ => Error::InvalidResponse(format!("123pan answered HTTP {status} without a JSON envelope")),
+            });
+        }
+    };
+    match envelope.code {
+        None if envelope.info.is_some() => {
+            Ok(Err(ApiError { code: None, message: envelope.info.unwrap_or_default() }))
+        }
+        None => Ok(Ok(envelope.data.unwrap_or(serde_json::Value::Null))),
+        Some(code) if code == ok_code => Ok(Ok(envelope.data.unwrap_or(serde_json::Value::Null))),
+        Some(code) => Ok(Err(ApiError { code: Some(code), message: envelope.message.unwrap_or_default() })),
+    }
+}
+
+/// What an API error means for the user (everything but 401, which the caller handles).
+pub fn classify(err: &ApiError) -> Error {
+    let msg = err.message.trim();
+    let code = err.code.map_or("none".to_string(), |c| c.to_string());
+    match err.code {
+        Some(CODE_TOO_MANY) => Error::RateLimited { status: 429, retry_after: None },
+        Some(CODE_TRAFFIC) => Error::Remote(format!("{TRAFFIC_MESSAGE}: {msg}")),
+        Some(CODE_SHARE_PASSWORD) => Error::Remote(format!(
+            "123pan share: the share password is missing or wrong (code 5103: {msg}); set share_password to the share's extraction code"
+        )),
+        Some(CODE_UNAUTHORIZED) => Error::Remote(format!("123pan refused the session token (code 401: {msg})")),
+        _ if msg.contains("签名") || msg.to_ascii_lowercase().contains("sign") => Error::Remote(format!(
+            "123pan rejected the request signature (code {code}: {msg}); the signature carries the time, so check that this machine's clock is right"
+        )),
+        _ if msg.contains("platform") => Error::Remote(format!("123pan refused the request (code {code}: {msg}); check the `platform` option")),
+        _ => Error::Remote(format!("123pan error (code {code}): {msg}")),
+    }
+}
+
+/// What a refused login means for the user. Never retried automatically.
+pub fn classify_login(err: &ApiError) -> Error {
+    let msg = err.message.trim();
+    let code = err.code.map_or("none".to_string(), |c| c.to_string());
+    if err.code == Some(CODE_ABROAD_RISK) {
+        return Error::Remote(format!(
+            "123pan login refused: the account is flagged for a login-from-abroad risk (code 7012: {msg}); log in once with an SMS code or WeChat in the 123pan app or web from this network, then restart panmount"
+        ));
+    }
+    if msg.contains("频繁") || msg.to_ascii_lowercase().contains("frequent") || err.code == Some(CODE_TOO_MANY) {
+        return Error::Remote(format!(
+            "123pan login refused: too many logins (code {code}: {msg}); wait a few minutes before trying again"
+        ));
+    }
+    Error::Remote(format!("123pan login refused (code {code}: {msg}); check username and password"))
+}
+
+fn unix_now() -> i64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64)
+}
+
+/// The e-mail test of OpenList (lowercase only: an upper-case address is sent as a phone).
+pub fn is_mail(username: &str) -> bool {
+    let Some((local, domain)) = username.split_once('@') else { return false };
+    let lower_digit = |c: char| c.is_ascii_lowercase() || c.is_ascii_digit();
+    let local_ok = (1..=32).contains(&local.len())
+        && local.chars().next().is_some_and(lower_digit)
+        && local.chars().all(|c| lower_digit(c) || "_.-".contains(c));
+    let labels: Vec<&str> = domain.split('.').collect();
+    let (tld, hosts) = labels.split_last().unwrap_or((&"", &[]));
+    let host_ok = |l: &&str| {
+        (2..=32).contains(&l.len())
+            && l.chars().all(|c| lower_digit(c) || c == '-')
+            && !l.starts_with('-')
+            && !l.ends_with('-')
+    };
+    local_ok
+        && (1..=4).contains(&hosts.len())
+        && hosts.iter().all(host_ok)
+        && (2..=4).contains(&tld.len())
+        && tld.chars().all(|c| c.is_ascii_lowercase())
+}
+
+impl Client {
+    pub fn new(
+        http: reqwest::Client,
+        api_base: &str,
+        login_base: &str,
+        platform: &str,
+        credentials: Option<Credentials>,
+        token: String,
+    ) -> Self {
+        Client {
+            http,
+            api_base: api_base.trim_end_matches('/').to_string(),
+            login_base: login_base.trim_end_matches('/').to_string(),
+            platform: platform.to_string(),
+            credentials,
+            token: RwLock::new(token),
+            login_lock: tokio::sync::Mutex::new(()),
+        }
+    }
+
+    fn token(&self) -> String {
+        self.token.read().unwrap().clone()
+    }
+
+    /// Log in (`POST {login_base}/api/user/sign_in`) and keep the token.
+    pub async fn login(&self) -> Result<()> {
+        let Some(creds) = &self.credentials else {
+            return Err(Error::Remote("123pan: no credentials to log in with".into()));
+        };
+        let request = self
+            .http
+            .post(format!("{}/api/user/sign_in", self.login_base))
+            .header("origin", WEB_ORIGIN)
+            .header("referer", format!("{WEB_ORIGIN}/"))
+            .header("platform", "web")
+            .header("app-version", APP_VERSION)
+            .header("user-agent", USER_AGENT);
+        let request = if is_mail(&creds.username) {
+            request.json(&SignInMail { mail: &creds.username, password: &creds.password, kind: 2 })
+        } else {
+            request.json(&SignInPhone { passport: &creds.username, password: &creds.password, remember: true })
+        };
+        let response = request.send().await?;
+        let status = response.status().as_u16();
+        let body = response.bytes().await?;
+        let data = decode_envelope(status, &body, LOGIN_OK)?.map_err(|e| classify_login(&e))?;
+        let data: LoginData = serde_json::from_value(data)
+            .map_err(|e| Error::InvalidResponse(format!("123pan login answer: {e}")))?;
+        if data.token.is_empty() {
+            return Err(Error::InvalidResponse("123pan login answer has no token".into()));
+        }
+        *self.token.write().unwrap() = data.token;
+        tracing::info!("123pan: logged in");
+        Ok(())
+    }
+
+    /// Log in again unless another task already replaced `stale` since we used it.
+    async fn relogin(&self, stale: &str) -> Result<()> {
+        let _one = self.login_lock.lock().await;
+        if self.token() != stale {
+            return Ok(());
+        }
+        tracing::info!("123pan: session token refused (401), logging in again");
+        self.login().await
+    }
+
+    pub async fn get<T: DeserializeOwned>(&self, path: &str, query: &[(&str, String)], limiter: Option<&RateLimiter>) -> Result<T> {
+        self.call(Method::GET, path, query, None::<&()>, limiter).await
+    }
+
+    pub async fn post<T: DeserializeOwned, B: Serialize + ?Sized>(&self, path: &str, body: &B) -> Result<T> {
+        self.call(Method::POST, path, &[], Some(body), None).await
+    }
+
+    /// One API call: signed, with re-login on 401 (once) and bounded retries.
+    async fn call<T: DeserializeOwned, B: Serialize + ?Sized>(
+        &self,
+        method: Method,
+        path: &str,
+        query: &[(&str, String)],
+        body: Option<&B>,
+        limiter: Option<&RateLimiter>,
+    ) -> Result<T> {
+        let mut backoff = Backoff::new(MAX_ATTEMPTS);
+        let mut relogged = false;
+        // Bounded: each turn returns, spends one Backoff attempt, or is the single re-login.
+        loop {
+            if let Some(limiter) = limiter {
+                limiter.wait().await;
+            }
+            let token = self.token();
+            let err = match self.send(method.clone(), path, query, body, &token).await {
+                Ok(Ok(data)) => {
+                    return serde_json::from_value(data)
+                        .map_err(|e| Error::InvalidResponse(format!("123pan {path}: {e}")));
+                }
+                Ok(Err(api)) if api.code == Some(CODE_UNAUTHORIZED) => {
+                    if self.credentials.is_none() && !token.is_empty() {
+                        return Err(Error::Remote(format!(
+                            "123pan refused the access_token (code 401: {}); set a fresh one or leave access_token unset",
+                            api.message.trim()
+                        )));
+                    }
+                    if relogged || self.credentials.is_none() {
+                        return Err(classify(&api));
+                    }
+                    relogged = true;
+                    self.relogin(&token).await?;
+                    continue;
+                }
+                Ok(Err(api)) => classify(&api),
+                Err(err) => err,
+            };
+            match backoff.delay_for(&err) {
+                Some(delay) => {
+                    tracing::debug!(path, %err, ?delay, "123pan: retrying");
+                    tokio::time::sleep(delay).await;
+                }
+                None => return Err(err),
+            }
+        }
+    }
+
+    async fn send<B: Serialize + ?Sized>(
+        &self,
+        method: Method,
+        path: &str,
+        query: &[(&str, String)],
+        body: Option<&B>,
+        token: &str,
+    ) -> Result<std::result::Result<serde_json::Value, ApiError>> {
+        let random = rand::random_range(0..=sign::RANDOM_MAX);
+        let (key, value) = sign::sign(path, unix_now(), random);
+        let mut url = url::Url::parse(&format!("{}{path}", self.api_base))
+            .map_err(|e| Error::internal(format!("123pan api_base: {e}")))?;
+        {
+            let mut pairs = url.query_pairs_mut();
+            pairs.append_pair(&key, &value);
+            for (k, v) in query {
+                pairs.append_pair(k, v);
+            }
+        }
+        let mut request = self
+            .http
+            .request(method, url)
+            .header("origin", WEB_ORIGIN)
+            .header("referer", format!("{WEB_ORIGIN}/"))
+            .header("authorization", format!("Bearer {token}"))
+            .header("user-agent", USER_AGENT)
+            .header("platform", &self.platform)
+            .header("app-version", APP_VERSION);
+        if let Some(body) = body {
+            request = request.json(body);
+        }
+        let response = request.send().await?;
+        let status = response.status().as_u16();
+        let bytes = response.bytes().await?;
+        decode_envelope(status, &bytes, 0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn api(code: Option<i64>, message: &str) -> ApiError {
+        ApiError { code, message: message.into() }
+    }
+
+    #[test]
+    fn envelopes_decode_by_code_not_status() {
+        let ok = decode_envelope(200, br#"{"code":0,"message":"ok","data":{"a":1}}"#, 0).unwrap().unwrap();
+        assert_eq!(ok["a"], 1);
+        assert!(decode_envelope(200, br#"{"code":200,"data":{"token":"t"}}"#, 200).unwrap().is_ok());
+        // A non-200 status with an envelope is decided by the envelope.
+        let e = decode_envelope(401, br#"{"code":401,"message":"token is expired","data":null}"#, 0).unwrap().unwrap_err();
+        assert_eq!(e, api(Some(401), "token is expired"));
+        // Missing code: success (OpenList), unless it is the 2023 {"status","info"} shape.
+        assert!(decode_envelope(200, br#"{"data":{}}"#, 0).unwrap().is_ok());
+        let e = decode_envelope(200, "{\"status\":0,\"info\":\"签名错误\"}".as_bytes(), 0).unwrap().unwrap_err();
+        assert_eq!(e.code, None);
+        // Not JSON at all: by HTTP status.
+        assert!(matches!(decode_envelope(502, b"<html>", 0), Err(Error::ServerError { status: 502 })));
+        assert!(matches!(decode_envelope(429, b"slow down", 0), Err(Error::RateLimited { .. })));
+        assert!(matches!(decode_envelope(200, b"<html>", 0), Err(Error::InvalidResponse(_))));
+    }
+
+    #[test]
+    fn errors_say_what_to_do() {
+        assert!(classify(&api(Some(429), "请求太频繁")).is_transient());
+        let msg = classify(&api(Some(5113), "流量超限")).to_string();
+        assert!(msg.starts_with(TRAFFIC_MESSAGE), "{msg}");
+        assert!(classify(&api(Some(5103), "提取码错误")).to_string().contains("share_password"));
+        assert!(classify(&api(Some(1), "签名错误,请检查您的本地时间")).to_string().contains("clock"));
+        assert!(classify(&api(None, "签名错误")).to_string().contains("clock"));
+        assert!(!classify(&api(Some(5066), "file does not exist")).is_transient());
+        let risk = classify_login(&api(Some(7012), "当前账号存在境外登录风险")).to_string();
+        assert!(risk.contains("SMS") && risk.contains("7012"), "{risk}");
+        assert!(classify_login(&api(Some(1), "当前登录操作频繁，请稍后再试")).to_string().contains("wait a few minutes"));
+        assert!(classify_login(&api(Some(5201), "账号或密码错误")).to_string().contains("check username and password"));
+        for e in [classify_login(&api(Some(7012), "x")), classify_login(&api(Some(1), "频繁"))] {
+            assert!(!e.is_transient());
+        }
+    }
+
+    #[test]
+    fn mail_or_phone_as_openlist_decides() {
+        assert!(is_mail("tester@example.com"));
+        assert!(is_mail("a.b_c-d@mail.example.co"));
+        assert!(!is_mail("13800138000"));
+        assert!(!is_mail("Tester@example.com"));
+        assert!(!is_mail("tester@example.c"));
+        assert!(!is_mail("tester@localhost"));
+    }
+}
