@@ -57,6 +57,10 @@ pub enum Command {
     /// Try panmount without an account: start the bundled provider simulator on loopback with
     /// sample files and mount it through the real 123pan_link driver at MOUNTPOINT.
     Demo { mountpoint: PathBuf },
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell) to stdout.
+    Completions { shell: clap_complete::Shell },
+    /// Print the man page (roff) to stdout: `panmount man | man -l -`.
+    Man,
     /// Run the provider simulator alone (for development, tests and benchmarks).
     Sim {
         /// Address to listen on (loopback by default; port 0 picks a free one).

@@ -34,6 +34,18 @@ fn run(rt: &tokio::runtime::Runtime, command: Command) -> Result<(), AppError> {
         Command::Ls { config, path, long } => rt.block_on(app::ls(&Config::load(&config)?, &path, long)),
         Command::Cat { config, path, range } => rt.block_on(app::cat(&Config::load(&config)?, &path, range)),
         Command::Stats { mountpoint } => app::stats(&mountpoint),
+        Command::Completions { shell } => {
+            let mut text = Vec::new();
+            clap_complete::generate(shell, &mut <Cli as clap::CommandFactory>::command(), "panmount", &mut text);
+            print_all(&text)
+        }
+        Command::Man => {
+            let mut text = Vec::new();
+            clap_mangen::Man::new(<Cli as clap::CommandFactory>::command())
+                .render(&mut text)
+                .map_err(|e| AppError::Failed(format!("man page: {e}")))?;
+            print_all(&text)
+        }
         Command::Offline { command } => {
             use panmount::offline::{Action, run};
             let (config, storage, action) = match command {
@@ -47,6 +59,15 @@ fn run(rt: &tokio::runtime::Runtime, command: Command) -> Result<(), AppError> {
         Command::Sim { listen, data, private_key, uid } => rt
             .block_on(panmount::sim::run_cli(listen, data, private_key, uid))
             .map_err(|e| AppError::Failed(format!("simulator: {e}"))),
+    }
+}
+
+/// Write generated text to stdout; a reader that stops early (`| head`) is not an error.
+fn print_all(text: &[u8]) -> Result<(), AppError> {
+    use std::io::Write;
+    match std::io::stdout().lock().write_all(text) {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(AppError::Failed(format!("stdout: {e}"))),
+        _ => Ok(()),
     }
 }
 

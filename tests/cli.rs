@@ -141,3 +141,21 @@ fn sim_command_serves_the_sample_and_its_admin_endpoints() {
     unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
     assert!(child.wait().unwrap().success());
 }
+
+#[test]
+fn completions_and_man_page_are_generated() {
+    for shell in ["bash", "zsh", "fish"] {
+        let (code, out, err) = run(&["completions", shell]);
+        let out = String::from_utf8(out).unwrap();
+        assert_eq!(code, 0, "{err}");
+        for sub in ["mount", "check", "offline", "stats"] {
+            assert!(out.contains(sub), "{shell} completion lacks {sub}");
+        }
+    }
+    let (code, out, err) = run(&["man"]);
+    let out = String::from_utf8(out).unwrap();
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains(".TH panmount 1") && out.contains("mount") && out.contains("offline"), "{out}");
+    let (code, _, _) = run(&["completions", "tcsh"]);
+    assert_eq!(code, 2, "an unknown shell is a usage error");
+}
