@@ -25,6 +25,10 @@ pub enum Command {
         /// Overrides the config file's `mountpoint`.
         #[arg(long)]
         mountpoint: Option<PathBuf>,
+        /// Let other users read the mount (overrides `[fuse] allow_other`; used by the fstab
+        /// helper for `-o allow_other`).
+        #[arg(long)]
+        allow_other: bool,
     },
     /// Log in to every storage and list its root; print one row per storage. Exit 0 only if
     /// all are ok.

@@ -29,7 +29,11 @@ fn main() -> ExitCode {
 
 fn run(rt: &tokio::runtime::Runtime, command: Command) -> Result<(), AppError> {
     match command {
-        Command::Mount { config, mountpoint } => app::mount(rt, &Config::load(&config)?, mountpoint),
+        Command::Mount { config, mountpoint, allow_other } => {
+            let mut config = Config::load(&config)?;
+            config.fuse.allow_other |= allow_other;
+            app::mount(rt, &config, mountpoint)
+        }
         Command::Check { config } => rt.block_on(app::check(&Config::load(&config)?)),
         Command::Ls { config, path, long } => rt.block_on(app::ls(&Config::load(&config)?, &path, long)),
         Command::Cat { config, path, range } => rt.block_on(app::cat(&Config::load(&config)?, &path, range)),

@@ -58,3 +58,43 @@ fn the_unit_file_verifies() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success() && stderr.trim().is_empty(), "systemd-analyze verify: {stderr}");
 }
+
+/// Run the fstab helper as mount(8) would, with the built binary first in PATH.
+fn fstab_helper(args: &[&str]) -> std::process::Output {
+    let bin_dir = std::path::Path::new(common::bin()).parent().unwrap().to_path_buf();
+    let path = format!("{}:{}", bin_dir.display(), std::env::var("PATH").unwrap_or_default());
+    std::process::Command::new(concat!(env!("CARGO_MANIFEST_DIR"), "/packaging/mount.panmount"))
+        .args(args)
+        .env("PATH", path)
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn the_fstab_helper_mounts_in_the_background_and_umount_stops_it() {
+    if !fuse_tests_enabled() {
+        return;
+    }
+    let sim = Sim::start(true);
+    let (_c, config) = write_config(&sim.config(SizeMode::Full, KEY, ""));
+    let dir = tempfile::tempdir().unwrap();
+    let out = fstab_helper(&[config.to_str().unwrap(), dir.path().to_str().unwrap(), "-o", "rw,_netdev,allow_other"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(common::is_mounted(dir.path()));
+    let info = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    let line = info.lines().find(|l| l.contains(dir.path().to_str().unwrap())).unwrap();
+    assert!(line.contains("allow_other"), "{line}");
+    assert_eq!(common::read_all(&dir.path().join("links/Docs/readme.txt")).unwrap(), sim.file_bytes("/Docs/readme.txt"));
+    assert!(std::process::Command::new("umount").arg(dir.path()).status().unwrap().success());
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while common::is_mounted(dir.path()) {
+        assert!(std::time::Instant::now() < deadline, "still mounted after umount");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // A failing mount reports panmount's own message and exits 1.
+    let (_c2, bad) = write_config("[[storage]]\npath = \"/x\"\ndriver = \"nope\"\n");
+    let dir2 = tempfile::tempdir().unwrap();
+    let out = fstab_helper(&[bad.to_str().unwrap(), dir2.path().to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("unknown driver"), "{}", String::from_utf8_lossy(&out.stderr));
+}
