@@ -23,8 +23,9 @@ use crate::read::window::WindowConfig;
 /// amplification of random 4-256 KiB reads and of a scanner's look at a file's tail.
 pub const BLOCK_SIZE: u64 = 256 << 10;
 /// The read-ahead window of a file read from its start: about what a media scanner reads of
-/// a header, and a first request small enough to answer quickly.
-pub const INITIAL_WINDOW: u64 = 1 << 20;
+/// a header (ffprobe reads a few hundred KiB of an MKV's head), and a first request small
+/// enough to answer quickly. It doubles with every batch while reading stays sequential.
+pub const INITIAL_WINDOW: u64 = 512 << 10;
 
 #[derive(Debug, thiserror::Error)]
 pub enum AppError {

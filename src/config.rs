@@ -32,7 +32,7 @@
 //! | `dir_cache_time` | `"5m"` | how long a folder listing is trusted |
 //! | `negative_cache_time` | `"1m"` | how long "no such name" is remembered |
 //! | `link_expiry_margin` | `"1m"` | a link is renewed this long before it expires |
-//! | `memory_limit_mb` | `256` | memory for cached file blocks (at least 1) |
+//! | `memory_limit_mb` | `128` | memory for cached file blocks (at least 1); the process stays under about twice this |
 //! | `max_read_ahead_mb` | `64` | cap of one open file's read-ahead window (at least 1) |
 //! | `kernel_read_ahead_kb` | `1024` | the mount's `read_ahead_kb` (0 leaves the kernel's) |
 //! | `connections_per_file` | `0` | parallel ranged requests per open file (0: the driver's own limit) |
@@ -240,7 +240,7 @@ impl Default for CacheConfig {
             dir_cache_time: Duration::from_secs(5 * 60),
             negative_cache_time: Duration::from_secs(60),
             link_expiry_margin: Duration::from_secs(60),
-            memory_limit_mb: 256,
+            memory_limit_mb: 128,
             max_read_ahead_mb: 64,
             kernel_read_ahead_kb: 1024,
             connections_per_file: 0,

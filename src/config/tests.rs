@@ -49,7 +49,7 @@ fn minimal_config_gets_the_defaults() {
     assert_eq!(c.cache.dir_cache_time, Duration::from_secs(300));
     assert_eq!(c.cache.negative_cache_time, Duration::from_secs(60));
     assert_eq!(c.cache.link_expiry_margin, Duration::from_secs(60));
-    assert_eq!(c.cache.memory_limit_mb, 256);
+    assert_eq!(c.cache.memory_limit_mb, 128);
     assert_eq!(c.cache.max_read_ahead_mb, 64);
     assert_eq!(c.cache.kernel_read_ahead_kb, 1024);
     assert_eq!(c.cache, CacheConfig::default());
