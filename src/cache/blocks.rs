@@ -6,6 +6,11 @@
 //! fetch instead of starting its own, which is what keeps two readers of one file (a media
 //! server's scanner and its player) from downloading it twice.
 //!
+//! A reader waiting for a block being fetched does not wait for the whole block: bytes are
+//! appended to the block's buffer as they arrive and each waiter is woken as soon as the
+//! bytes it asked for are there, so the time to the first byte is the network's, not a
+//! block's transfer time.
+//!
 //! The first and last block of every file (where media containers keep their headers and
 //! indexes) live in a separate *probe* pool, an eighth of the budget, so that streaming one
 //! large file cannot evict what a library scan needs: a re-scan is answered from memory.
@@ -26,7 +31,25 @@ pub struct BlockKey {
     pub index: u64,
 }
 
-type Slot = watch::Receiver<Option<Result<Bytes>>>;
+/// A block being fetched: its bytes so far, and how far it got.
+struct Progress {
+    buf: Mutex<Vec<u8>>,
+    state: watch::Sender<State>,
+}
+
+#[derive(Clone)]
+enum State {
+    /// This many bytes from the block's start are in `buf`.
+    Receiving(usize),
+    Done(Bytes),
+    Failed(Error),
+}
+
+/// A waiter's view of a block being fetched.
+#[derive(Clone)]
+pub struct Slot {
+    progress: Arc<Progress>,
+}
 
 pub struct BlockCache {
     budget: usize,
@@ -79,7 +102,8 @@ pub struct Filler {
     cache: Arc<BlockCache>,
     pub key: BlockKey,
     probe: bool,
-    tx: Option<watch::Sender<Option<Result<Bytes>>>>,
+    progress: Arc<Progress>,
+    finished: bool,
 }
 
 impl BlockCache {
@@ -107,9 +131,10 @@ impl BlockCache {
         if let Some(slot) = inner.in_flight.get(&key) {
             return Claim::Pending(slot.clone());
         }
-        let (tx, rx) = watch::channel(None);
-        inner.in_flight.insert(key.clone(), rx);
-        Claim::Fetch(Filler { cache: self.clone(), key, probe, tx: Some(tx) })
+        let progress =
+            Arc::new(Progress { buf: Mutex::new(Vec::new()), state: watch::Sender::new(State::Receiving(0)) });
+        inner.in_flight.insert(key.clone(), Slot { progress: progress.clone() });
+        Claim::Fetch(Filler { cache: self.clone(), key, probe, progress, finished: false })
     }
 
     pub fn used_bytes(&self) -> usize {
@@ -137,9 +162,31 @@ impl BlockCache {
 }
 
 impl Filler {
-    /// A receiver that sees this block's outcome.
+    /// A view for waiters of this block.
     pub fn subscribe(&self) -> Slot {
-        self.tx.as_ref().expect("filler already used").subscribe()
+        Slot { progress: self.progress.clone() }
+    }
+
+    /// Bytes received so far (from the block's start).
+    pub fn received(&self) -> usize {
+        self.progress.buf.lock().unwrap().len()
+    }
+
+    /// Add the next bytes of the block and wake the waiters they satisfy.
+    pub fn append(&self, bytes: &[u8]) {
+        let len = {
+            let mut buf = self.progress.buf.lock().unwrap();
+            buf.extend_from_slice(bytes);
+            buf.len()
+        };
+        self.progress.state.send_replace(State::Receiving(len));
+    }
+
+    /// The block is whole: publish what was appended. Returns it (for the disk cache).
+    pub fn complete_received(self) -> Bytes {
+        let bytes = Bytes::from(std::mem::take(&mut *self.progress.buf.lock().unwrap()));
+        self.complete(bytes.clone());
+        bytes
     }
 
     pub fn complete(mut self, bytes: Bytes) {
@@ -151,10 +198,14 @@ impl Filler {
     }
 
     fn finish(&mut self, result: Result<Bytes>) {
-        if let Some(tx) = self.tx.take() {
-            self.cache.finish(&self.key, self.probe, &result);
-            let _ = tx.send(Some(result));
+        if std::mem::replace(&mut self.finished, true) {
+            return;
         }
+        self.cache.finish(&self.key, self.probe, &result);
+        self.progress.state.send_replace(match result {
+            Ok(bytes) => State::Done(bytes),
+            Err(err) => State::Failed(err),
+        });
     }
 }
 
@@ -164,11 +215,35 @@ impl Drop for Filler {
     }
 }
 
-/// Wait for a block someone is fetching.
-pub async fn wait(mut slot: Slot) -> Result<Bytes> {
-    match slot.wait_for(|v| v.is_some()).await {
-        Ok(value) => value.clone().expect("checked by wait_for"),
-        Err(_) => Err(Error::internal("block fetch abandoned")),
+/// Wait for a whole block someone is fetching.
+pub async fn wait(slot: Slot) -> Result<Bytes> {
+    wait_range(slot, 0, usize::MAX).await
+}
+
+/// Wait until bytes `from..to` of a block being fetched have arrived (or the block is done:
+/// then `to` is capped at its length) and return them.
+pub async fn wait_range(slot: Slot, from: usize, to: usize) -> Result<Bytes> {
+    let mut rx = slot.progress.state.subscribe();
+    loop {
+        let state = rx.borrow_and_update().clone();
+        match state {
+            State::Done(bytes) => {
+                let to = to.min(bytes.len());
+                return Ok(bytes.slice(from.min(to)..to));
+            }
+            State::Failed(err) => return Err(err),
+            State::Receiving(n) if n >= to => {
+                let buf = slot.progress.buf.lock().unwrap();
+                // Empty if the filler just took the buffer to publish it: `Done` follows.
+                if buf.len() >= to {
+                    return Ok(Bytes::copy_from_slice(&buf[from..to]));
+                }
+            }
+            State::Receiving(_) => {}
+        }
+        if rx.changed().await.is_err() {
+            return Err(Error::internal("block fetch abandoned"));
+        }
     }
 }
 
@@ -202,6 +277,23 @@ mod tests {
         let slot = filler.subscribe();
         drop(filler);
         assert!(wait(slot).await.is_err());
+    }
+
+    #[tokio::test]
+    async fn waiters_get_their_bytes_before_the_block_is_whole() {
+        let cache = BlockCache::new(1 << 20);
+        let Claim::Fetch(filler) = cache.claim(key(7), false) else { panic!() };
+        let head = tokio::spawn(wait_range(filler.subscribe(), 0, 4));
+        let tail = tokio::spawn(wait_range(filler.subscribe(), 6, 10));
+        filler.append(b"abcdef");
+        assert_eq!(&head.await.unwrap().unwrap()[..], b"abcd");
+        assert!(!tail.is_finished());
+        filler.append(b"ghij");
+        assert_eq!(&tail.await.unwrap().unwrap()[..], b"ghij");
+        let whole = tokio::spawn(wait(filler.subscribe()));
+        assert_eq!(&filler.complete_received()[..], b"abcdefghij");
+        assert_eq!(&whole.await.unwrap().unwrap()[..], b"abcdefghij");
+        assert!(matches!(cache.claim(key(7), false), Claim::Ready(b) if &b[..] == b"abcdefghij"));
     }
 
     #[test]

@@ -12,7 +12,7 @@
 
 use std::sync::Arc;
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 
 use super::OpenFile;
 use crate::cache::blocks::Filler;
@@ -28,9 +28,9 @@ const MAX_ATTEMPTS: u32 = 6;
 pub async fn fetch_run(file: Arc<OpenFile>, mut fillers: std::collections::VecDeque<Filler>) {
     let block_size = file.block_size;
     let Some(first) = fillers.front() else { return };
-    let mut pos = first.key.index * block_size;
+    // A filler may hold the first part of its block from an earlier attempt.
+    let mut pos = first.key.index * block_size + first.received() as u64;
     let end = ((fillers.back().unwrap().key.index + 1) * block_size).min(file.size);
-    let mut block = BytesMut::new();
     let mut backoff = Backoff::new(MAX_ATTEMPTS);
     let mut reminted = false;
 
@@ -49,7 +49,7 @@ pub async fn fetch_run(file: Arc<OpenFile>, mut fillers: std::collections::VecDe
                         reminted = false;
                         pos += chunk.len() as u64;
                         StorageStats::add(&file.stats.bytes_fetched, chunk.len() as u64);
-                        deliver(&file, &mut fillers, &mut block, chunk);
+                        deliver(&file, &mut fillers, chunk);
                     }
                     Ok(None) => break None,
                     Err(err) => break Some(err),
@@ -76,20 +76,21 @@ pub async fn fetch_run(file: Arc<OpenFile>, mut fillers: std::collections::VecDe
     }
 }
 
-/// Hand complete blocks to their fillers as bytes arrive.
-fn deliver(file: &OpenFile, fillers: &mut std::collections::VecDeque<Filler>, block: &mut BytesMut, mut chunk: Bytes) {
+/// Hand bytes to the block they belong to as they arrive (waiters are woken as soon as their
+/// bytes are there) and publish each block when it is whole.
+fn deliver(file: &OpenFile, fillers: &mut std::collections::VecDeque<Filler>, mut chunk: Bytes) {
     while !chunk.is_empty() {
         let Some(filler) = fillers.front() else { return };
-        let want = file.block_len(filler.key.index) as usize - block.len();
+        let want = file.block_len(filler.key.index) as usize - filler.received();
         let take = want.min(chunk.len());
-        block.extend_from_slice(&chunk.split_to(take));
+        filler.append(&chunk.split_to(take));
         if take == want {
             let filler = fillers.pop_front().unwrap();
-            let bytes = std::mem::take(block).freeze();
+            let index = filler.key.index;
+            let bytes = filler.complete_received();
             if let Some(disk) = &file.disk {
-                disk.store(&file.file_key, file.size, filler.key.index, bytes.clone());
+                disk.store(&file.file_key, file.size, index, bytes);
             }
-            filler.complete(bytes);
         }
     }
 }

@@ -201,21 +201,23 @@ impl Reader {
             self.spawn_run(file, run);
         }
 
+        // Each block's part of the read, as soon as those bytes are there.
         let mut out = BytesMut::with_capacity((end - offset) as usize);
         for (i, claim) in needed.into_iter().enumerate() {
             let index = first + i as u64;
-            let block = match claim {
-                Claim::Ready(bytes) => bytes,
-                Claim::Pending(slot) => blocks::wait(slot).await?,
+            let block_start = index * bs;
+            let from = (offset.max(block_start) - block_start) as usize;
+            let to = (end.min(block_start + file.block_len(index)) - block_start) as usize;
+            let part = match claim {
+                Claim::Ready(bytes) if bytes.len() as u64 == file.block_len(index) => bytes.slice(from..to),
+                Claim::Ready(_) => return Err(crate::error::Error::internal("block of the wrong length in cache")),
+                Claim::Pending(slot) => blocks::wait_range(slot, from, to).await?,
                 Claim::Fetch(_) => unreachable!("fetch claims were handed to runs"),
             };
-            let block_start = index * bs;
-            let from = offset.max(block_start) - block_start;
-            let to = end.min(block_start + block.len() as u64) - block_start;
-            if block.len() as u64 != file.block_len(index) {
-                return Err(crate::error::Error::internal("block of the wrong length in cache"));
+            if part.len() != to - from {
+                return Err(crate::error::Error::internal("block shorter than the file says"));
             }
-            out.extend_from_slice(&block[from as usize..to as usize]);
+            out.extend_from_slice(&part);
         }
         Ok(out.freeze())
     }
