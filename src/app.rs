@@ -134,7 +134,7 @@ pub fn serve(rt: &tokio::runtime::Runtime, fs: Arc<Fs>, mountpoint: &Path, confi
         results.len(),
         mountpoint.display()
     ));
-    let reason = rt.block_on(wait_for_stop(&mounted));
+    let reason = rt.block_on(wait_for_stop(&mounted, &fs));
     tracing::info!("{reason}; unmounting");
     crate::service::stopping();
     for line in fs.stats_report().lines() {
@@ -152,9 +152,12 @@ fn fsname(config: &Config) -> String {
     }
 }
 
-async fn wait_for_stop(mounted: &fuse::Mounted) -> &'static str {
+/// Serve until SIGINT/SIGTERM or an external unmount; SIGHUP drops the directory caches.
+async fn wait_for_stop(mounted: &fuse::Mounted, fs: &Fs) -> &'static str {
     use tokio::signal::unix::{SignalKind, signal};
-    let (Ok(mut term), Ok(mut int)) = (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) else {
+    let (Ok(mut term), Ok(mut int), Ok(mut hup)) =
+        (signal(SignalKind::terminate()), signal(SignalKind::interrupt()), signal(SignalKind::hangup()))
+    else {
         return "cannot listen for signals";
     };
     let mut tick = tokio::time::interval(Duration::from_millis(250));
@@ -163,6 +166,10 @@ async fn wait_for_stop(mounted: &fuse::Mounted) -> &'static str {
         tokio::select! {
             _ = term.recv() => return "SIGTERM",
             _ = int.recv() => return "SIGINT",
+            _ = hup.recv() => {
+                fs.drop_dir_caches();
+                tracing::info!("SIGHUP: directory caches dropped");
+            }
             _ = tick.tick() => {
                 if mounted.is_finished() {
                     return "unmounted from outside";

@@ -125,6 +125,10 @@ fn listings_links_and_negatives_cost_one_remote_call_each() {
             assert!(matches!(fs.lookup(root, "movie.en.srt").await.unwrap(), Lookup::Missing { .. }));
         }
         assert_eq!(d.lists.load(Ordering::SeqCst), 1);
+        // SIGHUP's cache drop: the next lookup asks the driver again.
+        fs.drop_dir_caches();
+        assert!(matches!(fs.lookup(root, "movie.nfo").await.unwrap(), Lookup::Found { .. }));
+        assert_eq!(d.lists.load(Ordering::SeqCst), 2);
         // 8 readers of one file: one link, and no block downloaded twice.
         let ino = fs.resolve("/s/movie.mp4").await.unwrap();
         let size = 5 * 1024 * 1024 + 12_345;

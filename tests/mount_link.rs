@@ -187,6 +187,17 @@ fn sigterm_and_sigint_unmount_cleanly() {
         assert!(!common::is_stale(mount.dir.path()));
         assert!(mount.log().contains("unmounting"), "{}", mount.log());
     }
+    // SIGHUP drops the directory caches and the mount goes on serving.
+    let mut mount = Mount::start(&sim.config(SizeMode::Full, KEY, ""));
+    // SAFETY: kill(2) on our own child.
+    unsafe { libc::kill(mount.pid() as i32, libc::SIGHUP) };
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while !mount.log().contains("SIGHUP: directory caches dropped") {
+        assert!(std::time::Instant::now() < deadline, "{}", mount.log());
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(read_all(&mount.path("/links/Docs/readme.txt")).unwrap(), sim.file_bytes("/Docs/readme.txt"));
+    assert_eq!(mount.stop_with(libc::SIGTERM).code(), Some(0));
 }
 
 #[test]

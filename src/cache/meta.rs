@@ -67,8 +67,10 @@ impl MetaCache {
         self.dirs.lock().unwrap().put(key, (Instant::now(), entries));
     }
 
-    pub fn invalidate_dir(&self, key: &DirKey) {
-        self.dirs.lock().unwrap().pop(key);
+    /// Forget every listing and negative name (sizes stay: they are keyed by version).
+    pub fn clear(&self) {
+        self.dirs.lock().unwrap().clear();
+        self.negatives.lock().unwrap().clear();
     }
 
     /// Whether `name` is known not to exist in `dir`, and for how much longer.

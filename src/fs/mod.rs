@@ -470,6 +470,12 @@ impl Fs {
         out
     }
 
+    /// Forget cached listings (SIGHUP): the next lookups ask the drivers again, as soon as the
+    /// kernel's own entry TTLs (at most `dir_cache_time`) run out.
+    pub fn drop_dir_caches(&self) {
+        self.meta.clear();
+    }
+
     /// Let the disk cache finish its writes and write its block maps (when the mount or a
     /// command ends).
     pub async fn flush(&self) {
