@@ -487,7 +487,7 @@ def w_ls(ctx, system, m):
     if m is None:
         # The limit: one GET of the folder's HTML index.
         r = curl_get(ctx.sim.url(ctx.man["small_dir"]) + "/")
-        return {"cold_s": r["secs"], "warm_s": r["secs"], "entries": ctx.man["small_count"]}
+        return {"cold_s": r["secs"], "warm_s": r["secs"], "entries": ctx.man["small_count"], "cold_requests": 1}
     d = m.path(ctx.man["small_dir"])
     out = {}
     for k in ("cold_s", "warm_s"):
@@ -976,7 +976,10 @@ def main():
         "Read amplification elsewhere = simulator bytes_sent / bytes the application read, counted "
         "until 0.3 s after the workload ends (prefetch still in flight after that is not counted).",
         "Connections: maximum ESTABLISHED client sockets to the simulator port, sampled every 50 ms "
-        "from /proc/net/tcp.",
+        "from /proc/net/tcp (idle pooled keep-alive connections count too).",
+        "Time-limited or partial reads (par1file reads `par_size` bytes of each quarter) leave the "
+        "mounter's read-ahead past the last byte read: those bytes count in the amplification, as "
+        "they would for a player that stops.",
         "Peak RSS = VmHWM and CPU = utime+stime of the mounter process at the end of each run (fresh "
         "mount per run, so per workload); the RSS target uses the maximum over all runs.",
         f"Wall time of the whole run: {meta['elapsed_s'] / 60:.1f} min.",
