@@ -767,7 +767,12 @@ def write_chart(out: Path, summary):
               ("ls", "warm_s", "ls -l warm s"), ("ls", "cold_s", "ls -l cold s"),
               ("ffprobe", "wall_s", "ffprobe scan s"), ("ffprobe", "amplification", "ffprobe amplification")]
     profs = list(summary)
-    fig, axes = plt.subplots(len(profs), len(charts), figsize=(2.6 * len(charts), 3.2 * len(profs)), squeeze=False)
+    per_row = 5
+    rows_per_prof = (len(charts) + per_row - 1) // per_row
+    fig, grid = plt.subplots(len(profs) * rows_per_prof, per_row,
+                             figsize=(2.8 * per_row, 2.6 * len(profs) * rows_per_prof), squeeze=False)
+    axes = [[grid[i * rows_per_prof + j // per_row][j % per_row] for j in range(len(charts))]
+            for i in range(len(profs))]
     colors = {"curl": "#888888", "rclone-default": "#d98c3a", "rclone-tuned": "#c0504d", "panmount": "#3a7dd9"}
     for i, prof in enumerate(profs):
         for j, (w, k, title) in enumerate(charts):
@@ -778,6 +783,7 @@ def write_chart(out: Path, summary):
             ax.set_xticklabels(["curl", "rc-def", "rc-tun", "pm"], fontsize=7)
             ax.set_title(f"{prof}: {title}", fontsize=8)
             ax.tick_params(axis="y", labelsize=7)
+    fig.suptitle("panmount benchmark: medians per system (curl, rclone-default, rclone-tuned, panmount)", fontsize=9)
     fig.tight_layout()
     fig.savefig(out / "report.png", dpi=90)
     return True
@@ -831,7 +837,20 @@ def main():
     ap.add_argument("--data", type=Path, help="data directory to reuse (default: a temp dir on /dev/shm)")
     ap.add_argument("--keep-data", action="store_true")
     ap.add_argument("--out", type=Path, default=HERE)
+    ap.add_argument("--from-json", type=Path, help="only re-render report.md/.png from a report.json")
     args = ap.parse_args()
+    if args.from_json:
+        j = json.loads(args.from_json.read_text())
+        meta, summary = j["meta"], j["summary"]
+        unsupported = meta.get("unsupported") or {
+            "rescan": next((t["measured"] for t in j["targets"] if "re-scan" in t["workload"]), "not measured")}
+        targets = evaluate_targets(summary, unsupported)
+        j["targets"] = [dict(zip(("workload", "profile", "target", "measured", "met"), t)) for t in targets]
+        args.out.mkdir(parents=True, exist_ok=True)
+        (args.out / "report.json").write_text(json.dumps(j, indent=1, default=str))
+        write_report(args.out, meta, summary, targets, meta.get("quick"))
+        write_chart(args.out, summary)
+        return
     if os.geteuid() != 0:
         raise SystemExit("run as root (FUSE mounts, drop_caches)")
     for tool in ("curl", "fio", "ffmpeg", "ffprobe", "fusermount3"):
@@ -910,7 +929,7 @@ def main():
         "curl_version": " ".join(version(["curl", "--version"]).split()[:2]),
         "config": {k: v for k, v in vars(cfg).items()},
         "media_bytes": man["media_bytes"], "local_probe_bytes": ctx.local_probe_bytes,
-        "data_fs": data_fs, "errors": [], "quick": args.quick,
+        "data_fs": data_fs, "errors": [], "quick": args.quick, "unsupported": unsupported,
         "profiles": {p: PROFILES[p] for p in profiles},
     }
     raw: dict = {}
