@@ -554,7 +554,7 @@ def one_run(ctx, profile, system, workload) -> dict:
     dropped = drop_caches()
     ctx.sim.reset_stats()
     m = None
-    res: dict = {"drop_caches": dropped}
+    res: dict = {"drop_caches": dropped, "loadavg_1m": os.getloadavg()[0]}
     try:
         t_mount = time.monotonic()
         if system != "curl":
@@ -953,6 +953,9 @@ def main():
     meta["drop_caches_ok"] = all(r.get("drop_caches") for p in raw.values() for s in p.values()
                                  for w in s.values() for r in w)
     meta["elapsed_s"] = time.monotonic() - t_start
+    loads = [r["loadavg_1m"] for p in raw.values() for s in p.values() for w in s.values() for r in w
+             if r.get("loadavg_1m") is not None]
+    meta["loadavg_1m"] = {"min": min(loads, default=None), "median": median(loads), "max": max(loads, default=None)}
 
     summary: dict = {}
     for prof, by_sys in raw.items():
@@ -1001,7 +1004,8 @@ def main():
         "they would for a player that stops.",
         "Peak RSS = VmHWM and CPU = utime+stime of the mounter process at the end of each run (fresh "
         "mount per run, so per workload); the RSS target uses the maximum over all runs.",
-        f"Wall time of the whole run: {meta['elapsed_s'] / 60:.1f} min.",
+        f"Wall time of the whole run: {meta['elapsed_s'] / 60:.1f} min. 1-minute load average at the "
+        f"start of the runs (other work on the machine included): {meta['loadavg_1m']}.",
     ]
     if unsupported:
         meta["notes"] += [f"{k}: {v}" for k, v in unsupported.items()]
