@@ -344,9 +344,9 @@ class Mount:
 
     def close(self):
         try:
-            unmount(self.mp)
-        finally:
+            # SIGTERM first: both mounters unmount cleanly on it; fusermount3 is the fallback.
             stop_proc(self.p, signal.SIGTERM, grace=10)
+        finally:
             unmount(self.mp)
             if self.p in _procs:
                 _procs.remove(self.p)
