@@ -648,3 +648,58 @@ async fn link_tree_lists_the_sample_and_its_urls_serve_it() {
     );
     sim.shutdown().await;
 }
+
+/// The `href` values of an HTML index, in order.
+fn hrefs(html: &str) -> Vec<String> {
+    html.split("<a href=\"")
+        .skip(1)
+        .map(|rest| rest.split('"').next().unwrap().to_owned())
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn directory_urls_with_a_trailing_slash_answer_an_html_index() {
+    let (dir, sim) = start(false).await;
+    let movies = format!("{}/", sim.cdn_url("/Movies"));
+    let (status, h, body) = get(&movies, None).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(header(&h, reqwest::header::CONTENT_TYPE).starts_with("text/html"));
+    let html = String::from_utf8(body).unwrap();
+    // Folders first (with a trailing slash), then files, each sorted; no parent link.
+    assert_eq!(
+        hrefs(&html),
+        ["Extras/", "movie.mp4", "movie.nfo", "movie.srt"]
+    );
+
+    // Names are percent-encoded in hrefs and HTML-escaped in the text; every file href
+    // resolves to that file's bytes.
+    let unicode = format!("{}/", sim.cdn_url("/Ünïcödé folder"));
+    let (status, _, body) = get(&unicode, None).await;
+    assert_eq!(status, StatusCode::OK);
+    let links = hrefs(&String::from_utf8(body).unwrap());
+    assert!(links.contains(&"%E6%B5%8B%E8%AF%95%20video.mp4".to_owned()), "{links:?}");
+    for href in &links {
+        let (status, _, bytes) = get(&format!("{unicode}{href}"), None).await;
+        assert_eq!(status, StatusCode::OK, "{href}");
+        let name = percent_decode_str(href).decode_utf8().unwrap();
+        assert_eq!(bytes, disk(&dir, &format!("/Ünïcödé folder/{name}")), "{href}");
+    }
+    let (_, _, body) = get(&format!("{}/", sim.cdn_url("/Docs")), None).await;
+    let html = String::from_utf8(body).unwrap();
+    assert!(html.contains("<a href=\"notes%20%231%20%28100%25%29.txt\">notes #1 (100%).txt</a>"), "{html}");
+
+    // Nested folder, and the same folder without the slash is still 404; listing bodies are
+    // not file bytes.
+    let before = sim.stats.snapshot();
+    let (status, _, body) = get(&format!("{}/", sim.cdn_url("/Movies/Extras")), None).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(hrefs(&String::from_utf8(body).unwrap()), ["Deleted%20Scenes/", "%E8%8A%B1%E7%B5%AE.mkv"]);
+    let (status, _, _) = get(&sim.cdn_url("/Movies/Extras"), None).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let (status, _, _) = get(&format!("{}/", sim.cdn_url("/nope")), None).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let after = sim.stats.snapshot();
+    assert_eq!(after.requests - before.requests, 3);
+    assert_eq!(after.bytes_sent, before.bytes_sent);
+    sim.shutdown().await;
+}

@@ -12,6 +12,10 @@
 //! - Bodies are streamed from the file in 64 KiB reads, never loaded whole; throughput pacing,
 //!   connection resets and the shutdown signal act between chunks.
 //!
+//! - A `GET` of a directory URL ending in `/` answers a simple HTML index of its entries
+//!   (see [`dir_index`]), for clients that list folders by parsing HTML (rclone's `http`
+//!   backend). Without the trailing `/`, a directory is still 404.
+//!
 //! - Links minted by the simulated provider APIs ([`provider_link`]) carry `expire`, an
 //!   optional required `ref`erer and `sim_sig`; they are checked instead of `auth_key`.
 //!
@@ -263,6 +267,13 @@ async fn answer(
         return plain(StatusCode::FORBIDDEN, &st.stats);
     }
     let path = segments.iter().fold(st.data_dir.clone(), |p, s| p.join(s));
+    if uri.path().ends_with('/') {
+        if let Ok(m) = tokio::fs::metadata(&path).await {
+            if m.is_dir() {
+                return dir_index(st, &path, &decoded).await;
+            }
+        }
+    }
     let meta = match tokio::fs::metadata(&path).await {
         Ok(m) if m.is_file() && !segments.is_empty() => m,
         _ => return plain(StatusCode::NOT_FOUND, &st.stats),
@@ -385,6 +396,69 @@ impl Drop for ConnectionSlot {
             }
         }
     }
+}
+
+/// Escape text for HTML element content and attribute values.
+fn html_escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// The HTML index of a directory (a `GET` of its URL with a trailing `/`), in the shape of a web
+/// server's autoindex, for clients that list folders by parsing HTML (rclone's `http` backend):
+/// one `<a href="name/">` per folder, then one `<a href="name">` per file, each group sorted by
+/// name (bytewise), names percent-encoded like [`cdn_path`] segments. No parent (`../`) link,
+/// no sizes (such clients ask each file with `HEAD`). Names that are not UTF-8 are left out.
+/// The body is not counted in `bytes_sent`, which counts file bytes only.
+async fn dir_index(st: &CdnState, dir: &std::path::Path, decoded_path: &str) -> Response {
+    let mut folders = Vec::new();
+    let mut files = Vec::new();
+    let mut entries = match tokio::fs::read_dir(dir).await {
+        Ok(e) => e,
+        Err(_) => return plain(StatusCode::NOT_FOUND, &st.stats),
+    };
+    while let Ok(Some(entry)) = entries.next_entry().await {
+        let Ok(name) = entry.file_name().into_string() else {
+            continue;
+        };
+        match entry.file_type().await {
+            Ok(t) if t.is_dir() => folders.push(name),
+            Ok(_) => files.push(name),
+            Err(_) => {}
+        }
+    }
+    folders.sort();
+    files.sort();
+    let title = html_escape(decoded_path);
+    let mut html = format!(
+        "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>Index of {title}</title></head>\n<body><h1>Index of {title}</h1>\n<ul>\n"
+    );
+    let items = folders
+        .iter()
+        .map(|n| (n, "/"))
+        .chain(files.iter().map(|n| (n, "")));
+    for (name, slash) in items {
+        let href: String = utf8_percent_encode(name, SEGMENT).collect();
+        let text = html_escape(name);
+        html.push_str(&format!("<li><a href=\"{href}{slash}\">{text}{slash}</a></li>\n"));
+    }
+    html.push_str("</ul>\n</body></html>\n");
+    Response::builder()
+        .status(StatusCode::OK)
+        .header(header::CONTENT_TYPE, "text/html; charset=utf-8")
+        .header(header::CONTENT_LENGTH, html.len())
+        .body(Body::from(html))
+        .unwrap_or_else(|_| plain(StatusCode::INTERNAL_SERVER_ERROR, &st.stats))
 }
 
 /// One response body being read from its file.
