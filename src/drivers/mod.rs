@@ -92,9 +92,12 @@ pub trait Driver: Send + Sync + 'static {
         Ok(None)
     }
 
-    /// How many ranged requests may run at once against one link.
+    /// How many ranged requests may run at once against one link (all handles of a file
+    /// share them). 8 is PikPak's measured per-URL limit (its CDN answers a 9th with 503);
+    /// 123pan's is not published, so its drivers use the same, and `[cache]
+    /// connections_per_file` lowers it if a CDN refuses.
     fn max_connections(&self) -> usize {
-        4
+        8
     }
 
     /// Offline (cloud) downloads, for drivers whose provider has them (`panmount offline`).

@@ -159,10 +159,6 @@ impl Driver for Pan123Link {
             expires_at: Some(UNIX_EPOCH + Duration::from_secs(expires)),
         })
     }
-
-    fn max_connections(&self) -> usize {
-        4
-    }
 }
 
 fn unix_now() -> u64 {

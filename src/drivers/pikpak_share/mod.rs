@@ -172,11 +172,6 @@ impl Driver for PikPakShare {
         "pikpak_share"
     }
 
-    /// One signed PikPak URL admits 8 concurrent connections; the 9th gets 503 (§10.3).
-    fn max_connections(&self) -> usize {
-        8
-    }
-
     fn root(&self) -> Entry {
         Entry { id: self.root_id.clone(), name: String::new(), is_dir: true, size: Some(0), mtime: UNIX_EPOCH, version: String::new() }
     }
