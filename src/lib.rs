@@ -20,4 +20,5 @@ pub mod service;
 #[cfg(feature = "sim")]
 pub mod sim;
 pub mod stats;
+pub mod time;
 pub mod state;

@@ -221,17 +221,8 @@ pub(crate) fn md5_hex(bytes: &[u8]) -> String {
 /// RFC 3339 with milliseconds and the +08:00 offset real PikPak answers use (§2.3).
 pub(crate) fn time(unix: u64) -> String {
     let t = unix as i64 + 8 * 3600;
-    let days = t.div_euclid(86_400);
     let secs = t.rem_euclid(86_400);
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
+    let (y, m, d) = crate::time::civil_from_days(t.div_euclid(86_400));
     format!("{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.000+08:00", secs / 3600, secs % 3600 / 60, secs % 60)
 }
 
