@@ -4,7 +4,9 @@
 //! the kernel's asynchronous readahead dispatches neighbouring requests out of order) counts
 //! as sequential. Sequential reading keeps data requested ahead of the reader: whenever the
 //! requested frontier falls more than half a window behind `end + window`, the gap is asked for
-//! as one range and the window doubles, up to `max`. Any other read is a seek: the window drops
+//! as one range. The window doubles (up to `max`) each time the reader has consumed a whole
+//! window since it last grew: growth follows what is read, not how often the kernel asks, so a
+//! media scanner reading a few hundred KiB of a header does not talk it into fetching megabytes. Any other read is a seek: the window drops
 //! back to `initial` and nothing is fetched beyond the read itself: a seek is as often the
 //! last read of that region (a scanner's look at an index, a random 4 KiB read) as the start
 //! of a stream, and a stream shows itself with its second read.
@@ -30,11 +32,13 @@ pub struct Window {
     size: u64,
     /// Everything before this has been requested.
     frontier: u64,
+    /// Where the reader was when the window last grew (or reset).
+    grown_at: u64,
 }
 
 impl Window {
     pub fn new(config: WindowConfig) -> Self {
-        Window { next: 0, size: config.initial, frontier: 0 }
+        Window { next: 0, size: config.initial, frontier: 0, grown_at: 0 }
     }
 
     pub fn size(&self) -> u64 {
@@ -56,6 +60,7 @@ impl Window {
             self.next = end;
             self.size = config.initial;
             self.frontier = end;
+            self.grown_at = end;
             return None;
         }
         let target = self.next.saturating_add(self.size).min(file_size);
@@ -67,7 +72,10 @@ impl Window {
         }
         if target - start >= self.size / 2 || target == file_size {
             self.frontier = target;
-            self.size = self.size.saturating_mul(2).min(config.max);
+            if self.next >= self.grown_at.saturating_add(self.size) {
+                self.size = self.size.saturating_mul(2).min(config.max);
+                self.grown_at = self.next;
+            }
             return Some(start..target);
         }
         None
@@ -102,6 +110,19 @@ mod tests {
             assert_eq!(pair[0].end, pair[1].start);
         }
         assert_eq!(requested.last().unwrap().end, size);
+    }
+
+    #[test]
+    fn reading_a_header_does_not_grow_the_window() {
+        let mut w = Window::new(CFG);
+        let mut requested = 0;
+        for i in 0..3 {
+            if let Some(r) = w.on_read(CFG, i * 128 * 1024, 128 * 1024, 1 << 30) {
+                requested = r.end;
+            }
+        }
+        assert_eq!(w.size(), CFG.initial, "384 KiB read: less than a window consumed");
+        assert!(requested <= 384 * 1024 + CFG.initial, "requested up to {requested}");
     }
 
     #[test]

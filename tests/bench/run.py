@@ -837,6 +837,7 @@ def main():
     ap.add_argument("--data", type=Path, help="data directory to reuse (default: a temp dir on /dev/shm)")
     ap.add_argument("--keep-data", action="store_true")
     ap.add_argument("--out", type=Path, default=HERE)
+    ap.add_argument("--pm-cache", default="", help="extra [cache] lines for panmount, e.g. 'kernel_read_ahead_kb = 128' (experiments)")
     ap.add_argument("--from-json", type=Path, help="only re-render report.md/.png from a report.json")
     args = ap.parse_args()
     if args.from_json:
@@ -901,8 +902,9 @@ def main():
     tree = link_tree(data / "bench", lambda rel: ctx.sim.url("bench/" + rel))
     ctx.pm_config = workdir / "panmount.toml"
     # Default [cache] (the default memory budget); only the tree is given.
+    extra = f"[cache]\n{args.pm_cache}\n\n" if args.pm_cache else ""
     ctx.pm_config.write_text(
-        f'mountpoint = "{workdir}/unused"\n\n[[storage]]\npath = "/bench"\ndriver = "123pan_link"\n'
+        f'mountpoint = "{workdir}/unused"\n\n{extra}[[storage]]\npath = "/bench"\ndriver = "123pan_link"\n'
         f'origin_urls = """\n{tree}"""\n')
 
     unsupported = {}
