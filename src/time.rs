@@ -27,3 +27,48 @@ pub fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
     let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
     era * 146_097 + doe - 719_468
 }
+
+/// Unix seconds of `YYYY-MM-DD[T| ]hh:mm:ss[.fraction][Z|±hh:mm]` (RFC 3339, and the space
+/// form some services write). Without a zone the time is taken at `default_offset` seconds
+/// east of UTC, or refused when that is `None`.
+pub fn parse_datetime(text: &str, default_offset: Option<i64>) -> Option<i64> {
+    let t = text.trim();
+    let num = |s: &str| -> Option<i64> { (!s.is_empty() && s.bytes().all(|b| b.is_ascii_digit())).then(|| s.parse().ok())? };
+    let b = t.as_bytes();
+    if b.len() < 19 || b[4] != b'-' || b[7] != b'-' || !matches!(b[10], b'T' | b't' | b' ') || b[13] != b':' || b[16] != b':' {
+        return None;
+    }
+    let (y, mo, d) = (num(&t[0..4])?, num(&t[5..7])?, num(&t[8..10])?);
+    let (h, mi, s) = (num(&t[11..13])?, num(&t[14..16])?, num(&t[17..19])?);
+    if !(1..=12).contains(&mo) || !(1..=31).contains(&d) || h > 23 || mi > 59 || s > 60 {
+        return None;
+    }
+    let mut rest = &t[19..];
+    if let Some(frac) = rest.strip_prefix('.') {
+        let digits = frac.bytes().take_while(u8::is_ascii_digit).count();
+        rest = &frac[digits..];
+    }
+    let offset = match rest {
+        "" => default_offset?,
+        "Z" | "z" => 0,
+        o if o.len() == 6 && (o.starts_with('+') || o.starts_with('-')) && &o[3..4] == ":" => {
+            let secs = num(&o[1..3])? * 3600 + num(&o[4..6])? * 60;
+            if o.starts_with('-') { -secs } else { secs }
+        }
+        _ => return None,
+    };
+    Some(days_from_civil(y, mo as u32, d as u32) * 86_400 + h * 3600 + mi * 60 + s - offset)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn datetimes() {
+        assert_eq!(parse_datetime("2023-11-14T22:13:20Z", None), Some(1_700_000_000));
+        assert_eq!(parse_datetime("2023-11-15 06:13:20", Some(8 * 3600)), Some(1_700_000_000));
+        assert_eq!(parse_datetime("2023-11-15 06:13:20", None), None);
+        assert_eq!(parse_datetime("2023-11-14T22:13:20+0800", None), None);
+    }
+}

@@ -37,26 +37,7 @@ fn random_ranged_reads_are_exact() {
     }
     let sim = Sim::start(true);
     let mount = Mount::start(&sim.config(SizeMode::Full, KEY, ""));
-    let files: Vec<_> = sim.files.iter().filter(|f| f.size > 0).collect();
-    let mut rng = 0x2545_f491_4f6c_dd1du64;
-    let mut next = move || {
-        rng ^= rng << 13;
-        rng ^= rng >> 7;
-        rng ^= rng << 17;
-        rng
-    };
-    for _ in 0..200 {
-        let file = files[(next() % files.len() as u64) as usize];
-        let expected = sim.file_bytes(&file.rel_path);
-        let offset = next() % file.size;
-        let len = 1 + next() % (300 * 1024);
-        let handle = std::fs::File::open(mount.path(&format!("/links{}", file.rel_path))).unwrap();
-        let mut buf = vec![0u8; len as usize];
-        let n = handle.read_at(&mut buf, offset).unwrap();
-        let end = (offset + len).min(file.size) as usize;
-        assert!(n > 0 && n <= end - offset as usize, "{} at {offset}: {n} bytes", file.rel_path);
-        assert_eq!(&buf[..n], &expected[offset as usize..offset as usize + n], "{} at {offset}+{n}", file.rel_path);
-    }
+    common::random_preads(&mount.path("/links"), sim.data.path(), 200);
     assert!(mount.stop().success());
 }
 

@@ -248,7 +248,6 @@ pub fn walk(root: &Path) -> std::collections::BTreeMap<String, Option<u64>> {
 /// paths, unicode, sizes) equals the tree under `expected`, every file's bytes are equal, and
 /// `ranged_reads` random `pread`s are byte-exact.
 pub fn conformance(mounted: &Path, expected: &Path, ranged_reads: usize) {
-    use std::os::unix::fs::FileExt;
     let tree = walk(expected);
     assert_eq!(walk(mounted), tree, "tree and sizes through the mount");
     let files: Vec<(&String, u64)> = tree.iter().filter_map(|(p, s)| s.map(|s| (p, s))).collect();
@@ -257,6 +256,15 @@ pub fn conformance(mounted: &Path, expected: &Path, ranged_reads: usize) {
         assert_eq!(got.len() as u64, *size, "{rel}");
         assert_eq!(sha256(&got), sha256(&std::fs::read(expected.join(rel)).unwrap()), "{rel}");
     }
+    random_preads(mounted, expected, ranged_reads);
+}
+
+/// `n` `pread`s at seeded random offsets and lengths (up to 300 KiB) over the non-empty files
+/// under `expected`, through `mounted`, each byte-exact.
+pub fn random_preads(mounted: &Path, expected: &Path, n: usize) {
+    use std::os::unix::fs::FileExt;
+    let tree = walk(expected);
+    let files: Vec<(&String, u64)> = tree.iter().filter_map(|(p, s)| s.map(|s| (p, s))).collect();
     let nonempty: Vec<_> = files.iter().filter(|(_, s)| *s > 0).collect();
     let mut rng = 0x2545_f491_4f6c_dd1du64;
     let mut next = move || {
@@ -265,7 +273,7 @@ pub fn conformance(mounted: &Path, expected: &Path, ranged_reads: usize) {
         rng ^= rng << 17;
         rng
     };
-    for _ in 0..ranged_reads {
+    for _ in 0..n {
         let (rel, size) = nonempty[(next() % nonempty.len() as u64) as usize];
         let offset = next() % size;
         let len = 1 + next() % (300 * 1024);
