@@ -18,14 +18,21 @@ use crate::http::HttpClient;
 use crate::read::window::WindowConfig;
 
 /// Cached blocks are this large. Consecutive blocks are fetched by one request, so the size
-/// does not set the request count of sequential reads; it sets what a random read costs: the
-/// time to the first byte (256 KiB at 20 MB/s is ~13 ms on top of the round trip) and the read
-/// amplification of random 4-256 KiB reads and of a scanner's look at a file's tail.
-pub const BLOCK_SIZE: u64 = 256 << 10;
-/// The read-ahead window of a file read from its start: about what a media scanner reads of
-/// a header (ffprobe reads a few hundred KiB of an MKV's head), and a first request small
-/// enough to answer quickly. It doubles with every batch while reading stays sequential.
-pub const INITIAL_WINDOW: u64 = 512 << 10;
+/// does not set the request count of sequential reads; it sets what a random read and a
+/// scanner's look at a file cost: with 64 KiB a 4 KiB read fetches 64 KiB and the 6 KiB
+/// tail an MP4 probe reads fetches at most 64 KiB (256 KiB blocks cost ffprobe scans 2x).
+pub const BLOCK_SIZE: u64 = 64 << 10;
+/// The read-ahead window a stream starts with, once it has shown itself a stream (see
+/// `STREAM_AFTER`): fetched as 8 parts of 512 KiB at once, so a player gets the parallel
+/// connections at once. It doubles with every half window consumed while reading stays
+/// sequential.
+pub const INITIAL_WINDOW: u64 = 4 << 20;
+/// Bytes a run from a file's start reads before it counts as a stream and gets read-ahead:
+/// more than a media scanner reads of a header (see `read::window`).
+pub const STREAM_AFTER: u64 = 1 << 20;
+/// The largest read-ahead request (`read::window::Window::part`): every request waits a round
+/// trip for its first byte, a small part of 8 MiB's transfer time.
+pub const READ_AHEAD_STEP: u64 = 8 << 20;
 
 #[derive(Debug, thiserror::Error)]
 pub enum AppError {
@@ -76,8 +83,8 @@ fn fs_config(config: &Config) -> FsConfig {
     // SAFETY: getuid/getgid cannot fail.
     let (uid, gid) = unsafe { (libc::getuid(), libc::getgid()) };
     let memory_limit = (cache.memory_limit_mb.max(8) << 20) as usize;
-    // A window larger than a quarter of the cache would evict itself before being read.
-    let max_window = (cache.max_read_ahead_mb << 20).clamp(INITIAL_WINDOW, (memory_limit as u64 / 4).max(INITIAL_WINDOW));
+    // Read-ahead in flight may take at most half of the memory budget (`read::Reader::read`).
+    let max_window = (cache.max_read_ahead_mb << 20).clamp(INITIAL_WINDOW, (memory_limit as u64 / 2).max(INITIAL_WINDOW));
     FsConfig {
         owner: Owner {
             uid: config.fuse.uid.unwrap_or(uid),
@@ -89,7 +96,7 @@ fn fs_config(config: &Config) -> FsConfig {
         link_margin: cache.link_expiry_margin,
         block_size: BLOCK_SIZE,
         memory_limit,
-        window: WindowConfig { initial: INITIAL_WINDOW, max: max_window },
+        window: WindowConfig { initial: INITIAL_WINDOW, max: max_window, stream_after: STREAM_AFTER, step: READ_AHEAD_STEP },
         connections_per_file: cache.connections_per_file as usize,
         disk: None,
     }
@@ -123,6 +130,7 @@ pub fn serve(rt: &tokio::runtime::Runtime, fs: Arc<Fs>, mountpoint: &Path, confi
     let options = MountOptions {
         allow_other: config.fuse.allow_other,
         read_ahead_kb: config.cache.kernel_read_ahead_kb,
+        direct_io: config.cache.direct_io,
         fsname: fsname(config),
     };
     let mounted = fuse::mount(fs.clone(), rt.handle().clone(), mountpoint, &options)

@@ -34,7 +34,8 @@
 //! | `link_expiry_margin` | `"1m"` | a link is renewed this long before it expires |
 //! | `memory_limit_mb` | `128` | memory for cached file blocks (at least 1); the process stays under about twice this |
 //! | `max_read_ahead_mb` | `64` | cap of one open file's read-ahead window (at least 1) |
-//! | `kernel_read_ahead_kb` | `1024` | the mount's `read_ahead_kb` (0 leaves the kernel's) |
+//! | `direct_io` | `true` | reads bypass the kernel's page cache: panmount's read-ahead alone decides what is fetched |
+//! | `kernel_read_ahead_kb` | `128` | the mount's `read_ahead_kb` when `direct_io` is off (0 leaves the kernel's) |
 //! | `connections_per_file` | `0` | parallel ranged requests per open file (0: the driver's own limit) |
 //! | `dir` | none | turns the disk cache on: file blocks are kept here across restarts |
 //! | `max_size` | `"10G"` | the disk cache's size limit (`"500M"`, `"20G"`, bytes) |
@@ -112,6 +113,8 @@ pub struct CacheConfig {
     pub max_read_ahead_mb: u64,
     /// Written to the mount's `read_ahead_kb` (best effort; 0 leaves the kernel's value).
     pub kernel_read_ahead_kb: u32,
+    /// Reads bypass the kernel's page cache and readahead (see `fuse::mount`).
+    pub direct_io: bool,
     /// Parallel ranged requests per open file; 0 uses the driver's own limit.
     pub connections_per_file: u32,
     /// Where the disk cache keeps blocks; `None` leaves it off.
@@ -242,7 +245,8 @@ impl Default for CacheConfig {
             link_expiry_margin: Duration::from_secs(60),
             memory_limit_mb: 128,
             max_read_ahead_mb: 64,
-            kernel_read_ahead_kb: 1024,
+            kernel_read_ahead_kb: 128,
+            direct_io: true,
             connections_per_file: 0,
             dir: None,
             max_size: 10 << 30,

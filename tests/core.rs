@@ -97,7 +97,7 @@ fn fs_with_memory(storages: Vec<(&str, Arc<CountingDriver>)>, dir_ttl: Duration,
         link_margin: Duration::from_secs(60),
         block_size: 1 << 20,
         memory_limit: memory,
-        window: WindowConfig { initial: 1 << 20, max: 8 << 20 },
+        window: WindowConfig { initial: 1 << 20, max: 8 << 20, stream_after: 1 << 20, step: 8 << 20 },
         connections_per_file: 0,
         disk: None,
     }))

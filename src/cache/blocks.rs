@@ -11,9 +11,13 @@
 //! bytes it asked for are there, so the time to the first byte is the network's, not a
 //! block's transfer time.
 //!
-//! The first and last block of every file (where media containers keep their headers and
-//! indexes) live in a separate *probe* pool, an eighth of the budget, so that streaming one
-//! large file cannot evict what a library scan needs: a re-scan is answered from memory.
+//! The budget covers blocks being fetched too: each block in flight reserves a block's worth,
+//! and finished blocks are evicted to make room, so read-ahead cannot push memory past it.
+//!
+//! The blocks of every file's head and tail (where media containers keep their headers and
+//! indexes; the reader decides which) live in a separate *probe* pool, an eighth of the
+//! budget, so that streaming one large file cannot evict what a library scan needs: a re-scan
+//! is answered from memory.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -53,6 +57,8 @@ pub struct Slot {
 
 pub struct BlockCache {
     budget: usize,
+    /// What a block in flight reserves of the budget.
+    block_size: usize,
     inner: Mutex<Inner>,
 }
 
@@ -74,12 +80,16 @@ impl Pool {
         Pool { blocks: LruCache::unbounded(), used: 0, budget }
     }
 
-    fn put(&mut self, key: BlockKey, bytes: Bytes) {
+    fn put(&mut self, key: BlockKey, bytes: Bytes, reserved: usize) {
         self.used += bytes.len();
         if let Some(old) = self.blocks.put(key, bytes) {
             self.used -= old.len();
         }
-        while self.used > self.budget {
+        self.shrink_to(self.budget.saturating_sub(reserved));
+    }
+
+    fn shrink_to(&mut self, limit: usize) {
+        while self.used > limit {
             match self.blocks.pop_lru() {
                 Some((_, old)) => self.used -= old.len(),
                 None => break,
@@ -107,10 +117,11 @@ pub struct Filler {
 }
 
 impl BlockCache {
-    pub fn new(budget_bytes: usize) -> Arc<Self> {
+    pub fn new(budget_bytes: usize, block_size: usize) -> Arc<Self> {
         let probes = budget_bytes / 8;
         Arc::new(BlockCache {
             budget: budget_bytes,
+            block_size,
             inner: Mutex::new(Inner {
                 main: Pool::new(budget_bytes - probes),
                 probes: Pool::new(probes),
@@ -134,6 +145,8 @@ impl BlockCache {
         let progress =
             Arc::new(Progress { buf: Mutex::new(Vec::new()), state: watch::Sender::new(State::Receiving(0)) });
         inner.in_flight.insert(key.clone(), Slot { progress: progress.clone() });
+        let limit = inner.main.budget.saturating_sub(inner.in_flight.len() * self.block_size);
+        inner.main.shrink_to(limit);
         Claim::Fetch(Filler { cache: self.clone(), key, probe, progress, finished: false })
     }
 
@@ -154,9 +167,10 @@ impl BlockCache {
     fn finish(&self, key: &BlockKey, probe: bool, result: &Result<Bytes>) {
         let mut inner = self.inner.lock().unwrap();
         inner.in_flight.remove(key);
+        let reserved = inner.in_flight.len() * self.block_size;
         if let Ok(bytes) = result {
-            let pool = if probe { &mut inner.probes } else { &mut inner.main };
-            pool.put(key.clone(), bytes.clone());
+            let (pool, reserved) = if probe { (&mut inner.probes, 0) } else { (&mut inner.main, reserved) };
+            pool.put(key.clone(), bytes.clone(), reserved);
         }
     }
 }
@@ -172,10 +186,13 @@ impl Filler {
         self.progress.buf.lock().unwrap().len()
     }
 
-    /// Add the next bytes of the block and wake the waiters they satisfy.
-    pub fn append(&self, bytes: &[u8]) {
+    /// Add the next bytes of the block (`block_len` long in all) and wake the waiters they
+    /// satisfy.
+    pub fn append(&self, bytes: &[u8], block_len: usize) {
         let len = {
             let mut buf = self.progress.buf.lock().unwrap();
+            let have = buf.len();
+            buf.reserve_exact(block_len.saturating_sub(have));
             buf.extend_from_slice(bytes);
             buf.len()
         };
@@ -257,7 +274,7 @@ mod tests {
 
     #[tokio::test]
     async fn second_claim_waits_for_the_first_fetch() {
-        let cache = BlockCache::new(1 << 20);
+        let cache = BlockCache::new(1 << 20, 10);
         let Claim::Fetch(filler) = cache.claim(key(0), false) else { panic!("expected fetch") };
         let Claim::Pending(slot) = cache.claim(key(0), false) else { panic!("expected pending") };
         let waiter = tokio::spawn(wait(slot));
@@ -268,7 +285,7 @@ mod tests {
 
     #[tokio::test]
     async fn failures_are_not_cached_and_dropping_a_filler_fails_waiters() {
-        let cache = BlockCache::new(1 << 20);
+        let cache = BlockCache::new(1 << 20, 10);
         let Claim::Fetch(filler) = cache.claim(key(1), false) else { panic!() };
         let slot = filler.subscribe();
         filler.fail(Error::LinkRefused { status: 403 });
@@ -281,14 +298,14 @@ mod tests {
 
     #[tokio::test]
     async fn waiters_get_their_bytes_before_the_block_is_whole() {
-        let cache = BlockCache::new(1 << 20);
+        let cache = BlockCache::new(1 << 20, 10);
         let Claim::Fetch(filler) = cache.claim(key(7), false) else { panic!() };
         let head = tokio::spawn(wait_range(filler.subscribe(), 0, 4));
         let tail = tokio::spawn(wait_range(filler.subscribe(), 6, 10));
-        filler.append(b"abcdef");
+        filler.append(b"abcdef", 10);
         assert_eq!(&head.await.unwrap().unwrap()[..], b"abcd");
         assert!(!tail.is_finished());
-        filler.append(b"ghij");
+        filler.append(b"ghij", 10);
         assert_eq!(&tail.await.unwrap().unwrap()[..], b"ghij");
         let whole = tokio::spawn(wait(filler.subscribe()));
         assert_eq!(&filler.complete_received()[..], b"abcdefghij");
@@ -298,7 +315,7 @@ mod tests {
 
     #[test]
     fn probe_blocks_survive_streaming() {
-        let cache = BlockCache::new(80);
+        let cache = BlockCache::new(80, 10);
         let Claim::Fetch(f) = cache.claim(key(100), true) else { panic!() };
         f.complete(Bytes::from(vec![1u8; 10]));
         for i in 0..20 {
@@ -311,8 +328,29 @@ mod tests {
     }
 
     #[test]
+    fn blocks_in_flight_count_against_the_budget() {
+        // Budget 80: probes 10, main 70; each block in flight reserves 10.
+        let cache = BlockCache::new(80, 10);
+        for i in 0..7 {
+            let Claim::Fetch(f) = cache.claim(key(i), false) else { panic!() };
+            f.complete(Bytes::from(vec![0u8; 10]));
+        }
+        assert_eq!(cache.used_bytes(), 70);
+        let fillers: Vec<Filler> = (10..13)
+            .map(|i| match cache.claim(key(i), false) {
+                Claim::Fetch(f) => f,
+                _ => panic!(),
+            })
+            .collect();
+        assert!(cache.used_bytes() <= 40, "three blocks in flight made room: {}", cache.used_bytes());
+        assert!(matches!(cache.claim(key(6), false), Claim::Ready(_)), "the newest block stays");
+        assert!(matches!(cache.claim(key(0), false), Claim::Fetch(_)), "the oldest went first");
+        drop(fillers);
+    }
+
+    #[test]
     fn stays_within_budget() {
-        let cache = BlockCache::new(10);
+        let cache = BlockCache::new(10, 1);
         for i in 0..5 {
             let Claim::Fetch(f) = cache.claim(key(i), false) else { panic!() };
             f.complete(Bytes::from(vec![0u8; 4]));

@@ -22,6 +22,7 @@ const CACHE_KEYS: &[&str] = &[
     "memory_limit_mb",
     "max_read_ahead_mb",
     "kernel_read_ahead_kb",
+    "direct_io",
     "connections_per_file",
     "dir",
     "max_size",
@@ -283,6 +284,7 @@ impl<'a> Parser<'a> {
                 "kernel_read_ahead_kb" => {
                     cache.kernel_read_ahead_kb = self.uint(&key, v, u32::MAX.into())? as u32
                 }
+                "direct_io" => cache.direct_io = self.bool(&key, v)?,
                 "connections_per_file" => cache.connections_per_file = self.uint(&key, v, 64)? as u32,
                 "dir" => cache.dir = Some(self.path_value(&key, v)?),
                 "max_size" => cache.max_size = self.size(&key, v)?,

@@ -51,7 +51,8 @@ fn minimal_config_gets_the_defaults() {
     assert_eq!(c.cache.link_expiry_margin, Duration::from_secs(60));
     assert_eq!(c.cache.memory_limit_mb, 128);
     assert_eq!(c.cache.max_read_ahead_mb, 64);
-    assert_eq!(c.cache.kernel_read_ahead_kb, 1024);
+    assert_eq!(c.cache.kernel_read_ahead_kb, 128);
+    assert!(c.cache.direct_io);
     assert_eq!(c.cache, CacheConfig::default());
     assert_eq!(c.storages.len(), 1);
     let s = &c.storages[0];
@@ -83,6 +84,7 @@ link_expiry_margin = "500ms"
 memory_limit_mb = 512
 max_read_ahead_mb = 32
 kernel_read_ahead_kb = 0
+direct_io = false
 
 {}
 [[storage]]
@@ -116,6 +118,7 @@ valid_duration = "45"
     assert_eq!(c.cache.memory_limit_mb, 512);
     assert_eq!(c.cache.max_read_ahead_mb, 32);
     assert_eq!(c.cache.kernel_read_ahead_kb, 0);
+    assert!(!c.cache.direct_io);
     assert_eq!(c.storages[1].path, "/b/c");
     let o = &c.storages[1].options;
     assert_eq!(o.table, "storage[2]");

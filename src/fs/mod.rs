@@ -108,7 +108,7 @@ impl Fs {
             sizing: KeyedLock::default(),
             size_probes: tokio::sync::Semaphore::new(SIZE_PROBES),
             links: Arc::new(LinkCache::new(config.link_margin)),
-            reader: Reader::new(BlockCache::new(config.memory_limit), config.window),
+            reader: Reader::new(BlockCache::new(config.memory_limit, config.block_size as usize), config.window),
             connections: Mutex::default(),
             handles: Handles::default(),
             storages,
@@ -342,6 +342,7 @@ impl Fs {
             Handle::Dir { .. } => return Err(Error::IsDir),
         };
         let stats = &reader.file.stats;
+        tracing::trace!(fh, offset, size, "read");
         let result = self.reader.read(reader, offset, size).await;
         match &result {
             Ok(bytes) => StorageStats::add(&stats.bytes_served, bytes.len() as u64),

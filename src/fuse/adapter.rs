@@ -17,6 +17,8 @@ use crate::fs::{Fs, Lookup};
 pub struct Adapter {
     pub fs: Arc<Fs>,
     pub rt: tokio::runtime::Handle,
+    /// Every file opened with `FOPEN_DIRECT_IO` (`[cache] direct_io`).
+    pub direct_io: bool,
 }
 
 /// Largest number of outstanding background (readahead) requests; fuser's default is 16.
@@ -30,6 +32,7 @@ impl fuser::Filesystem for Adapter {
             InitFlags::FUSE_READDIRPLUS_AUTO,
             InitFlags::FUSE_PARALLEL_DIROPS,
             InitFlags::FUSE_AUTO_INVAL_DATA,
+            InitFlags::FUSE_DIRECT_IO_ALLOW_MMAP,
         ] {
             if config.add_capabilities(flag).is_err() {
                 tracing::debug!(?flag, "kernel does not offer this capability");
@@ -65,7 +68,7 @@ impl fuser::Filesystem for Adapter {
     }
 
     fn open(&self, _req: &Request, ino: INodeNo, flags: OpenFlags, reply: ReplyOpen) {
-        let fs = self.fs.clone();
+        let (fs, direct_io) = (self.fs.clone(), self.direct_io);
         let write = flags.acc_mode() != OpenAccMode::O_RDONLY || flags.0 & libc::O_TRUNC != 0;
         self.rt.spawn(async move {
             match fs.open(ino.0, write).await {
@@ -74,7 +77,7 @@ impl fuser::Filesystem for Adapter {
                     if opened.keep_cache {
                         flags |= FopenFlags::FOPEN_KEEP_CACHE;
                     }
-                    if opened.direct_io {
+                    if opened.direct_io || direct_io {
                         flags |= FopenFlags::FOPEN_DIRECT_IO;
                     }
                     reply.opened(FileHandle(opened.fh), flags)

@@ -41,6 +41,7 @@ pub async fn fetch_run(file: Arc<OpenFile>, mut fillers: std::collections::VecDe
         };
         let permit = file.connection().await;
         StorageStats::add(&file.stats.range_requests, 1);
+        tracing::trace!(file = %file.entry.name, start = pos, end, "ranged request");
         let err = match get_range(&file.http, &link, pos, end - 1, file.size).await {
             Ok(mut body) => loop {
                 match body.chunk().await {
@@ -81,9 +82,10 @@ pub async fn fetch_run(file: Arc<OpenFile>, mut fillers: std::collections::VecDe
 fn deliver(file: &OpenFile, fillers: &mut std::collections::VecDeque<Filler>, mut chunk: Bytes) {
     while !chunk.is_empty() {
         let Some(filler) = fillers.front() else { return };
-        let want = file.block_len(filler.key.index) as usize - filler.received();
+        let block_len = file.block_len(filler.key.index) as usize;
+        let want = block_len - filler.received();
         let take = want.min(chunk.len());
-        filler.append(&chunk.split_to(take));
+        filler.append(&chunk.split_to(take), block_len);
         if take == want {
             let filler = fillers.pop_front().unwrap();
             let index = filler.key.index;

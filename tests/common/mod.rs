@@ -256,7 +256,27 @@ pub fn conformance(mounted: &Path, expected: &Path, ranged_reads: usize) {
         assert_eq!(got.len() as u64, *size, "{rel}");
         assert_eq!(sha256(&got), sha256(&std::fs::read(expected.join(rel)).unwrap()), "{rel}");
     }
+    // Files are opened for direct IO by default; mmap must still work (media tools use it).
+    if let Some((rel, _)) = files.iter().filter(|(_, s)| *s > 0).max_by_key(|(_, s)| *s) {
+        let mapped = mmap_read(&mounted.join(rel));
+        assert_eq!(sha256(&mapped), sha256(&std::fs::read(expected.join(rel)).unwrap()), "{rel} through mmap");
+    }
     random_preads(mounted, expected, ranged_reads);
+}
+
+/// A whole file read through a shared read-only mapping.
+pub fn mmap_read(path: &Path) -> Vec<u8> {
+    use std::os::fd::AsRawFd;
+    let file = std::fs::File::open(path).unwrap();
+    let len = file.metadata().unwrap().len() as usize;
+    // SAFETY: a read-only mapping of a file we hold open, copied out and unmapped before return.
+    unsafe {
+        let ptr = libc::mmap(std::ptr::null_mut(), len, libc::PROT_READ, libc::MAP_SHARED, file.as_raw_fd(), 0);
+        assert_ne!(ptr, libc::MAP_FAILED, "mmap {}: {}", path.display(), std::io::Error::last_os_error());
+        let copy = std::slice::from_raw_parts(ptr as *const u8, len).to_vec();
+        libc::munmap(ptr, len);
+        copy
+    }
 }
 
 /// `n` `pread`s at seeded random offsets and lengths (up to 300 KiB) over the non-empty files
