@@ -109,8 +109,10 @@ impl Import {
         if s.disabled {
             return Err(skip("disabled in OpenList; enable it there and export again to carry it over".into()));
         }
-        let map = DRIVERS.iter().find(|d| d.openlist == s.driver).ok_or_else(|| {
-            skip(mapping::unsupported_hint(&s.driver).map(str::to_string).unwrap_or_else(|| {
+        // Case, spaces and punctuation do not count, as in OpenList's own backup restore.
+        let norm = |d: &str| d.chars().filter(char::is_ascii_alphanumeric).collect::<String>().to_ascii_lowercase();
+        let map = DRIVERS.iter().find(|d| norm(d.openlist) == norm(&s.driver)).ok_or_else(|| {
+            skip(mapping::unsupported_hint(&norm(&s.driver)).map(str::to_string).unwrap_or_else(|| {
                 let known: Vec<_> = DRIVERS.iter().map(|d| d.openlist).collect();
                 format!("panmount has no driver for OpenList's {}; it converts {}", s.driver, known.join(", "))
             }))

@@ -109,10 +109,11 @@ pub const DRIVERS: &[DriverMap] = &[
     },
 ];
 
-/// Why an OpenList driver that panmount lacks cannot be carried over, when there is more to say.
+/// Why an OpenList driver that panmount lacks cannot be carried over, when there is more to
+/// say; `driver` is the name in lower case without spaces or punctuation.
 pub fn unsupported_hint(driver: &str) -> Option<&'static str> {
     match driver {
-        "123 Open" => Some(
+        "123open" => Some(
             "panmount does not support 123pan's open platform API (client id and secret); \
              add the account as a 123pan storage with its username and password instead",
         ),

@@ -146,6 +146,7 @@ fn exports_that_are_not_exports_are_errors_naming_the_file() {
         ("{\"code\":500,\"message\":\"boom\",\"data\":null}", "code 500"),
         ("{\"data\":{\"content\":{}}}", "\"data.content\" is an object"),
         ("\"x\"", "found a string"),
+        ("{\"encrypted\":\"U2FsdGVk\",\"storages\":[]}", "encrypted with a password"),
     ] {
         let err = convert(text.as_bytes(), Path::new("e.json")).unwrap_err();
         let msg = err.to_string();
@@ -154,6 +155,6 @@ fn exports_that_are_not_exports_are_errors_naming_the_file() {
     let empty = convert(b"{\"code\":200,\"data\":{\"content\":null,\"total\":0}}", Path::new("e.json")).unwrap();
     assert_eq!((empty.total, empty.converted), (0, 0));
     assert!(empty.report().is_err(), "nothing converted fails");
-    let one = json!({"code": 200, "data": storage("/one", "123PanLink", json!({"origin_urls": "http://h/a"}))});
-    assert_eq!(import(&one).converted, 1, "storage/get's answer");
+    let one = json!({"code": 200, "data": storage("/one", "123 pan link", json!({"origin_urls": "http://h/a"}))});
+    assert_eq!(import(&one).converted, 1, "storage/get's answer, a driver name spelt loosely");
 }

@@ -48,6 +48,13 @@ pub fn storages(doc: Value) -> Result<Vec<Value>, String> {
         Value::Object(obj) => obj,
         other => return Err(format!("found {}; {SHAPES}", kind(&other))),
     };
+    // The web UI's backup encrypts every field when given a password (`encrypted` then holds
+    // a check value); nothing in it can be read without that password.
+    if obj.get("encrypted").and_then(Value::as_str).is_some_and(|e| !e.is_empty()) {
+        return Err("this backup is encrypted with a password; make a backup with an empty password, \
+                    or save the admin API's storage list instead"
+            .into());
+    }
     if let Some(storages) = obj.remove("storages") {
         return array(storages, "\"storages\"");
     }
