@@ -58,6 +58,16 @@ pub enum Command {
         #[command(subcommand)]
         command: OfflineCommand,
     },
+    /// Convert an OpenList/alist storage export into panmount `[[storage]]` tables on stdout.
+    /// EXPORT is the admin API's answer (`GET /api/admin/storage/list`), a JSON array of
+    /// storages, or a backup file with a `storages` array. Every storage that cannot be
+    /// converted (disabled, unsupported driver, missing option) gets a comment in the output and
+    /// a line on stderr. Exit 0 if at least one storage was converted, 1 if none, 2 if EXPORT
+    /// cannot be read or is not such an export.
+    ImportOpenlist {
+        /// The export file (JSON).
+        export: PathBuf,
+    },
     /// Try panmount without an account: start the bundled provider simulator on loopback with
     /// sample files and mount it through the real 123pan_link driver at MOUNTPOINT.
     Demo { mountpoint: PathBuf },

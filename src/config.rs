@@ -54,7 +54,7 @@ mod values;
 
 use parser::{Parser, toml_type_name};
 use values::parse_digits;
-pub use values::{normalize_storage_path, parse_duration, parse_size};
+pub use values::{normalize_storage_path, parse_duration, parse_size, storage_paths_overlap};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ConfigError {

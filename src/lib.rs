@@ -15,6 +15,7 @@ pub mod fs;
 pub mod fuse;
 pub mod http;
 pub mod offline;
+pub mod openlist;
 pub mod read;
 pub mod service;
 #[cfg(feature = "sim")]

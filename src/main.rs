@@ -59,6 +59,11 @@ fn run(rt: &tokio::runtime::Runtime, command: Command) -> Result<(), AppError> {
             };
             rt.block_on(run(&Config::load(&config)?, &storage, action))
         }
+        Command::ImportOpenlist { export } => {
+            let import = panmount::openlist::convert_file(&export)?;
+            print_all(import.toml.as_bytes())?;
+            import.report()
+        }
         Command::Demo { mountpoint } => panmount::demo::run(rt, &mountpoint),
         Command::Sim { listen, data, private_key, uid } => rt
             .block_on(panmount::sim::run_cli(listen, data, private_key, uid))

@@ -159,3 +159,117 @@ fn completions_and_man_page_are_generated() {
     let (code, _, _) = run(&["completions", "tcsh"]);
     assert_eq!(code, 2, "an unknown shell is a usage error");
 }
+
+/// `import-openlist` on a sample export: exit code, stdout, stderr.
+fn import(name: &str) -> (i32, String, String) {
+    let file = format!("{}/tests/data/openlist/{name}", env!("CARGO_MANIFEST_DIR"));
+    let (code, out, err) = run(&["import-openlist", &file]);
+    (code, String::from_utf8(out).unwrap(), err)
+}
+
+/// A loaded storage: path, driver and its options.
+type Loaded = (String, String, Vec<(String, toml::Value)>);
+
+/// The converted text loaded as panmount loads a config, drivers built.
+fn load_converted(text: &str) -> Vec<Loaded> {
+    let (_dir, path) = write_config(&format!("mountpoint = \"/mnt/pan\"\n{text}"));
+    let config = panmount::config::Config::load(&path).unwrap_or_else(|e| panic!("{e}\n{text}"));
+    panmount::app::build_fs(&config).unwrap_or_else(|e| panic!("{e}\n{text}"));
+    let options = |o: &panmount::config::Options| o.values.iter().map(|(k, v)| (k.clone(), v.value.clone())).collect();
+    config.storages.iter().map(|s| (s.path.clone(), s.driver.clone(), options(&s.options))).collect()
+}
+
+fn loaded(path: &str, driver: &str, options: Vec<(&str, toml::Value)>) -> Loaded {
+    (path.into(), driver.into(), options.into_iter().map(|(k, v)| (k.into(), v)).collect())
+}
+
+fn s(v: &str) -> toml::Value {
+    toml::Value::String(v.into())
+}
+
+#[test]
+fn import_openlist_converts_each_driver_into_a_config_panmount_loads() {
+    let expected: [(&str, Loaded); 5] = [
+        ("pikpak.json", loaded("/pikpak", "pikpak", vec![
+            ("device_id", s("0123456789abcdef0123456789abcdef")),
+            ("password", s("fake \"quoted\" pass\\word")),
+            ("platform", s("android")),
+            ("refresh_token", s("fake-refresh-token-1")),
+            ("username", s("someone@example.com")),
+        ])),
+        ("pikpak-share.json", loaded("/shared/anime", "pikpak_share", vec![
+            ("root_folder_id", s("VNfakefolder0001")),
+            ("share_id", s("VNfakeshare0001")),
+            ("use_transcoding_address", toml::Value::Boolean(true)),
+        ])),
+        ("123pan.json", loaded("/123", "123pan", vec![("password", s("fake-123-pass")), ("username", s("13800000000"))])),
+        ("123pan-share.json", loaded("/123 share", "123pan_share", vec![
+            ("root_folder_id", s("1234567")),
+            ("share_key", s("abcd-FakeK")),
+            ("share_password", s("Ab12")),
+        ])),
+        ("123pan-link.json", loaded("/links", "123pan_link", vec![
+            ("origin_urls", s("Movies:\n  1048576:1717200000:https://vip.123pan.com/1814435971/Movies/a.mp4\n  https://vip.123pan.com/1814435971/Movies/b \"quoted\".mkv\nreadme.txt:\n")),
+            ("private_key", s("fake-private-key")),
+            ("uid", toml::Value::Integer(1_814_435_971)),
+            ("valid_duration", toml::Value::Integer(60)),
+        ])),
+    ];
+    for (file, want) in expected {
+        let (code, out, err) = import(file);
+        assert_eq!(code, 0, "{file}: {err}");
+        assert!(err.contains("converted 1 of 1 storages"), "{file}: {err}");
+        assert_eq!(load_converted(&out), vec![want], "{file}:\n{out}");
+        if file.contains("pikpak.json") || file.contains("123pan.json") {
+            assert!(out.contains("password_file"), "secrets get a hint: {out}");
+        }
+    }
+    let (_, out, err) = import("123pan.json");
+    assert!(out.contains("# not carried over") && err.contains("AccessToken, UploadThread"), "{out}{err}");
+    assert!(!err.contains("eyJfake"), "no secret on stderr: {err}");
+}
+
+#[test]
+fn import_openlist_explains_every_storage_it_skips() {
+    let (code, out, err) = import("unsupported.json");
+    assert_eq!(code, 1, "nothing converted: {err}");
+    assert!(!out.lines().any(|l| l == "[[storage]]"), "{out}");
+    for why in ["disabled", "123 Open", "no driver for OpenList's AliyundriveOpen", "missing share_key", "not valid JSON", "mount_path"] {
+        assert_eq!(out.matches(why).count(), 1, "{why:?} in the output once:\n{out}");
+        assert_eq!(err.lines().filter(|l| l.contains(why) && l.contains("skipped")).count(), 1, "{why:?}: {err}");
+    }
+    assert!(out.lines().all(|l| l.is_empty() || l.starts_with('#')), "only comments: {out}");
+
+    // Everything in one export: the five convert, the six are explained, the config loads.
+    let dir = tempfile::tempdir().unwrap();
+    let mut all = Vec::new();
+    for name in ["pikpak", "pikpak-share", "123pan", "123pan-share", "123pan-link", "unsupported"] {
+        let text = std::fs::read_to_string(format!("{}/tests/data/openlist/{name}.json", env!("CARGO_MANIFEST_DIR"))).unwrap();
+        let doc: serde_json::Value = serde_json::from_str(&text).unwrap();
+        let list = doc.get("storages").or(doc.pointer("/data/content")).unwrap_or(&doc);
+        all.extend(list.as_array().unwrap().iter().cloned());
+    }
+    let file = dir.path().join("all.json");
+    std::fs::write(&file, serde_json::to_string(&all).unwrap()).unwrap();
+    let (code, out, err) = run(&["import-openlist", file.to_str().unwrap()]);
+    let out = String::from_utf8(out).unwrap();
+    assert_eq!(code, 0, "{err}");
+    assert!(err.contains("converted 5 of 11 storages"), "{err}");
+    assert_eq!(load_converted(&out).len(), 5, "{out}");
+}
+
+#[test]
+fn import_openlist_refuses_what_is_not_an_export_with_exit_2() {
+    let dir = tempfile::tempdir().unwrap();
+    for (text, needle) in [("{\"code\":200,", "JSON"), ("{\"settings\":[]}", "storages"), ("42", "a number"), ("{\"code\":401,\"message\":\"token is expired\",\"data\":null}", "token is expired")] {
+        let file = dir.path().join("export.json");
+        std::fs::write(&file, text).unwrap();
+        let (code, _, err) = run(&["import-openlist", file.to_str().unwrap()]);
+        assert_eq!(code, 2, "{text}: {err}");
+        assert!(err.contains(file.to_str().unwrap()) && err.contains(needle), "{text}: {err}");
+    }
+    let missing = dir.path().join("missing.json");
+    let (code, _, err) = run(&["import-openlist", missing.to_str().unwrap()]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("missing.json") && err.contains("cannot read"), "{err}");
+}

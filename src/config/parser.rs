@@ -9,7 +9,7 @@ use std::time::Duration;
 use toml::Spanned;
 use toml::de::{DeString, DeTable, DeValue};
 
-use super::values::{expand_env, normalize_storage_path, parse_digits, parse_duration};
+use super::values::{expand_env, is_inside, normalize_storage_path, parse_digits, parse_duration};
 use super::{CacheConfig, Config, ConfigError, FuseConfig, OptionValue, Options, StorageConfig};
 use crate::drivers::DRIVERS;
 
@@ -509,11 +509,6 @@ impl<'a> Parser<'a> {
         }
         Ok(())
     }
-}
-
-/// Whether `inner` is strictly below `outer` (both normalised, neither `/`).
-fn is_inside(inner: &str, outer: &str) -> bool {
-    inner.len() > outer.len() && inner.starts_with(outer) && inner.as_bytes()[outer.len()] == b'/'
 }
 
 /// A table's entries in the order they appear in the file (the map itself is sorted by key).

@@ -59,6 +59,17 @@ pub fn normalize_storage_path(p: &str) -> Result<String, String> {
     Ok(out)
 }
 
+/// Whether `inner` is strictly below `outer` (both normalised, neither `/`).
+pub(super) fn is_inside(inner: &str, outer: &str) -> bool {
+    inner.len() > outer.len() && inner.starts_with(outer) && inner.as_bytes()[outer.len()] == b'/'
+}
+
+/// Whether two normalised storage paths may not both be used: the same path, one inside the
+/// other, or either is `/` (which must be the only storage).
+pub fn storage_paths_overlap(a: &str, b: &str) -> bool {
+    a == b || a == "/" || b == "/" || is_inside(a, b) || is_inside(b, a)
+}
+
 /// Parse a duration: whole seconds (`"90"`), or number+unit groups (`"90s"`, `"5m"`, `"1h30m"`,
 /// `"500ms"`, `"1d"`). Units: `ms`, `s`, `m`, `h`, `d`.
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
