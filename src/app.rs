@@ -207,7 +207,7 @@ pub async fn check(config: &Config) -> Result<(), AppError> {
         let row = async {
             storage.login().await?;
             let ino = fs.resolve(&storage.path).await?;
-            let fh = fs.opendir(ino).await?;
+            let fh = fs.opendir(ino).await?.fh;
             let mut count = 0usize;
             fs.readdir(fh, 2, false, |_| {
                 count += 1;
@@ -244,7 +244,7 @@ pub async fn ls(config: &Config, path: &str, long: bool) -> Result<(), AppError>
     let (attr, _) = fs.getattr(ino).await.map_err(fail)?;
     let mut rows = Vec::new();
     if attr.is_dir {
-        let fh = fs.opendir(ino).await.map_err(fail)?;
+        let fh = fs.opendir(ino).await.map_err(fail)?.fh;
         fs.readdir(fh, 2, long, |item| {
             rows.push((item.name.to_string(), item.attr));
             false

@@ -161,7 +161,7 @@ fn unknown_sizes_are_probed_once_and_listings_expire() {
     let fs = fs(vec![("/s", d.clone())], Duration::from_millis(300));
     sim.rt.block_on(async {
         let root = fs.resolve("/s").await.unwrap();
-        let fh = fs.opendir(root).await.unwrap();
+        let fh = fs.opendir(root).await.unwrap().fh;
         let mut sizes = Vec::new();
         fs.readdir(fh, 0, true, |item| {
             sizes.push((item.name.to_string(), item.attr.size));

@@ -282,3 +282,37 @@ fn offline_add_list_remove_and_rate_limits() {
     assert!(String::from_utf8_lossy(&out).contains("readme.txt"));
     assert_eq!(counter(&sim, |c| &c.rate_limited), 3);
 }
+
+#[test]
+fn a_folder_that_changed_is_not_served_from_the_kernels_copy() {
+    if !fuse_tests_enabled() {
+        return;
+    }
+    let sim = Sim::start(false);
+    let text = format!("[cache]\ndir_cache_time = \"1s\"\n\n{}", pikpak(&sim, "/pikpak", ""));
+    let mount = Mount::start(&text);
+    let names = || -> Vec<String> {
+        let mut v: Vec<String> = std::fs::read_dir(mount.path("/pikpak/Movies"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        v.sort();
+        v
+    };
+    let before = names();
+    assert!(!before.is_empty() && !before.contains(&"ubuntu.iso".to_string()));
+    assert_eq!(names(), before, "the same listing again (the kernel keeps its copy of the folder)");
+    // The folder changes on the server: an offline download lands in it.
+    let (_dir, config) = write_config(&text);
+    let cfg = config.to_str().unwrap();
+    let (code, _, err) = run(&["offline", "add", cfg, "--storage", "/pikpak", "magnet:?xt=urn:btih:00ff&dn=ubuntu.iso", "--to", "/Movies"]);
+    assert_eq!(code, 0, "{err}");
+    // Once the listing's validity (1 s) has passed, opening the folder shows the new file:
+    // the kernel's cached copy of the old listing must have been dropped.
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while !names().contains(&"ubuntu.iso".to_string()) {
+        assert!(Instant::now() < deadline, "the new file never appeared: {:?}", names());
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert!(mount.stop().success());
+}

@@ -24,6 +24,21 @@ pub enum DirChild {
     Dot(u64),
 }
 
+/// What the kernel keeps of a folder when it caches the folder's listing (names, inodes,
+/// types): if this is unchanged since the last `opendir`, its cached copy may be used.
+pub fn listing_digest(slots: &[DirSlot]) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    for slot in slots {
+        slot.name.hash(&mut h);
+        match &slot.child {
+            DirChild::Virtual(ino) | DirChild::Dot(ino) => ino.hash(&mut h),
+            DirChild::Remote(e) => (&e.id, e.is_dir).hash(&mut h),
+        }
+    }
+    h.finish()
+}
+
 pub enum Handle {
     Dir { ino: u64, slots: Arc<Vec<DirSlot>> },
     File(Arc<FileReader>),

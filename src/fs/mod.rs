@@ -91,7 +91,20 @@ pub struct Fs {
     /// One connection semaphore per file being read, shared by its handles.
     connections: Mutex<std::collections::HashMap<Arc<str>, std::sync::Weak<tokio::sync::Semaphore>>>,
     handles: Handles,
+    /// Per folder inode, the digest of the listing the kernel last opened (see `opendir`).
+    dir_digests: Mutex<std::collections::HashMap<u64, u64>>,
     config: FsConfig,
+}
+
+/// Folders whose last listing digest is remembered; past this the memory is simply cleared
+/// (the kernel then re-reads each folder once).
+const MAX_DIR_DIGESTS: usize = 100_000;
+
+/// An open folder.
+pub struct OpenedDir {
+    pub fh: u64,
+    /// The listing is what the kernel saw at the previous `opendir` of this folder.
+    pub unchanged: bool,
 }
 
 impl Fs {
@@ -111,6 +124,7 @@ impl Fs {
             reader: Reader::new(BlockCache::new(config.memory_limit, config.block_size as usize), config.window),
             connections: Mutex::default(),
             handles: Handles::default(),
+            dir_digests: Mutex::default(),
             storages,
             config,
         }
@@ -210,7 +224,9 @@ impl Fs {
         Ok((self.remote_attr(ino, &entry), ttl.max(MIN_TTL)))
     }
 
-    pub async fn opendir(&self, ino: u64) -> Result<u64> {
+    /// Open a folder: a handle on a snapshot of its listing, and whether the listing is the
+    /// one the kernel saw at the previous `opendir` (then its cached copy is still right).
+    pub async fn opendir(&self, ino: u64) -> Result<OpenedDir> {
         let node = self.inodes.lock().unwrap().get(ino)?.clone();
         let mut slots = vec![
             DirSlot { name: ".".into(), child: DirChild::Dot(ino) },
@@ -229,7 +245,15 @@ impl Fs {
                 );
             }
         }
-        Ok(self.handles.insert(Handle::Dir { ino, slots: Arc::new(slots) }))
+        let digest = handles::listing_digest(&slots);
+        let unchanged = {
+            let mut seen = self.dir_digests.lock().unwrap();
+            if seen.len() >= MAX_DIR_DIGESTS {
+                seen.clear();
+            }
+            seen.insert(ino, digest) == Some(digest)
+        };
+        Ok(OpenedDir { fh: self.handles.insert(Handle::Dir { ino, slots: Arc::new(slots) }), unchanged })
     }
 
     /// Hand the folder's entries from `offset` on to `fill` until it reports the reply buffer
@@ -475,6 +499,7 @@ impl Fs {
     /// kernel's own entry TTLs (at most `dir_cache_time`) run out.
     pub fn drop_dir_caches(&self) {
         self.meta.clear();
+        self.dir_digests.lock().unwrap().clear();
     }
 
     /// Let the disk cache finish its writes and write its block maps (when the mount or a

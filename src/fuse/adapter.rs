@@ -125,7 +125,12 @@ impl fuser::Filesystem for Adapter {
         let fs = self.fs.clone();
         self.rt.spawn(async move {
             match fs.opendir(ino.0).await {
-                Ok(fh) => reply.opened(FileHandle(fh), FopenFlags::empty()),
+                // The kernel caches the listing (FOPEN_CACHE_DIR) and keeps its copy while
+                // it is unchanged, so a warm `ls -l` of a big folder never reaches us.
+                Ok(dir) => {
+                    let keep = if dir.unchanged { FopenFlags::FOPEN_KEEP_CACHE } else { FopenFlags::empty() };
+                    reply.opened(FileHandle(dir.fh), FopenFlags::FOPEN_CACHE_DIR | keep)
+                }
                 Err(err) => reply.error(errno("opendir", ino.0, &err)),
             }
         });
