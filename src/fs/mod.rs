@@ -101,6 +101,7 @@ pub struct Fs {
 const MAX_DIR_DIGESTS: usize = 100_000;
 
 /// An open folder.
+#[derive(Debug)]
 pub struct OpenedDir {
     pub fh: u64,
     /// The listing is what the kernel saw at the previous `opendir` of this folder.
