@@ -21,6 +21,8 @@ use crate::http::range::get_range;
 use crate::http::retry::Backoff;
 use crate::stats::StorageStats;
 
+/// How long a finished request keeps its connection permit (see `fetch_run`).
+const POOL_RETURN: std::time::Duration = std::time::Duration::from_millis(2);
 /// Transient failures in a row (no byte received in between) before the run gives up.
 const MAX_ATTEMPTS: u32 = 6;
 
@@ -58,6 +60,12 @@ pub async fn fetch_run(file: Arc<OpenFile>, mut fillers: std::collections::VecDe
             },
             Err(err) => Some(err),
         };
+        if err.is_none() {
+            // The finished body's connection goes back to the pool from hyper's connection
+            // task, a moment after the last byte; holding the permit that long lets the next
+            // request reuse it instead of opening one more connection than the limit.
+            tokio::time::sleep(POOL_RETURN).await;
+        }
         drop(permit);
         let Some(err) = err else { continue };
         match err {
