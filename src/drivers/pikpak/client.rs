@@ -21,6 +21,7 @@ use super::captcha;
 use super::identity::Identity;
 use crate::error::Error;
 use crate::http::HttpClient;
+use crate::http::limit::RateLimiter;
 use crate::http::retry::Backoff;
 
 /// What a failed call means for the caller.
@@ -116,7 +117,15 @@ pub struct Client {
     pub user_id: Mutex<String>,
     captcha: Mutex<String>,
     minting: tokio::sync::Mutex<()>,
+    /// Every exchange of this storage goes through it (see `API_INTERVAL`).
+    governor: RateLimiter,
 }
+
+/// PikPak's limits are not published (§11): rclone's pacer allows one call per 100 ms and
+/// another client keeps to about 5 a second with bursts of 5. We allow bursts of 5 and 10 a
+/// second after that; error 10 and 429 are still backed off when the service disagrees.
+const API_INTERVAL: Duration = Duration::from_millis(100);
+const API_BURST: u32 = 5;
 
 impl Client {
     pub fn new(http: HttpClient, ident: Identity, device_id: String, api_base: &str, user_base: &str) -> Self {
@@ -129,6 +138,7 @@ impl Client {
             user_id: Mutex::new(String::new()),
             captcha: Mutex::new(String::new()),
             minting: tokio::sync::Mutex::new(()),
+            governor: RateLimiter::with_burst(API_INTERVAL, API_BURST),
         }
     }
 
@@ -154,6 +164,7 @@ impl Client {
         body: Option<&Value>,
         bearer: Option<&str>,
     ) -> Result<Value, ApiError> {
+        self.governor.wait().await;
         let mut req = self
             .http
             .inner
