@@ -280,8 +280,36 @@ fn parallel_ranges_stay_within_the_connection_limit() {
         k.throughput_bytes_per_sec = Some(4 << 20);
     });
     let mount = Mount::start(&sim.config(SizeMode::Full, KEY, "[cache]\nconnections_per_file = 3\n"));
-    // Two readers of one file, far apart: the limit is per file (the CDN's is per link), not
-    // per handle.
+    two_readers_far_apart(&sim, &mount);
+    let stats = sim.stats();
+    assert_eq!(stats.refused_busy, 0, "never more connections than allowed: {stats:?}");
+    assert!(stats.peak_connections >= 2, "the read should use parallel ranges: {stats:?}");
+    assert!(mount.stop().success());
+}
+
+#[test]
+fn a_cdn_that_admits_fewer_connections_than_assumed_costs_a_few_refusals() {
+    if !fuse_tests_enabled() {
+        return;
+    }
+    let sim = Sim::start(true);
+    sim.knobs().update(|k| {
+        k.max_connections_per_file = Some(3);
+        k.throughput_bytes_per_sec = Some(4 << 20);
+    });
+    // No connections_per_file: the driver assumes 16 and learns the CDN's 3 from its 503s.
+    let mut mount = Mount::start(&sim.config(SizeMode::Full, KEY, ""));
+    two_readers_far_apart(&sim, &mount);
+    let stats = sim.stats();
+    assert!(stats.refused_busy > 0, "the readers asked for more than 3 at once: {stats:?}");
+    assert!(stats.refused_busy <= 16, "each refusal gives a connection up for good: {stats:?}");
+    assert!(mount.stop_with(libc::SIGTERM).success());
+    assert!(mount.log().contains("fewer parallel requests"), "{}", mount.log());
+}
+
+/// Two readers of one file, far apart (the limit is per file, as the CDN's is per link, not
+/// per handle), each reading 2 MiB: byte-exact.
+fn two_readers_far_apart(sim: &Sim, mount: &Mount) {
     let expected = sim.file_bytes("/Movies/movie.mp4");
     let readers: Vec<_> = [0u64, 3 << 20]
         .into_iter()
@@ -304,8 +332,4 @@ fn parallel_ranges_stay_within_the_connection_limit() {
         let (start, buf) = r.join().unwrap();
         assert!(buf[..] == expected[start as usize..start as usize + buf.len()], "bytes at {start}");
     }
-    let stats = sim.stats();
-    assert_eq!(stats.refused_busy, 0, "never more connections than allowed: {stats:?}");
-    assert!(stats.peak_connections >= 2, "the read should use parallel ranges: {stats:?}");
-    assert!(mount.stop().success());
 }

@@ -20,6 +20,10 @@ use crate::config::{ConfigError, StorageConfig};
 use crate::error::Result;
 use crate::http::HttpClient;
 
+/// The per-file connection limit of 123pan's CDN, which publishes none (unconfirmed: several
+/// readers of one file may use this many; refusals lower it, see `Driver::max_connections`).
+pub const PAN123_CONNECTIONS: usize = 16;
+
 /// A file or folder as the provider describes it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Entry {
@@ -93,9 +97,10 @@ pub trait Driver: Send + Sync + 'static {
     }
 
     /// How many ranged requests may run at once against one link (all handles of a file
-    /// share them). 8 is PikPak's measured per-URL limit (its CDN answers a 9th with 503);
-    /// 123pan's is not published, so its drivers use the same, and `[cache]
-    /// connections_per_file` lowers it if a CDN refuses.
+    /// share them; one handle uses at most 8). 8 is PikPak's measured per-URL limit (its CDN
+    /// answers a 9th with 503). Either way the read path gives up a connection for good each
+    /// time the CDN refuses one (`read::connections`), and `[cache] connections_per_file` sets
+    /// it outright.
     fn max_connections(&self) -> usize {
         8
     }

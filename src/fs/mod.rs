@@ -21,6 +21,7 @@ use crate::cache::link::LinkCache;
 use crate::cache::meta::{DirKey, MetaCache};
 use crate::drivers::Entry;
 use crate::error::{Error, Result};
+use crate::read::connections::ConnectionLimit;
 use crate::read::window::WindowConfig;
 use crate::read::{OpenFile, Reader};
 pub use attr::{Attr, Owner};
@@ -88,8 +89,8 @@ pub struct Fs {
     size_probes: tokio::sync::Semaphore,
     links: Arc<LinkCache>,
     reader: Reader,
-    /// One connection semaphore per file being read, shared by its handles.
-    connections: Mutex<std::collections::HashMap<Arc<str>, std::sync::Weak<tokio::sync::Semaphore>>>,
+    /// One connection limit per file being read, shared by its handles.
+    connections: Mutex<std::collections::HashMap<Arc<str>, std::sync::Weak<ConnectionLimit>>>,
     handles: Handles,
     /// Per folder inode, the digest of the listing the kernel last opened (see `opendir`).
     dir_digests: Mutex<std::collections::HashMap<u64, u64>>,
@@ -350,8 +351,8 @@ impl Fs {
             0 => s.driver.max_connections(),
             n => n,
         };
-        let permits = self.connection_permits(file.key(), limit);
-        let file = file.with_limits(permits, self.config.disk.clone());
+        let connections = self.connection_limit(file.key(), limit);
+        let file = file.with_limits(connections, self.config.disk.clone());
         let reader = Arc::new(self.reader.open(Arc::new(file)));
         Ok(Opened { fh: self.handles.insert(Handle::File(reader)), direct_io: false, keep_cache })
     }
@@ -465,15 +466,15 @@ impl Fs {
         Ok(entry)
     }
 
-    fn connection_permits(&self, key: &Arc<str>, limit: usize) -> Arc<tokio::sync::Semaphore> {
+    fn connection_limit(&self, key: &Arc<str>, limit: usize) -> Arc<ConnectionLimit> {
         let mut all = self.connections.lock().unwrap();
-        if let Some(permits) = all.get(key).and_then(|w| w.upgrade()) {
-            return permits;
+        if let Some(connections) = all.get(key).and_then(|w| w.upgrade()) {
+            return connections;
         }
         all.retain(|_, w| w.strong_count() > 0);
-        let permits = Arc::new(tokio::sync::Semaphore::new(limit.max(1)));
-        all.insert(key.clone(), Arc::downgrade(&permits));
-        permits
+        let connections = ConnectionLimit::new(limit);
+        all.insert(key.clone(), Arc::downgrade(&connections));
+        connections
     }
 
     /// The telemetry report: a line per storage, and the block cache's use of its budget.

@@ -10,9 +10,11 @@
 //! - Anything that fails validation in `http::range` fails the blocks: those bytes never reach
 //!   a reader.
 
+use std::collections::VecDeque;
 use std::sync::Arc;
 
 use bytes::Bytes;
+use tokio::sync::Semaphore;
 
 use super::OpenFile;
 use crate::cache::blocks::Filler;
@@ -26,8 +28,9 @@ const POOL_RETURN: std::time::Duration = std::time::Duration::from_millis(2);
 /// Transient failures in a row (no byte received in between) before the run gives up.
 const MAX_ATTEMPTS: u32 = 6;
 
-/// Deliver `fillers` (consecutive blocks of `file`, in order).
-pub async fn fetch_run(file: Arc<OpenFile>, mut fillers: std::collections::VecDeque<Filler>) {
+/// Deliver `fillers` (consecutive blocks of `file`, in order), each request holding one of the
+/// handle's `requests` and one of the file's connections.
+pub async fn fetch_run(file: Arc<OpenFile>, mut fillers: VecDeque<Filler>, requests: Arc<Semaphore>) {
     let block_size = file.block_size;
     let Some(first) = fillers.front() else { return };
     // A filler may hold the first part of its block from an earlier attempt.
@@ -41,7 +44,8 @@ pub async fn fetch_run(file: Arc<OpenFile>, mut fillers: std::collections::VecDe
             Ok(link) => link,
             Err(err) => return fail_all(&file, fillers, err),
         };
-        let permit = file.connection().await;
+        let stream = requests.clone().acquire_owned().await.expect("the semaphore is never closed");
+        let permit = file.connections.acquire().await;
         StorageStats::add(&file.stats.range_requests, 1);
         tracing::trace!(file = %file.entry.name, start = pos, end, "ranged request");
         let err = match get_range(&file.http, &link, pos, end - 1, file.size).await {
@@ -66,8 +70,21 @@ pub async fn fetch_run(file: Arc<OpenFile>, mut fillers: std::collections::VecDe
             // request reuse it instead of opening one more connection than the limit.
             tokio::time::sleep(POOL_RETURN).await;
         }
-        drop(permit);
-        let Some(err) = err else { continue };
+        drop(stream);
+        let Some(err) = err else {
+            drop(permit);
+            continue;
+        };
+        // A CDN that admits fewer connections than the driver said answers the extra ones
+        // with 503 or 429: use one fewer from now on (see `connections`).
+        if !matches!(err, Error::ServerError { status: 503 } | Error::RateLimited { .. }) {
+            drop(permit);
+        } else if file.connections.refused(permit) {
+            tracing::info!(
+                storage = %file.storage_path, file = %file.entry.name, limit = file.connections.limit(),
+                "the CDN refused a connection: fewer parallel requests for this file"
+            );
+        }
         match err {
             Error::LinkRefused { .. } if !reminted => {
                 tracing::debug!(file = %file.entry.name, %err, "link refused, minting a new one");
@@ -87,7 +104,7 @@ pub async fn fetch_run(file: Arc<OpenFile>, mut fillers: std::collections::VecDe
 
 /// Hand bytes to the block they belong to as they arrive (waiters are woken as soon as their
 /// bytes are there) and publish each block when it is whole.
-fn deliver(file: &OpenFile, fillers: &mut std::collections::VecDeque<Filler>, mut chunk: Bytes) {
+fn deliver(file: &OpenFile, fillers: &mut VecDeque<Filler>, mut chunk: Bytes) {
     while !chunk.is_empty() {
         let Some(filler) = fillers.front() else { return };
         let block_len = file.block_len(filler.key.index) as usize;
@@ -105,7 +122,7 @@ fn deliver(file: &OpenFile, fillers: &mut std::collections::VecDeque<Filler>, mu
     }
 }
 
-fn fail_all(file: &OpenFile, fillers: std::collections::VecDeque<Filler>, err: Error) {
+fn fail_all(file: &OpenFile, fillers: VecDeque<Filler>, err: Error) {
     tracing::warn!(storage = %file.storage_path, file = %file.entry.name, error = %err, "read failed");
     for filler in fillers {
         filler.fail(err.clone());

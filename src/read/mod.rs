@@ -11,6 +11,7 @@
 //! per connection and 30 ms, a 1 MiB part spends a third of its time waiting, an 8 MiB part
 //! 7%. A read's own blocks lead their part, and reach the reader as they arrive.
 
+pub mod connections;
 pub mod fetch;
 pub mod window;
 
@@ -27,6 +28,8 @@ use crate::drivers::{Driver, Entry, Link};
 use crate::error::Result;
 use crate::http::HttpClient;
 use crate::stats::StorageStats;
+use connections::{ConnectionLimit, READER_STREAMS};
+use tokio::sync::Semaphore;
 use window::{Window, WindowConfig};
 
 /// A file's head and tail this long are kept in the block cache's probe pool: media
@@ -41,10 +44,8 @@ pub struct OpenFile {
     pub entry: Entry,
     pub size: u64,
     pub block_size: u64,
-    /// Ranged requests that may run at once for this file (the driver's limit per link: PikPak's
-    /// CDN answers a ninth connection to one URL with 503).
-    pub connections: usize,
-    permits: Arc<tokio::sync::Semaphore>,
+    /// Ranged requests that may run at once for this file, over all its handles.
+    pub connections: Arc<ConnectionLimit>,
     pub driver: Arc<dyn Driver>,
     pub links: Arc<LinkCache>,
     pub http: HttpClient,
@@ -67,7 +68,7 @@ impl OpenFile {
         http: HttpClient,
     ) -> Self {
         let file_key = Arc::from(format!("{storage_path}\0{}\0{}", entry.id, entry.version));
-        let connections = driver.max_connections();
+        let connections = ConnectionLimit::new(driver.max_connections());
         OpenFile {
             storage,
             storage_path,
@@ -76,7 +77,6 @@ impl OpenFile {
             size,
             block_size,
             connections,
-            permits: Arc::new(tokio::sync::Semaphore::new(connections)),
             driver,
             links,
             http,
@@ -85,11 +85,10 @@ impl OpenFile {
         }
     }
 
-    /// Share `permits` (one semaphore per file across all its handles, since the limit is the
+    /// Share `connections` (one limit per file across all its handles, since the limit is the
     /// CDN's, per link) and attach the disk cache.
-    pub fn with_limits(mut self, permits: Arc<tokio::sync::Semaphore>, disk: Option<Arc<DiskCache>>) -> Self {
-        self.connections = permits.available_permits().max(1);
-        self.permits = permits;
+    pub fn with_limits(mut self, connections: Arc<ConnectionLimit>, disk: Option<Arc<DiskCache>>) -> Self {
+        self.connections = connections;
         self.disk = disk;
         self
     }
@@ -97,11 +96,6 @@ impl OpenFile {
     /// Storage path, id and version.
     pub fn key(&self) -> &Arc<str> {
         &self.file_key
-    }
-
-    /// A permit to send one ranged request.
-    pub async fn connection(&self) -> tokio::sync::OwnedSemaphorePermit {
-        self.permits.clone().acquire_owned().await.expect("the semaphore is never closed")
     }
 
     fn link_key(&self) -> LinkKey {
@@ -136,6 +130,8 @@ pub struct FileReader {
     window: Mutex<Window>,
     /// Whether this handle counts in `streams`.
     streaming: std::sync::atomic::AtomicBool,
+    /// This handle's requests in flight (`connections::READER_STREAMS`).
+    requests: Arc<Semaphore>,
     streams: Arc<AtomicUsize>,
 }
 
@@ -164,6 +160,7 @@ impl Reader {
             file,
             window: Mutex::new(Window::new(self.window)),
             streaming: false.into(),
+            requests: Arc::new(Semaphore::new(READER_STREAMS)),
             streams: self.streams.clone(),
         }
     }
@@ -236,7 +233,7 @@ impl Reader {
                         needed.push(Claim::Pending(filler.subscribe()));
                     }
                     runs.extend((!run.is_empty()).then(|| std::mem::take(&mut run)));
-                    tokio::spawn(from_disk(file.clone(), filler));
+                    tokio::spawn(from_disk(file.clone(), filler, reader.requests.clone()));
                 }
                 Claim::Fetch(filler) => {
                     if index <= last {
@@ -254,7 +251,7 @@ impl Reader {
         }
         runs.extend((!run.is_empty()).then_some(run));
         for run in runs {
-            spawn_run(file, run, part);
+            spawn_run(file, run, part, &reader.requests);
         }
 
         // Each block's part of the read, as soon as those bytes are there.
@@ -280,21 +277,21 @@ impl Reader {
 
 }
 
-/// Split a run into parts of about `part` bytes, at most the file's connection limit, and
-/// fetch each in the background.
-fn spawn_run(file: &Arc<OpenFile>, mut run: VecDeque<Filler>, part: u64) {
+/// Split a run into parts of about `part` bytes, at most as many as the handle and the file
+/// may have in flight, and fetch each in the background.
+fn spawn_run(file: &Arc<OpenFile>, mut run: VecDeque<Filler>, part: u64, requests: &Arc<Semaphore>) {
     let most = (run.len() as u64 * file.block_size).div_ceil(part.max(1)) as usize;
-    let parts = file.connections.min(most).clamp(1, run.len());
+    let parts = file.connections.limit().min(READER_STREAMS).min(most).clamp(1, run.len());
     let per_part = run.len().div_ceil(parts);
     while !run.is_empty() {
         let rest = run.split_off(per_part.min(run.len()));
         let part = std::mem::replace(&mut run, rest);
-        tokio::spawn(fetch::fetch_run(file.clone(), part));
+        tokio::spawn(fetch::fetch_run(file.clone(), part, requests.clone()));
     }
 }
 
 /// Deliver a block from the disk cache, or from the network if it failed its digest.
-async fn from_disk(file: Arc<OpenFile>, filler: Filler) {
+async fn from_disk(file: Arc<OpenFile>, filler: Filler, requests: Arc<Semaphore>) {
     let index = filler.key.index;
     let len = file.block_len(index) as usize;
     let disk = file.disk.clone().expect("checked by the caller");
@@ -303,6 +300,6 @@ async fn from_disk(file: Arc<OpenFile>, filler: Filler) {
             StorageStats::add(&file.stats.disk_hits, 1);
             filler.complete(bytes);
         }
-        None => fetch::fetch_run(file, VecDeque::from([filler])).await,
+        None => fetch::fetch_run(file, VecDeque::from([filler]), requests).await,
     }
 }

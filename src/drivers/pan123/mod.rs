@@ -100,6 +100,10 @@ impl Driver for Pan123 {
         "123pan"
     }
 
+    fn max_connections(&self) -> usize {
+        crate::drivers::PAN123_CONNECTIONS
+    }
+
     fn root(&self) -> Entry {
         root_entry(&self.root_id)
     }

@@ -126,6 +126,10 @@ impl Driver for Pan123Link {
         "123pan_link"
     }
 
+    fn max_connections(&self) -> usize {
+        crate::drivers::PAN123_CONNECTIONS
+    }
+
     fn root(&self) -> Entry {
         Self::entry(self.tree.root())
     }

@@ -48,7 +48,7 @@ fn dir(id: &str) -> Entry {
 async fn lists_the_tree() {
     let d = build("").unwrap();
     assert_eq!(d.kind(), "123pan_link");
-    assert_eq!(d.max_connections(), 8);
+    assert_eq!(d.max_connections(), crate::drivers::PAN123_CONNECTIONS);
     let root = d.root();
     assert_eq!((root.id.as_str(), root.is_dir), ("/", true));
 

@@ -99,6 +99,10 @@ impl Driver for Pan123Share {
         "123pan_share"
     }
 
+    fn max_connections(&self) -> usize {
+        crate::drivers::PAN123_CONNECTIONS
+    }
+
     fn root(&self) -> Entry {
         pan123::root_entry(&self.root_id)
     }
