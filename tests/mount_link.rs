@@ -274,11 +274,7 @@ fn parallel_ranges_stay_within_the_connection_limit() {
     if !fuse_tests_enabled() {
         return;
     }
-    let sim = Sim::start(true);
-    sim.knobs().update(|k| {
-        k.max_connections_per_file = Some(3);
-        k.throughput_bytes_per_sec = Some(4 << 20);
-    });
+    let sim = cdn_admitting_three_connections();
     let mount = Mount::start(&sim.config(SizeMode::Full, KEY, "[cache]\nconnections_per_file = 3\n"));
     two_readers_far_apart(&sim, &mount);
     let stats = sim.stats();
@@ -292,11 +288,7 @@ fn a_cdn_that_admits_fewer_connections_than_assumed_costs_a_few_refusals() {
     if !fuse_tests_enabled() {
         return;
     }
-    let sim = Sim::start(true);
-    sim.knobs().update(|k| {
-        k.max_connections_per_file = Some(3);
-        k.throughput_bytes_per_sec = Some(4 << 20);
-    });
+    let sim = cdn_admitting_three_connections();
     // No connections_per_file: the driver assumes 16 and learns the CDN's 3 from its 503s.
     let mut mount = Mount::start(&sim.config(SizeMode::Full, KEY, ""));
     two_readers_far_apart(&sim, &mount);
@@ -305,6 +297,16 @@ fn a_cdn_that_admits_fewer_connections_than_assumed_costs_a_few_refusals() {
     assert!(stats.refused_busy <= 16, "each refusal gives a connection up for good: {stats:?}");
     assert!(mount.stop_with(libc::SIGTERM).success());
     assert!(mount.log().contains("fewer parallel requests"), "{}", mount.log());
+}
+
+/// A simulator whose CDN answers a fourth connection to one file with 503, at 4 MiB/s each.
+fn cdn_admitting_three_connections() -> Sim {
+    let sim = Sim::start(true);
+    sim.knobs().update(|k| {
+        k.max_connections_per_file = Some(3);
+        k.throughput_bytes_per_sec = Some(4 << 20);
+    });
+    sim
 }
 
 /// Two readers of one file, far apart (the limit is per file, as the CDN's is per link, not
