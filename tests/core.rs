@@ -245,3 +245,50 @@ fn streaming_respects_the_memory_budget_and_keeps_head_and_tail_blocks() {
 fn field(report: &str, name: &str) -> u64 {
     report.split_whitespace().find_map(|kv| kv.strip_prefix(&format!("{name}="))).unwrap().parse().unwrap()
 }
+
+#[test]
+fn many_streams_share_the_memory_budget() {
+    let sim = common::Sim::start(false);
+    let big: Vec<u8> = (0..48u32 << 20).map(|i| (i.wrapping_mul(2_246_822_519) >> 11) as u8).collect();
+    std::fs::write(sim.data.path().join("big.bin"), &big).unwrap();
+    let d = driver(&sim, true);
+    let mut files = d.files.clone();
+    files.push(("/big.bin".into(), big.len() as u64));
+    let d = Arc::new(CountingDriver { files, ..Arc::into_inner(d).unwrap() });
+    let budget = 16 << 20;
+    let fs = Arc::new(fs_with_memory(vec![("/s", d)], Duration::from_secs(300), budget));
+    let big = Arc::new(big);
+    sim.rt.block_on(async {
+        let ino = fs.resolve("/s/big.bin").await.unwrap();
+        // Six handles stream six regions of one file at once, each 6 MiB from its own start.
+        let streams: Vec<_> = (0..6u64)
+            .map(|k| {
+                let (fs, big) = (fs.clone(), big.clone());
+                tokio::spawn(async move {
+                    let fh = fs.open(ino, false).await.unwrap().fh;
+                    let (start, end) = (k * (8 << 20), k * (8 << 20) + (6 << 20));
+                    let mut offset = start;
+                    let mut peak = 0;
+                    while offset < end {
+                        let got = fs.read(fh, offset, 1 << 20).await.unwrap();
+                        assert!(got[..] == big[offset as usize..offset as usize + got.len()], "bytes at {offset}");
+                        offset += got.len() as u64;
+                        let report = fs.stats_report();
+                        peak = peak.max(field(&report, "used_bytes") + field(&report, "in_flight_bytes"));
+                    }
+                    fs.release(fh);
+                    peak
+                })
+            })
+            .collect();
+        for s in streams {
+            let peak = s.await.unwrap();
+            assert!(peak <= budget as u64, "blocks, cached and in flight, over the budget: {peak}");
+        }
+    });
+    // Read-ahead shared the budget instead of evicting what the others had not read yet: what
+    // was downloaded beyond the 36 MiB read is each stream's last read-ahead (its share of
+    // the window, rounded up to 1 MiB blocks), nothing fetched twice.
+    let sent = sim.stats().bytes_sent;
+    assert!(sent <= (36 + 6 * 3) << 20, "{sent} bytes downloaded for 36 MiB read\n{}", fs.stats_report());
+}

@@ -133,7 +133,9 @@ impl BlockCache {
     /// Claim a block; `probe` marks a file's first or last block (kept in the probe pool).
     pub fn claim(self: &Arc<Self>, key: BlockKey, probe: bool) -> Claim {
         let mut inner = self.inner.lock().unwrap();
-        if let Some(bytes) = inner.main.blocks.get(&key) {
+        // A hit in the main pool does not make a block recent: blocks leave it in the order they
+        // came, so a stream's read-ahead, fetched after what it has just read, outlives it.
+        if let Some(bytes) = inner.main.blocks.peek(&key) {
             return Claim::Ready(bytes.clone());
         }
         if let Some(bytes) = inner.probes.blocks.get(&key) {
@@ -157,6 +159,10 @@ impl BlockCache {
 
     pub fn budget(&self) -> usize {
         self.budget
+    }
+
+    pub fn block_size(&self) -> usize {
+        self.block_size
     }
 
     /// Blocks being fetched right now, across all files.

@@ -485,8 +485,9 @@ impl Fs {
             out.push('\n');
         }
         out.push_str(&format!(
-            "block_cache used_bytes={} budget_bytes={} open_handles={} inodes={}\n",
+            "block_cache used_bytes={} in_flight_bytes={} budget_bytes={} open_handles={} inodes={}\n",
             self.reader.cached_bytes(),
+            self.reader.in_flight_bytes(),
             self.config.memory_limit,
             self.handles.len(),
             self.inodes.lock().unwrap().len(),

@@ -177,6 +177,11 @@ impl Reader {
         self.blocks.used_bytes()
     }
 
+    /// What blocks being downloaded reserve of the budget.
+    pub fn in_flight_bytes(&self) -> usize {
+        self.blocks.in_flight() * self.blocks.block_size()
+    }
+
     /// Up to `size` bytes at `offset`; fewer only at the end of the file.
     pub async fn read(&self, reader: &FileReader, offset: u64, size: u32) -> Result<Bytes> {
         let file = &reader.file;
