@@ -210,15 +210,8 @@ fn a_down_storage_answers_eio_and_leaves_the_others_alone() {
 
 #[test]
 fn streaming_respects_the_memory_budget_and_keeps_head_and_tail_blocks() {
-    let sim = common::Sim::start(false);
-    let big: Vec<u8> = (0..40u32 << 20).map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8).collect();
-    std::fs::write(sim.data.path().join("big.bin"), &big).unwrap();
-    let d = driver(&sim, true);
-    let mut files = d.files.clone();
-    files.push(("/big.bin".into(), big.len() as u64));
-    let d = Arc::new(CountingDriver { files, ..Arc::into_inner(d).unwrap() });
     let budget = 16 << 20;
-    let fs = fs_with_memory(vec![("/s", d)], Duration::from_secs(300), budget);
+    let (sim, fs, big) = with_big_file(40 << 20, budget);
     sim.rt.block_on(async {
         let ino = fs.resolve("/s/big.bin").await.unwrap();
         let fh = fs.open(ino, false).await.unwrap().fh;
@@ -242,21 +235,28 @@ fn streaming_respects_the_memory_budget_and_keeps_head_and_tail_blocks() {
     });
 }
 
+/// A simulator serving `/big.bin` (`len` bytes of a pattern) and a core with `budget` bytes
+/// of block memory reading it at `/s/big.bin`.
+fn with_big_file(len: u32, budget: usize) -> (common::Sim, Arc<Fs>, Vec<u8>) {
+    let sim = common::Sim::start(false);
+    let big: Vec<u8> = (0..len).map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8).collect();
+    std::fs::write(sim.data.path().join("big.bin"), &big).unwrap();
+    let d = driver(&sim, true);
+    let mut files = d.files.clone();
+    files.push(("/big.bin".into(), big.len() as u64));
+    let d = Arc::new(CountingDriver { files, ..Arc::into_inner(d).unwrap() });
+    let fs = fs_with_memory(vec![("/s", d)], Duration::from_secs(300), budget);
+    (sim, fs, big)
+}
+
 fn field(report: &str, name: &str) -> u64 {
     report.split_whitespace().find_map(|kv| kv.strip_prefix(&format!("{name}="))).unwrap().parse().unwrap()
 }
 
 #[test]
 fn many_streams_share_the_memory_budget() {
-    let sim = common::Sim::start(false);
-    let big: Vec<u8> = (0..48u32 << 20).map(|i| (i.wrapping_mul(2_246_822_519) >> 11) as u8).collect();
-    std::fs::write(sim.data.path().join("big.bin"), &big).unwrap();
-    let d = driver(&sim, true);
-    let mut files = d.files.clone();
-    files.push(("/big.bin".into(), big.len() as u64));
-    let d = Arc::new(CountingDriver { files, ..Arc::into_inner(d).unwrap() });
     let budget = 16 << 20;
-    let fs = Arc::new(fs_with_memory(vec![("/s", d)], Duration::from_secs(300), budget));
+    let (sim, fs, big) = with_big_file(48 << 20, budget);
     let big = Arc::new(big);
     sim.rt.block_on(async {
         let ino = fs.resolve("/s/big.bin").await.unwrap();
