@@ -20,8 +20,9 @@ use crate::config::{ConfigError, StorageConfig};
 use crate::error::Result;
 use crate::http::HttpClient;
 
-/// A file or folder as the provider describes it.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// A file or folder as the provider describes it. Serialisable because listings persist across
+/// restarts (`crate::cache::store`): it holds no secret (links are minted apart, never stored).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Entry {
     /// Unique within the storage; what the driver needs to list or link it again.
     pub id: String,
