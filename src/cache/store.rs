@@ -65,8 +65,23 @@ pub struct Stored {
     pub restored: bool,
 }
 
+impl Stored {
+    /// How long ago it was fetched; a fetch time in the future (the clock went back) counts as
+    /// too old to trust.
+    pub fn age(&self) -> Duration {
+        SystemTime::now().duration_since(self.fetched).unwrap_or(Duration::MAX)
+    }
+}
+
 pub struct MetaStore {
     files: Vec<StoreFile>,
+}
+
+impl std::fmt::Debug for MetaStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let paths: Vec<_> = self.files.iter().map(|file| file.path.display()).collect();
+        f.debug_struct("MetaStore").field("files", &paths).finish()
+    }
 }
 
 struct StoreFile {
