@@ -9,6 +9,7 @@ use std::time::{Duration, SystemTime};
 
 use crate::cli::ByteRange;
 use crate::cache::disk::DiskCache;
+use crate::cache::store::MetaStore;
 use crate::config::{Config, ConfigError};
 use crate::drivers::{self, BuildContext};
 use crate::error::Error;
@@ -53,7 +54,8 @@ impl AppError {
     }
 }
 
-/// Build every storage's driver and the core. Fails only on configuration mistakes.
+/// Build every storage's driver and the core, with the listings earlier runs stored. Fails only
+/// on configuration mistakes.
 pub fn build_fs(config: &Config) -> Result<Fs, AppError> {
     let mut storages = Vec::new();
     for storage in &config.storages {
@@ -75,7 +77,17 @@ pub fn build_fs(config: &Config) -> Result<Fs, AppError> {
         })?;
         fs_config.disk = Some(disk);
     }
+    fs_config.store = store_dir(config).map(|dir| {
+        let keys = config.storages.iter().map(crate::cache::store::storage_key).collect();
+        Arc::new(MetaStore::open(dir, keys))
+    });
     Ok(Fs::new(storages, fs_config))
+}
+
+/// Where listings persist: with the disk cache when there is one (bulk, disposable data),
+/// else in `state_dir`; nowhere without either.
+pub fn store_dir(config: &Config) -> Option<&Path> {
+    config.cache.dir.as_deref().or(config.state_dir.as_deref())
 }
 
 fn fs_config(config: &Config) -> FsConfig {
@@ -99,6 +111,7 @@ fn fs_config(config: &Config) -> FsConfig {
         window: WindowConfig { initial: INITIAL_WINDOW, max: max_window, stream_after: STREAM_AFTER, step: READ_AHEAD_STEP },
         connections_per_file: cache.connections_per_file as usize,
         disk: None,
+        store: None,
     }
 }
 
@@ -121,6 +134,8 @@ pub fn mount(rt: &tokio::runtime::Runtime, config: &Config, mountpoint: Option<P
 /// Log in, mount, and wait for a signal. Shared by `mount` and `demo`.
 pub fn serve(rt: &tokio::runtime::Runtime, fs: Arc<Fs>, mountpoint: &Path, config: &Config) -> Result<(), AppError> {
     crate::service::status("logging in");
+    // Stored listings are served from now on (revalidated in the background when stale).
+    rt.block_on(async { fs.start_background() });
     let results = rt.block_on(fs.login_all());
     let down = results.iter().filter(|r| r.is_err()).count();
     if down > 0 && down == results.len() {
@@ -135,6 +150,7 @@ pub fn serve(rt: &tokio::runtime::Runtime, fs: Arc<Fs>, mountpoint: &Path, confi
     };
     let mounted = fuse::mount(fs.clone(), rt.handle().clone(), mountpoint, &options)
         .map_err(|e| AppError::Failed(format!("cannot mount at {}: {e}", mountpoint.display())))?;
+    fs.set_invalidator(mounted.invalidator());
     tracing::info!(mountpoint = %mountpoint.display(), storages = config.storages.len(), "mounted");
     let up = results.len() - down;
     crate::service::ready(&format!(
@@ -230,6 +246,7 @@ pub async fn check(config: &Config) -> Result<(), AppError> {
             }
         }
     }
+    fs.flush().await;
     if failed > 0 {
         return Err(AppError::Failed(format!("{failed} of {} storages failed", fs.storages().len())));
     }
@@ -255,6 +272,7 @@ pub async fn ls(config: &Config, path: &str, long: bool) -> Result<(), AppError>
     } else {
         rows.push((path.rsplit('/').next().unwrap_or(path).to_string(), attr));
     }
+    fs.flush().await;
     let mut out = std::io::stdout().lock();
     for (name, attr) in rows {
         let line = if long {

@@ -41,6 +41,15 @@ pub enum Command {
         #[arg(short = 'l')]
         long: bool,
     },
+    /// List every folder of the storages (or of the subtree at PATH) through the drivers, under
+    /// their rate limits, and keep the listings in `state_dir` (or `[cache] dir`), so the next
+    /// mount serves the whole tree at once. Progress on stderr, a summary on stdout. Exit 0 if
+    /// every storage was walked, 1 if any failed (named), 2 for a config mistake.
+    Warm {
+        config: PathBuf,
+        /// A folder inside the mount tree, e.g. /pikpak/Movies (default: everything).
+        path: Option<String>,
+    },
     /// Write a file's bytes to stdout, through the same read path as the mount, without FUSE.
     Cat {
         config: PathBuf,

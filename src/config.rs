@@ -37,7 +37,7 @@
 //! | `direct_io` | `true` | reads bypass the kernel's page cache: panmount's read-ahead alone decides what is fetched |
 //! | `kernel_read_ahead_kb` | `128` | the mount's `read_ahead_kb` when `direct_io` is off (0 leaves the kernel's) |
 //! | `connections_per_file` | `0` | parallel ranged requests per open file (0: the driver's own limit) |
-//! | `dir` | none | turns the disk cache on: file blocks are kept here across restarts |
+//! | `dir` | none | turns the disk cache on: file blocks are kept here across restarts; so are folder listings (`meta/`, else in `state_dir`) |
 //! | `max_size` | `"10G"` | the disk cache's size limit (`"500M"`, `"20G"`, bytes) |
 //!
 //! Durations are whole seconds (`90`) or a string of number+unit groups: `"500ms"`, `"90s"`,

@@ -23,3 +23,4 @@ pub mod sim;
 pub mod stats;
 pub mod time;
 pub mod state;
+pub mod warm;

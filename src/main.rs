@@ -36,6 +36,7 @@ fn run(rt: &tokio::runtime::Runtime, command: Command) -> Result<(), AppError> {
         }
         Command::Check { config } => rt.block_on(app::check(&Config::load(&config)?)),
         Command::Ls { config, path, long } => rt.block_on(app::ls(&Config::load(&config)?, &path, long)),
+        Command::Warm { config, path } => rt.block_on(panmount::warm::run(&Config::load(&config)?, path.as_deref())),
         Command::Cat { config, path, range } => rt.block_on(app::cat(&Config::load(&config)?, &path, range)),
         Command::Stats { mountpoint } => app::stats(&mountpoint),
         Command::Completions { shell } => {

@@ -22,6 +22,9 @@ pub struct StorageStats {
     pub link_mints: AtomicU64,
     /// Folder listings obtained from the driver.
     pub listings: AtomicU64,
+    /// Of those, the ones made in the background to revalidate a listing restored from the
+    /// store (`crate::fs::revalidate`).
+    pub revalidations: AtomicU64,
     /// Block lookups answered from memory, joined to a fetch in flight, or fetched.
     pub block_hits: AtomicU64,
     pub block_joins: AtomicU64,
@@ -48,6 +51,7 @@ impl StorageStats {
             ("range_requests", &self.range_requests),
             ("link_mints", &self.link_mints),
             ("listings", &self.listings),
+            ("revalidations", &self.revalidations),
             ("block_hits", &self.block_hits),
             ("block_joins", &self.block_joins),
             ("block_misses", &self.block_misses),

@@ -100,6 +100,7 @@ fn fs_with_memory(storages: Vec<(&str, Arc<CountingDriver>)>, dir_ttl: Duration,
         window: WindowConfig { initial: 1 << 20, max: 8 << 20, stream_after: 1 << 20, step: 8 << 20 },
         connections_per_file: 0,
         disk: None,
+        store: None,
     }))
 }
 

@@ -57,6 +57,18 @@ impl MetaCache {
     }
 
     pub fn put_dir(&self, key: DirKey, entries: Arc<Vec<Entry>>) {
+        self.put_dir_at(key, entries, Instant::now());
+    }
+
+    /// A listing fetched `age` ago (restored from the store); fresh for what is left of the
+    /// TTL. One older than this machine's uptime cannot be placed and is not kept.
+    pub fn restore_dir(&self, key: DirKey, entries: Arc<Vec<Entry>>, age: Duration) {
+        if let Some(at) = Instant::now().checked_sub(age) {
+            self.put_dir_at(key, entries, at);
+        }
+    }
+
+    fn put_dir_at(&self, key: DirKey, entries: Arc<Vec<Entry>>, at: Instant) {
         // A new listing is the truth about its names: forget negatives it contradicts.
         {
             let mut negatives = self.negatives.lock().unwrap();
@@ -64,7 +76,7 @@ impl MetaCache {
                 negatives.pop(&(key.clone(), e.name.clone()));
             }
         }
-        self.dirs.lock().unwrap().put(key, (Instant::now(), entries));
+        self.dirs.lock().unwrap().put(key, (at, entries));
     }
 
     /// Forget every listing and negative name (sizes stay: they are keyed by version).
@@ -136,6 +148,17 @@ mod tests {
         assert!(left <= Duration::from_millis(50));
         std::thread::sleep(Duration::from_millis(60));
         assert!(cache.dir(&key).is_none());
+    }
+
+    #[test]
+    fn restored_listings_keep_their_age() {
+        let cache = MetaCache::new(Duration::from_secs(10), Duration::from_secs(1));
+        let key = (0, "/".to_string());
+        cache.restore_dir(key.clone(), Arc::new(vec![entry("a")]), Duration::from_secs(4));
+        let (_, left) = cache.dir(&key).unwrap();
+        assert!(left <= Duration::from_secs(6) && left > Duration::from_secs(5), "{left:?}");
+        cache.restore_dir(key.clone(), Arc::new(vec![entry("b")]), Duration::from_secs(11));
+        assert!(cache.dir(&key).is_none(), "older than the TTL: not fresh");
     }
 
     #[test]

@@ -1,11 +1,13 @@
 //! Caches of the fs core: folder listings and negative names (`meta`), download links
-//! (`link`), file blocks (`blocks`). Each is bounded; each single-flights its misses so that a
-//! burst of identical kernel requests costs one remote call.
+//! (`link`), file blocks (`blocks`), and listings kept across restarts (`store`). Each memory
+//! cache is bounded; each single-flights its misses so that a burst of identical kernel
+//! requests costs one remote call.
 
 pub mod blocks;
 pub mod disk;
 pub mod link;
 pub mod meta;
+pub mod store;
 
 use std::collections::HashMap;
 use std::hash::Hash;

@@ -24,8 +24,9 @@ use crate::http::HttpClient;
 /// readers of one file may use this many; refusals lower it, see `Driver::max_connections`).
 pub const PAN123_CONNECTIONS: usize = 16;
 
-/// A file or folder as the provider describes it.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// A file or folder as the provider describes it. Serialisable because listings persist across
+/// restarts (`crate::cache::store`): it holds no secret (links are minted apart, never stored).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Entry {
     /// Unique within the storage; what the driver needs to list or link it again.
     pub id: String,

@@ -130,6 +130,18 @@ impl InodeTable {
         ino
     }
 
+    /// The inode of `name` in `parent`, if the kernel may know it.
+    pub fn child(&self, parent: u64, name: &str) -> Option<u64> {
+        self.by_name.get(&(parent, name.to_string())).copied()
+    }
+
+    /// The inodes of the folder `id` of `storage` (a scan: used only when a background listing
+    /// found a change to tell the kernel about).
+    pub fn folders(&self, storage: usize, id: &str) -> Vec<u64> {
+        let named = |n: &Node| matches!(&n.kind, Kind::Remote { storage: s, entry } if *s == storage && entry.is_dir && entry.id == id);
+        self.nodes.iter().filter(|(_, n)| named(n)).map(|(&ino, _)| ino).collect()
+    }
+
     pub fn add_lookup(&mut self, ino: u64) {
         if let Some(node) = self.nodes.get_mut(&ino) {
             node.lookups += 1;

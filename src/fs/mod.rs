@@ -6,7 +6,9 @@ pub mod attr;
 pub mod handles;
 pub mod inode;
 pub mod names;
+pub mod revalidate;
 pub mod storage;
+pub mod warm;
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
@@ -19,6 +21,7 @@ use crate::cache::blocks::BlockCache;
 use crate::cache::disk::DiskCache;
 use crate::cache::link::LinkCache;
 use crate::cache::meta::{DirKey, MetaCache};
+use crate::cache::store::MetaStore;
 use crate::drivers::Entry;
 use crate::error::{Error, Result};
 use crate::read::connections::ConnectionLimit;
@@ -27,6 +30,7 @@ use crate::read::{OpenFile, Reader};
 pub use attr::{Attr, Owner};
 use handles::{DirChild, DirSlot, Handle, Handles};
 use inode::{InodeTable, Kind, ROOT};
+pub use revalidate::Invalidate;
 pub use storage::Storage;
 use crate::stats::{STATS_FILE, StorageStats};
 
@@ -50,6 +54,8 @@ pub struct FsConfig {
     pub connections_per_file: usize,
     /// The disk cache, when `[cache] dir` is set.
     pub disk: Option<Arc<DiskCache>>,
+    /// Listings persisted across restarts, when there is a directory for them.
+    pub store: Option<Arc<MetaStore>>,
 }
 
 pub enum Lookup {
@@ -94,6 +100,7 @@ pub struct Fs {
     handles: Handles,
     /// Per folder inode, the digest of the listing the kernel last opened (see `opendir`).
     dir_digests: Mutex<std::collections::HashMap<u64, u64>>,
+    background: revalidate::Background,
     config: FsConfig,
 }
 
@@ -127,6 +134,7 @@ impl Fs {
             connections: Mutex::default(),
             handles: Handles::default(),
             dir_digests: Mutex::default(),
+            background: revalidate::Background::default(),
             storages,
             config,
         }
@@ -406,24 +414,56 @@ impl Fs {
         Ok(ino)
     }
 
-    /// The listing of `dir`, from cache or from the driver (one call per folder at a time).
+    /// The listing of `dir`, from cache, from the store, or from the driver (one call per
+    /// folder at a time).
     async fn list(&self, storage: usize, dir: &Entry) -> Result<(Arc<Vec<Entry>>, Duration)> {
         let key = (storage, dir.id.clone());
         if let Some(hit) = self.meta.dir(&key) {
             return Ok(hit);
         }
+        if let Some(hit) = self.restored(storage, dir) {
+            return Ok(hit);
+        }
+        let _foreground = self.background.foreground();
         let _guard = self.listing.lock(key.clone()).await;
         if let Some(hit) = self.meta.dir(&key) {
             return Ok(hit);
         }
+        let entries = self.fetch(storage, dir).await?;
+        Ok((entries, self.meta.dir_ttl()))
+    }
+
+    /// A listing an earlier run stored: while younger than the TTL, as a fresh one; older, only
+    /// in a mount (which revalidates it in the background), for a second at a time.
+    fn restored(&self, storage: usize, dir: &Entry) -> Option<(Arc<Vec<Entry>>, Duration)> {
+        let stored = self.config.store.as_ref()?.restored(storage, &dir.id)?;
+        let age = stored.age();
+        if let Some(left) = self.meta.dir_ttl().checked_sub(age).filter(|l| !l.is_zero()) {
+            self.meta.restore_dir((storage, dir.id.clone()), stored.entries.clone(), age);
+            return Some((stored.entries, left));
+        }
+        if !self.background.running() {
+            return None;
+        }
+        self.background.enqueue(storage, dir, true);
+        Some((stored.entries, MIN_TTL))
+    }
+
+    /// List `dir` through the driver now, and remember the listing (cache and store). The
+    /// caller holds the folder's listing lock.
+    async fn fetch(&self, storage: usize, dir: &Entry) -> Result<Arc<Vec<Entry>>> {
         let s = &self.storages[storage];
         s.ensure_up().await?;
         StorageStats::add(&s.stats.listings, 1);
+        tracing::debug!(storage = %s.path, folder = %dir.name, id = %dir.id, "listing");
         let mut entries = s.driver.list(dir).await?;
         names::make_showable(&mut entries);
         let entries = Arc::new(entries);
-        self.meta.put_dir(key, entries.clone());
-        Ok((entries, self.meta.dir_ttl()))
+        self.meta.put_dir((storage, dir.id.clone()), entries.clone());
+        if let Some(store) = &self.config.store {
+            store.put(storage, &dir.id, entries.clone());
+        }
+        Ok(entries)
     }
 
     /// `entry` with its size known: from the listing, from the size cache, or from the server.
@@ -498,18 +538,24 @@ impl Fs {
         out
     }
 
-    /// Forget cached listings (SIGHUP): the next lookups ask the drivers again, as soon as the
-    /// kernel's own entry TTLs (at most `dir_cache_time`) run out.
+    /// Forget cached listings, restored ones included (SIGHUP): the next lookups ask the
+    /// drivers again, as soon as the kernel's own entry TTLs (at most `dir_cache_time`) run out.
     pub fn drop_dir_caches(&self) {
         self.meta.clear();
         self.dir_digests.lock().unwrap().clear();
+        if let Some(store) = &self.config.store {
+            store.forget_restored();
+        }
     }
 
-    /// Let the disk cache finish its writes and write its block maps (when the mount or a
-    /// command ends).
+    /// Let the disk cache finish its writes and write its block maps, and write the listing
+    /// store (when the mount or a command ends).
     pub async fn flush(&self) {
         if let Some(disk) = &self.config.disk {
             disk.settle().await;
+        }
+        if let Some(store) = self.config.store.clone() {
+            let _ = tokio::task::spawn_blocking(move || store.flush()).await;
         }
     }
 

@@ -67,6 +67,12 @@ impl Mounted {
         self.session.as_ref().is_none_or(|s| s.guard.is_finished())
     }
 
+    /// The kernel invalidations the core sends when a background listing found a change.
+    pub fn invalidator(&self) -> Arc<dyn crate::fs::Invalidate> {
+        let session = self.session.as_ref().expect("mounted");
+        Arc::new(super::notify::KernelNotifier(session.notifier()))
+    }
+
     pub fn unmount(mut self) -> io::Result<()> {
         match self.session.take() {
             Some(session) if session.guard.is_finished() => session.join(),

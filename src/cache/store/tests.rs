@@ -1,0 +1,119 @@
+use std::os::unix::fs::PermissionsExt;
+
+use super::*;
+
+fn entry(name: &str, is_dir: bool) -> Entry {
+    Entry {
+        id: format!("id-{name}"),
+        name: name.into(),
+        is_dir,
+        size: (!is_dir).then_some(42),
+        mtime: UNIX_EPOCH + Duration::from_secs(1_700_000_000),
+        version: "v1".into(),
+    }
+}
+
+fn listing() -> Arc<Vec<Entry>> {
+    Arc::new(vec![entry("Movies", true), entry("a film (2001).mkv", false), entry("字幕.srt", false)])
+}
+
+#[test]
+fn round_trip() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = MetaStore::open(dir.path(), vec!["a".into(), "b".into()]);
+    assert!(store.restored(0, "root").is_none());
+    store.put(0, "root", listing());
+    store.put(1, "other", Arc::new(vec![entry("x", false)]));
+    // What this run fetched is not "restored": it is the live cache's to serve.
+    assert!(store.restored(0, "root").is_none());
+    store.flush();
+    let file = dir.path().join("meta/a.json");
+    assert_eq!(std::fs::metadata(&file).unwrap().permissions().mode() & 0o777, 0o600);
+
+    let again = MetaStore::open(dir.path(), vec!["a".into(), "b".into()]);
+    let got = again.restored(0, "root").expect("restored");
+    assert_eq!(*got.entries, *listing());
+    assert!(got.fetched.elapsed().unwrap() < Duration::from_secs(60));
+    assert_eq!(again.restored(1, "other").unwrap().entries[0].name, "x");
+    assert!(again.restored(1, "root").is_none(), "storages do not share listings");
+    assert_eq!(again.restored_dirs(0).len(), 1);
+    // SIGHUP: restored listings are no longer served, but stay on disk.
+    again.forget_restored();
+    assert!(again.restored(0, "root").is_none());
+    assert!(MetaStore::open(dir.path(), vec!["a".into()]).restored(0, "root").is_some());
+}
+
+#[test]
+fn nothing_is_written_when_nothing_changed() {
+    let dir = tempfile::tempdir().unwrap();
+    MetaStore::open(dir.path(), vec!["a".into()]).flush();
+    assert!(!dir.path().join("meta").exists());
+}
+
+#[test]
+fn a_corrupt_file_is_ignored() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = MetaStore::open(dir.path(), vec!["a".into()]);
+    store.put(0, "root", listing());
+    store.flush();
+    let file = dir.path().join("meta/a.json");
+    let bytes = std::fs::read(&file).unwrap();
+    for broken in [&bytes[..bytes.len() / 2], b"not json", b"{\"format\":1}", b""] {
+        std::fs::write(&file, broken).unwrap();
+        let store = MetaStore::open(dir.path(), vec!["a".into()]);
+        assert!(store.restored(0, "root").is_none());
+        // And the next write replaces it with a good one.
+        store.put(0, "root", listing());
+        store.flush();
+        assert!(MetaStore::open(dir.path(), vec!["a".into()]).restored(0, "root").is_some());
+    }
+    // An unreadable store (a folder where the file should be) is ignored too.
+    std::fs::remove_file(&file).unwrap();
+    std::fs::create_dir(&file).unwrap();
+    assert!(MetaStore::open(dir.path(), vec!["a".into()]).restored(0, "root").is_none());
+}
+
+#[test]
+fn another_configuration_is_not_served() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = MetaStore::open(dir.path(), vec!["a".into()]);
+    store.put(0, "root", listing());
+    store.flush();
+    assert!(MetaStore::open(dir.path(), vec!["b".into()]).restored(0, "root").is_none());
+    // A file whose recorded key does not match its name (copied by hand) is ignored too.
+    std::fs::copy(dir.path().join("meta/a.json"), dir.path().join("meta/b.json")).unwrap();
+    assert!(MetaStore::open(dir.path(), vec!["b".into()]).restored(0, "root").is_none());
+}
+
+fn storage(text: &str) -> StorageConfig {
+    let config = crate::config::Config::parse(text, Path::new("/tmp/t.toml")).unwrap();
+    config.storages.into_iter().next().unwrap()
+}
+
+#[test]
+fn keys_change_with_the_configuration_and_not_with_secrets() {
+    let base = "[[storage]]\npath = \"/p\"\ndriver = \"pikpak\"\nusername = \"alice\"\npassword = \"one\"\n";
+    let key = storage_key(&storage(base));
+    assert!(key.starts_with("pikpak-"));
+    assert_eq!(key, storage_key(&storage(&base.replace("\"one\"", "\"two\""))), "a new password: same drive");
+    for changed in [
+        base.replace("alice", "bob"),
+        base.replace("/p", "/q"),
+        format!("{base}root_folder_id = \"VFold1\"\n"),
+        format!("{base}api_base = \"http://127.0.0.1:1\"\n"),
+    ] {
+        assert_ne!(key, storage_key(&storage(&changed)), "{changed}");
+    }
+}
+
+#[test]
+fn stored_files_hold_no_secrets() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = MetaStore::open(dir.path(), vec!["a".into()]);
+    store.put(0, "root", listing());
+    store.flush();
+    let text = std::fs::read_to_string(dir.path().join("meta/a.json")).unwrap();
+    for word in ["http", "token", "sign", "auth_key"] {
+        assert!(!text.contains(word), "{word} in {text}");
+    }
+}
