@@ -9,7 +9,9 @@
 //!   write or a damaged disk costs a download, never wrong bytes.
 //! - Maps are written atomically (temp file, rename) at most every `FLUSH_EVERY` and when the
 //!   mount stops; a crash loses at most the blocks stored since, which are fetched again.
-//! - Whole files are evicted least-recently-used when the total passes `max_size`.
+//! - Whole files are evicted least-recently-used when the total passes `max_size`, or when
+//!   the filesystem's free space would fall under 5% of its size (at most 2 GiB): a cache on
+//!   a shared disk must not fill it. With nothing left to evict a block is simply not stored.
 //!
 //! File IO runs on tokio's blocking pool; the FUSE-facing tasks never wait on a disk syscall
 //! while holding a lock.
@@ -32,6 +34,8 @@ pub struct DiskCache {
     dir: PathBuf,
     max_size: u64,
     block_size: u64,
+    /// Free and total bytes of the cache's filesystem (statvfs; replaced in tests).
+    space: fn(&Path) -> Option<(u64, u64)>,
     index: Mutex<Index>,
     /// Stores handed to the blocking pool and not yet written.
     pending: std::sync::atomic::AtomicUsize,
@@ -65,6 +69,10 @@ impl DiskCache {
     /// Open (creating) the cache at `dir` and load the maps it holds. A flusher task writes
     /// dirty maps every `FLUSH_EVERY` while the cache is alive.
     pub fn open(dir: &Path, max_size: u64, block_size: u64) -> io::Result<Arc<Self>> {
+        Self::open_with(dir, max_size, block_size, filesystem_space)
+    }
+
+    fn open_with(dir: &Path, max_size: u64, block_size: u64, space: fn(&Path) -> Option<(u64, u64)>) -> io::Result<Arc<Self>> {
         std::fs::create_dir_all(dir)?;
         let mut index = Index::default();
         for entry in std::fs::read_dir(dir)? {
@@ -100,6 +108,7 @@ impl DiskCache {
             dir: dir.to_path_buf(),
             max_size,
             block_size,
+            space,
             index: Mutex::new(index),
             pending: Default::default(),
         });
@@ -172,9 +181,29 @@ impl DiskCache {
     }
 
     fn write_block(&self, name: &str, file_size: u64, index: u64, bytes: &[u8]) -> io::Result<()> {
+        // What must be freed so that this block leaves the filesystem its floor of free space.
+        let mut short = (self.space)(&self.dir)
+            .map_or(0, |(free, total)| (free_floor(total) + bytes.len() as u64).saturating_sub(free));
+        let mut victims = Vec::new();
+        if short > 0 {
+            let mut idx = self.index.lock().unwrap();
+            while short > 0 {
+                let Some(oldest) = idx.files.iter().filter(|(n, _)| n.as_str() != name).min_by_key(|(_, m)| m.last_used).map(|(n, _)| n.clone()) else { break };
+                let map = idx.files.remove(&oldest).expect("just found");
+                idx.total -= map.stored;
+                short = short.saturating_sub(map.stored.max(1));
+                victims.push(oldest);
+            }
+        }
+        for victim in victims.drain(..) {
+            remove_pair(&self.dir, &victim);
+        }
+        if short > 0 {
+            tracing::debug!(dir = %self.dir.display(), "disk cache: the disk is nearly full; block not stored");
+            return Ok(());
+        }
         let data = OpenOptions::new().create(true).write(true).truncate(false).mode(0o600).open(self.dir.join(format!("{name}.data")))?;
         data.write_all_at(bytes, index * self.block_size)?;
-        let mut victims = Vec::new();
         {
             let mut idx = self.index.lock().unwrap();
             idx.tick += 1;
@@ -305,6 +334,19 @@ fn load_map(path: &Path, block_size: u64) -> io::Result<FileMap> {
     Ok(FileMap { size, digests, stored, last_used: 0, dirty: false })
 }
 
+/// Free space the cache leaves its filesystem: 5% of it, at most 2 GiB.
+fn free_floor(total: u64) -> u64 {
+    (total / 20).min(2 << 30)
+}
+
+fn filesystem_space(dir: &Path) -> Option<(u64, u64)> {
+    let path = std::ffi::CString::new(std::os::unix::ffi::OsStrExt::as_bytes(dir.as_os_str())).ok()?;
+    // SAFETY: statvfs fills the struct we pass; the path is a valid C string.
+    let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
+    (unsafe { libc::statvfs(path.as_ptr(), &mut st) } == 0)
+        .then(|| (st.f_bavail as u64 * st.f_frsize as u64, st.f_blocks as u64 * st.f_frsize as u64))
+}
+
 fn remove_pair(dir: &Path, stem: &str) {
     let _ = std::fs::remove_file(dir.join(format!("{stem}.map")));
     let _ = std::fs::remove_file(dir.join(format!("{stem}.data")));
@@ -350,6 +392,35 @@ mod tests {
         assert!(cache.stored_bytes() <= 40);
         assert!(!cache.has("a", 0) && cache.has("b", 0) && cache.has("c", 0));
         assert!(!dir.path().join(format!("{}.data", name("a"))).exists());
+    }
+
+    /// Free bytes the fake filesystem reports (of 1000 in all: the floor is 50).
+    static FREE: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1000);
+
+    fn fake_space(_: &Path) -> Option<(u64, u64)> {
+        Some((FREE.load(std::sync::atomic::Ordering::SeqCst), 1000))
+    }
+
+    #[tokio::test]
+    async fn a_nearly_full_disk_evicts_old_files_or_stores_nothing() {
+        use std::sync::atomic::Ordering::SeqCst;
+        let dir = tempfile::tempdir().unwrap();
+        let cache = DiskCache::open_with(dir.path(), 1 << 20, BS, fake_space).unwrap();
+        for f in ["a", "b"] {
+            cache.store(f, 16, 0, Bytes::from(vec![1u8; 16]));
+            cache.settle().await;
+        }
+        // 60 bytes free: storing 16 more would leave 44, under the floor of 50: "a" goes.
+        FREE.store(60, SeqCst);
+        cache.store("c", 16, 0, Bytes::from(vec![1u8; 16]));
+        cache.settle().await;
+        assert!(!cache.has("a", 0) && cache.has("b", 0) && cache.has("c", 0));
+        // Nothing else to evict and no room: the block is not stored, and nothing breaks.
+        FREE.store(10, SeqCst);
+        cache.store("c", 32, 1, Bytes::from(vec![2u8; 16]));
+        cache.settle().await;
+        assert!(!cache.has("c", 1));
+        FREE.store(1000, SeqCst);
     }
 
     #[test]
