@@ -3,8 +3,10 @@
 //! the `ls`/`cat` commands, which use this core without FUSE) call it.
 
 pub mod attr;
+mod files;
 pub mod handles;
 pub mod inode;
+mod listing;
 pub mod names;
 pub mod revalidate;
 pub mod storage;
@@ -13,7 +15,6 @@ pub mod warm;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
-use bytes::Bytes;
 use futures_util::future::join_all;
 
 use crate::cache::KeyedLock;
@@ -26,13 +27,13 @@ use crate::drivers::Entry;
 use crate::error::{Error, Result};
 use crate::read::connections::ConnectionLimit;
 use crate::read::window::WindowConfig;
-use crate::read::{OpenFile, Reader};
+use crate::read::Reader;
 pub use attr::{Attr, Owner};
 use handles::{DirChild, DirSlot, Handle, Handles};
 use inode::{InodeTable, Kind, ROOT};
 pub use revalidate::Invalidate;
 pub use storage::Storage;
-use crate::stats::{STATS_FILE, StorageStats};
+use crate::stats::STATS_FILE;
 
 /// Virtual folders never change while mounted: the kernel may trust them for a long time.
 const VIRTUAL_TTL: Duration = Duration::from_secs(24 * 3600);
@@ -316,79 +317,6 @@ impl Fs {
         self.handles.remove(fh);
     }
 
-    /// Open a file for reading (writes are refused: the mount is read-only).
-    pub async fn open(&self, ino: u64, write: bool) -> Result<Opened> {
-        if write {
-            return Err(Error::ReadOnly);
-        }
-        let node = self.inodes.lock().unwrap().get(ino)?.clone();
-        let (storage, entry) = match node.kind {
-            Kind::Remote { storage, entry } => (storage, entry),
-            Kind::Stats => {
-                let report = bytes::Bytes::from(self.stats_report());
-                return Ok(Opened { fh: self.handles.insert(Handle::Stats(report)), direct_io: true, keep_cache: false });
-            }
-            Kind::Virtual { .. } => return Err(Error::IsDir),
-        };
-        if entry.is_dir {
-            return Err(Error::IsDir);
-        }
-        let s = &self.storages[storage];
-        s.ensure_up().await?;
-        let entry = self.with_size(storage, entry).await?;
-        let size = entry.size.expect("with_size sets the size");
-        let keep_cache = {
-            let mut inodes = self.inodes.lock().unwrap();
-            let node = inodes.get_mut(ino)?;
-            let keep = node.cached_version.as_deref() == Some(entry.version.as_str());
-            node.cached_version = Some(entry.version.clone());
-            keep
-        };
-        let file = OpenFile::new(
-            storage,
-            s.path.clone(),
-            s.stats.clone(),
-            entry,
-            size,
-            self.config.block_size,
-            s.driver.clone(),
-            self.links.clone(),
-            s.http.clone(),
-        );
-        let limit = match self.config.connections_per_file {
-            0 => s.driver.max_connections(),
-            n => n,
-        };
-        let connections = self.connection_limit(file.key(), limit);
-        let file = file.with_limits(connections, self.config.disk.clone());
-        let reader = Arc::new(self.reader.open(Arc::new(file)));
-        Ok(Opened { fh: self.handles.insert(Handle::File(reader)), direct_io: false, keep_cache })
-    }
-
-    pub async fn read(&self, fh: u64, offset: u64, size: u32) -> Result<Bytes> {
-        let handle = self.handles.get(fh)?;
-        let reader = match &*handle {
-            Handle::File(reader) => reader,
-            Handle::Stats(report) => {
-                let start = (offset as usize).min(report.len());
-                return Ok(report.slice(start..(start + size as usize).min(report.len())));
-            }
-            Handle::Dir { .. } => return Err(Error::IsDir),
-        };
-        let stats = &reader.file.stats;
-        tracing::trace!(fh, offset, size, "read");
-        let result = self.reader.read(reader, offset, size).await;
-        match &result {
-            Ok(bytes) => StorageStats::add(&stats.bytes_served, bytes.len() as u64),
-            Err(_) => StorageStats::add(&stats.read_errors, 1),
-        }
-        result
-    }
-
-    pub fn release(&self, fh: u64) {
-        self.handles.remove(fh);
-    }
-
     /// Space across the storages that report a quota.
     pub async fn statfs(&self) -> StatFs {
         let quotas = join_all(self.storages.iter().map(|s| async move {
@@ -412,109 +340,6 @@ impl Fs {
             };
         }
         Ok(ino)
-    }
-
-    /// The listing of `dir`, from cache, from the store, or from the driver (one call per
-    /// folder at a time).
-    async fn list(&self, storage: usize, dir: &Entry) -> Result<(Arc<Vec<Entry>>, Duration)> {
-        let key = (storage, dir.id.clone());
-        if let Some(hit) = self.meta.dir(&key) {
-            return Ok(hit);
-        }
-        if let Some(hit) = self.restored(storage, dir) {
-            return Ok(hit);
-        }
-        let _foreground = self.background.foreground();
-        let _guard = self.listing.lock(key.clone()).await;
-        if let Some(hit) = self.meta.dir(&key) {
-            return Ok(hit);
-        }
-        let entries = self.fetch(storage, dir).await?;
-        Ok((entries, self.meta.dir_ttl()))
-    }
-
-    /// A listing an earlier run stored: while younger than the TTL, as a fresh one; older, only
-    /// in a mount (which revalidates it in the background), for a second at a time.
-    fn restored(&self, storage: usize, dir: &Entry) -> Option<(Arc<Vec<Entry>>, Duration)> {
-        let stored = self.config.store.as_ref()?.restored(storage, &dir.id)?;
-        let age = stored.age();
-        if let Some(left) = self.meta.dir_ttl().checked_sub(age).filter(|l| !l.is_zero()) {
-            self.meta.restore_dir((storage, dir.id.clone()), stored.entries.clone(), age);
-            return Some((stored.entries, left));
-        }
-        if !self.background.running() {
-            return None;
-        }
-        self.background.enqueue(storage, dir, true);
-        Some((stored.entries, MIN_TTL))
-    }
-
-    /// List `dir` through the driver now, and remember the listing (cache and store). The
-    /// caller holds the folder's listing lock.
-    async fn fetch(&self, storage: usize, dir: &Entry) -> Result<Arc<Vec<Entry>>> {
-        let s = &self.storages[storage];
-        s.ensure_up().await?;
-        StorageStats::add(&s.stats.listings, 1);
-        tracing::debug!(storage = %s.path, folder = %dir.name, id = %dir.id, "listing");
-        let mut entries = s.driver.list(dir).await?;
-        names::make_showable(&mut entries);
-        let entries = Arc::new(entries);
-        self.meta.put_dir((storage, dir.id.clone()), entries.clone());
-        if let Some(store) = &self.config.store {
-            store.put(storage, &dir.id, entries.clone());
-        }
-        Ok(entries)
-    }
-
-    /// `entry` with its size known: from the listing, from the size cache, or from the server.
-    async fn with_size(&self, storage: usize, mut entry: Entry) -> Result<Entry> {
-        if entry.is_dir {
-            entry.size.get_or_insert(0);
-            return Ok(entry);
-        }
-        if entry.size.is_some() {
-            return Ok(entry);
-        }
-        if let Some(size) = self.meta.size(storage, &entry) {
-            entry.size = Some(size);
-            return Ok(entry);
-        }
-        let _guard = self.sizing.lock((storage, entry.id.clone())).await;
-        if let Some(size) = self.meta.size(storage, &entry) {
-            entry.size = Some(size);
-            return Ok(entry);
-        }
-        let _permit = self.size_probes.acquire().await.map_err(|_| Error::internal("closed"))?;
-        let s = &self.storages[storage];
-        let driver = &s.driver;
-        let key = (storage, entry.id.clone(), entry.version.clone());
-        let mint = || {
-            StorageStats::add(&s.stats.link_mints, 1);
-            driver.link(&entry)
-        };
-        let link = self.links.get(&key, mint).await?;
-        let size = match crate::http::range::probe_size(&s.http, &link).await {
-            Err(Error::LinkRefused { .. }) => {
-                self.links.invalidate(&key, &link);
-                let link = self.links.get(&key, mint).await?;
-                crate::http::range::probe_size(&s.http, &link).await?
-            }
-            other => other?,
-        };
-        self.meta.put_size(storage, &entry, size);
-        entry.size = Some(size);
-        Ok(entry)
-    }
-
-    fn connection_limit(&self, key: &Arc<str>, limit: usize) -> Arc<ConnectionLimit> {
-        let mut all = self.connections.lock().unwrap();
-        if let Some(connections) = all.get(key).and_then(|w| w.upgrade()) {
-            return connections;
-        }
-        all.retain(|_, w| w.strong_count() > 0);
-        let connections = ConnectionLimit::new(limit);
-        all.insert(key.clone(), Arc::downgrade(&connections));
-        connections
     }
 
     /// The telemetry report: a line per storage, and the block cache's use of its budget.
