@@ -119,6 +119,17 @@ pub enum OfflineCommand {
         config: PathBuf,
         #[arg(long)]
         storage: String,
+        /// Keep refreshing: on a terminal the table is redrawn in place, otherwise only changed
+        /// rows are printed. Stops (exit 0) once no task is running or pending, or on Ctrl-C.
+        #[arg(long)]
+        watch: bool,
+        /// Seconds between two refreshes with --watch (at least 1).
+        #[arg(long, value_name = "SECS", default_value_t = 3, requires = "watch",
+              value_parser = clap::value_parser!(u64).range(1..))]
+        interval: u64,
+        /// With --watch: keep watching when no task is running, until Ctrl-C.
+        #[arg(long, requires = "watch")]
+        follow: bool,
     },
     /// Delete tasks (the downloaded files stay).
     Remove {

@@ -51,10 +51,13 @@ fn run(rt: &tokio::runtime::Runtime, command: Command) -> Result<(), AppError> {
             print_all(&text)
         }
         Command::Offline { command } => {
-            use panmount::offline::{Action, run};
+            use panmount::offline::{Action, Watch, run};
             let (config, storage, action) = match command {
                 OfflineCommand::Add { config, storage, urls, to } => (config, storage, Action::Add { urls, to }),
-                OfflineCommand::List { config, storage } => (config, storage, Action::List),
+                OfflineCommand::List { config, storage, watch, interval, follow } => {
+                    let watch = watch.then(|| Watch { interval: std::time::Duration::from_secs(interval), follow });
+                    (config, storage, Action::List { watch })
+                }
                 OfflineCommand::Remove { config, storage, task_ids } => (config, storage, Action::Remove { ids: task_ids }),
             };
             rt.block_on(run(&Config::load(&config)?, &storage, action))
