@@ -8,9 +8,16 @@ use clap::{Parser, Subcommand};
 #[derive(Debug, Parser)]
 #[command(name = "panmount", version, about = "Mount PikPak and 123pan drives, shares and signed direct links as a local folder (FUSE).")]
 pub struct Cli {
-    /// More log output (-v: debug, -vv: trace). PANMOUNT_LOG (tracing filter syntax) overrides.
+    /// More log output (-v: debug, -vv: trace); the same as --log-level debug or trace.
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     pub verbose: u8,
+    /// The level of panmount's own log messages (stderr). Without it (or -v), PANMOUNT_LOG and
+    /// then RUST_LOG are read as `tracing` filters (e.g. `info,panmount::drivers=debug`);
+    /// default: info for mount, demo and sim, warn for the others. HTTP crates stay at warn
+    /// unless a filter names them (their debug output shows signed URLs).
+    #[arg(long, global = true, value_name = "LEVEL", conflicts_with = "verbose",
+          value_parser = clap::builder::PossibleValuesParser::new(crate::logging::LEVELS))]
+    pub log_level: Option<String>,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -121,6 +128,17 @@ pub enum OfflineCommand {
         config: PathBuf,
         #[arg(long)]
         storage: String,
+        /// Keep refreshing: on a terminal the table is redrawn in place, otherwise only changed
+        /// rows are printed. Stops (exit 0) once no task is running or pending, or on Ctrl-C.
+        #[arg(long)]
+        watch: bool,
+        /// Seconds between two refreshes with --watch (at least 1).
+        #[arg(long, value_name = "SECS", default_value_t = 3, requires = "watch",
+              value_parser = clap::value_parser!(u64).range(1..))]
+        interval: u64,
+        /// With --watch: keep watching when no task is running, until Ctrl-C.
+        #[arg(long, requires = "watch")]
+        follow: bool,
     },
     /// Delete tasks (the downloaded files stay).
     Remove {

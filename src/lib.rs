@@ -14,6 +14,7 @@ pub mod error;
 pub mod fs;
 pub mod fuse;
 pub mod http;
+pub mod logging;
 pub mod offline;
 pub mod openlist;
 pub mod read;

@@ -52,10 +52,13 @@ fn run(rt: &tokio::runtime::Runtime, command: Command) -> Result<(), AppError> {
             print_all(&text)
         }
         Command::Offline { command } => {
-            use panmount::offline::{Action, run};
+            use panmount::offline::{Action, Watch, run};
             let (config, storage, action) = match command {
                 OfflineCommand::Add { config, storage, urls, to } => (config, storage, Action::Add { urls, to }),
-                OfflineCommand::List { config, storage } => (config, storage, Action::List),
+                OfflineCommand::List { config, storage, watch, interval, follow } => {
+                    let watch = watch.then(|| Watch { interval: std::time::Duration::from_secs(interval), follow });
+                    (config, storage, Action::List { watch })
+                }
                 OfflineCommand::Remove { config, storage, task_ids } => (config, storage, Action::Remove { ids: task_ids }),
             };
             rt.block_on(run(&Config::load(&config)?, &storage, action))
@@ -81,20 +84,8 @@ fn print_all(text: &[u8]) -> Result<(), AppError> {
     }
 }
 
-/// Logs go to stderr (journald picks them up under systemd). Only panmount's own targets are
-/// raised by -v: the HTTP crates' debug output can contain signed URLs, so they stay at warn
-/// whatever the filter says.
+/// Logs: see `panmount::logging` for where the filter comes from.
 fn init_logging(cli: &Cli) {
-    let quiet_command = !matches!(cli.command, Command::Mount { .. } | Command::Demo { .. } | Command::Sim { .. });
-    let level = match (cli.verbose, quiet_command) {
-        (0, true) => "warn",
-        (0, false) => "info",
-        (1, _) => "debug",
-        _ => "trace",
-    };
-    let base = std::env::var("PANMOUNT_LOG").unwrap_or_else(|_| format!("warn,panmount={level}"));
-    let filter = tracing_subscriber::EnvFilter::new(format!("{base},reqwest=warn,hyper=warn,hyper_util=warn,h2=warn,rustls=warn"));
-    // Colours only on a terminal: journald and log files get plain text.
-    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
-    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_ansi(ansi).with_target(false).init();
+    let long_running = matches!(cli.command, Command::Mount { .. } | Command::Demo { .. } | Command::Sim { .. });
+    panmount::logging::init(&panmount::logging::LogRequest::from_env(cli.log_level.clone(), cli.verbose, long_running));
 }

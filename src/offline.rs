@@ -2,18 +2,22 @@
 //! (INTERFACE.md). The storage is found by its `path` in the config; it must offer the
 //! [`OfflineTasks`](crate::drivers::OfflineTasks) capability. `--to DIR` is a folder inside that
 //! storage, resolved through the driver's own listings (folder by folder from the storage root),
-//! so the task gets the provider's folder id.
+//! so the task gets the provider's folder id. `list --watch` lives in [`watch`].
+
+mod watch;
 
 use crate::app::{AppError, build_fs};
 use crate::config::Config;
-use crate::drivers::{Entry, OfflineTasks};
+use crate::drivers::{Entry, OfflineTask, OfflineTasks};
 use crate::error::Error;
 use crate::fs::Storage;
+
+pub use watch::Watch;
 
 /// What to do.
 pub enum Action {
     Add { urls: Vec<String>, to: Option<String> },
-    List,
+    List { watch: Option<Watch> },
     Remove { ids: Vec<String> },
 }
 
@@ -38,19 +42,30 @@ pub async fn run(config: &Config, storage_path: &str, action: Action) -> Result<
             };
             add(tasks, &urls, folder.as_ref()).await.map_err(fail)
         }
-        Action::List => {
+        Action::List { watch: Some(options) } => watch::run(tasks, options).await.map_err(fail),
+        Action::List { watch: None } => {
             let list = tasks.list().await.map_err(fail)?;
-            println!("{:<28} {:<22} {:>5} {:>14}  NAME", "ID", "PHASE", "%", "SIZE");
-            for t in list {
-                let phase = t.phase.strip_prefix("PHASE_TYPE_").unwrap_or(&t.phase);
-                let size = t.size.map_or("-".into(), |s| s.to_string());
-                let note = if phase == "ERROR" && !t.message.is_empty() { format!(" ({})", t.message) } else { String::new() };
-                println!("{:<28} {:<22} {:>5} {:>14}  {}{note}", t.id, phase, t.progress, size, t.name);
+            println!("{}", header());
+            for t in &list {
+                println!("{}", row(t));
             }
             Ok(())
         }
         Action::Remove { ids } => tasks.remove(&ids).await.map_err(fail),
     }
+}
+
+/// The column titles of [`row`].
+fn header() -> String {
+    format!("{:<28} {:<22} {:>5} {:>14}  NAME", "ID", "PHASE", "%", "SIZE")
+}
+
+/// One task as `offline list` prints it (the phase without its `PHASE_TYPE_` prefix).
+fn row(t: &OfflineTask) -> String {
+    let phase = t.phase.strip_prefix("PHASE_TYPE_").unwrap_or(&t.phase);
+    let size = t.size.map_or("-".into(), |s| s.to_string());
+    let note = if phase == "ERROR" && !t.message.is_empty() { format!(" ({})", t.message) } else { String::new() };
+    format!("{:<28} {:<22} {:>5} {:>14}  {}{note}", t.id, phase, t.progress, size, t.name)
 }
 
 async fn add(tasks: &dyn OfflineTasks, urls: &[String], folder: Option<&Entry>) -> Result<(), Error> {

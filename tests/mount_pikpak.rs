@@ -316,3 +316,99 @@ fn a_folder_that_changed_is_not_served_from_the_kernels_copy() {
     }
     assert!(mount.stop().success());
 }
+
+/// `panmount` started with `args`, its stdout and stderr collected by threads so a test can
+/// look at them while it runs; killed when dropped.
+struct Running {
+    child: std::process::Child,
+    out: std::sync::Arc<std::sync::Mutex<String>>,
+    err: std::sync::Arc<std::sync::Mutex<String>>,
+}
+
+impl Running {
+    fn start(args: &[&str]) -> Running {
+        use std::io::Read;
+        use std::process::{Command, Stdio};
+        let mut child = Command::new(common::bin()).args(args).stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+        let collect = |mut pipe: Box<dyn Read + Send>| {
+            let text = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+            let sink = text.clone();
+            std::thread::spawn(move || {
+                let mut buf = [0u8; 4096];
+                while let Ok(n @ 1..) = pipe.read(&mut buf) {
+                    sink.lock().unwrap().push_str(&String::from_utf8_lossy(&buf[..n]));
+                }
+            });
+            text
+        };
+        let out = collect(Box::new(child.stdout.take().unwrap()));
+        let err = collect(Box::new(child.stderr.take().unwrap()));
+        Running { child, out, err }
+    }
+
+    fn out(&self) -> String {
+        self.out.lock().unwrap().clone()
+    }
+
+    /// The exit code, waiting at most `secs` seconds.
+    fn wait(&mut self, secs: u64) -> i32 {
+        let deadline = Instant::now() + Duration::from_secs(secs);
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                std::thread::sleep(Duration::from_millis(100)); // let the readers drain the pipes
+                return status.code().unwrap_or(-1);
+            }
+            assert!(Instant::now() < deadline, "still running after {secs} s:\n{}\n{}", self.out(), self.err.lock().unwrap());
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn offline_list_watch_follows_a_task_to_the_end_and_stops() {
+    let sim = Sim::start(false);
+    sim.handle().pikpak.update(|k| k.offline_delay_ms = 3000);
+    let (_dir, config) = write_config(&pikpak(&sim, "/pikpak", ""));
+    let cfg = config.to_str().unwrap();
+    let (code, out, err) = run(&["offline", "add", cfg, "--storage", "/pikpak", "magnet:?xt=urn:btih:feedface&dn=watched.iso"]);
+    assert_eq!(code, 0, "{err}");
+    let id = String::from_utf8(out).unwrap().trim().to_owned();
+
+    // Not a terminal: the header once, then a row each time the task changes; exit 0 by itself.
+    let mut watch = Running::start(&["offline", "list", cfg, "--storage", "/pikpak", "--watch", "--interval", "1"]);
+    assert_eq!(watch.wait(30), 0);
+    let out = watch.out();
+    let err = watch.err.lock().unwrap().clone();
+    assert_eq!(out.lines().filter(|l| l.starts_with("ID ")).count(), 1, "{out}");
+    let rows: Vec<&str> = out.lines().filter(|l| l.starts_with(&id)).collect();
+    assert!(rows.len() >= 2 && rows[0].contains("RUNNING"), "{out}");
+    assert!(rows.last().unwrap().contains("COMPLETE") && rows.last().unwrap().contains(" 100 "), "{out}");
+    assert!(rows.windows(2).all(|w| w[0] != w[1]), "only changed rows are printed: {out}");
+    assert!(err.contains("no offline task is running"), "{err}");
+
+    // --follow keeps watching with nothing running; Ctrl-C ends it with 0.
+    let mut follow = Running::start(&["offline", "list", cfg, "--storage", "/pikpak", "--watch", "--follow"]);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !follow.out().contains(&id) {
+        assert!(Instant::now() < deadline, "no table within 20 s: {}", follow.err.lock().unwrap());
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(follow.child.try_wait().unwrap().is_none(), "--follow must not stop by itself");
+    // SAFETY: plain kill(2) on our own child.
+    unsafe { libc::kill(follow.child.id() as i32, libc::SIGINT) };
+    assert_eq!(follow.wait(10), 0);
+
+    // Bad intervals and --follow without --watch are usage mistakes.
+    for args in [&["--watch", "--interval", "0"][..], &["--follow"], &["--interval", "5"]] {
+        let (code, _, err) = run(&[&["offline", "list", cfg, "--storage", "/pikpak"][..], args].concat());
+        assert_eq!(code, 2, "{args:?}: {err}");
+    }
+}

@@ -252,10 +252,13 @@ pub async fn run_cli(
         cdn_auth,
     })
     .await?;
+    // The handler is installed before the address is printed: whoever reads it may send
+    // SIGINT at once, and `ctrl_c()` would only install it when first awaited.
+    let mut interrupt = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())?;
     println!("listening on {}", sim.base_url());
     let auth = if signed { ", auth_key required" } else { "" };
     println!("data dir {} (served under /cdn/{auth})", data_dir.display());
-    tokio::signal::ctrl_c().await?;
+    interrupt.recv().await;
     sim.shutdown().await;
     if generated {
         let _ = std::fs::remove_dir_all(&data_dir);
