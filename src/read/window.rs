@@ -38,6 +38,11 @@ pub struct WindowConfig {
     pub step: u64,
 }
 
+/// A run this long, not yet a stream, gets `PROBE_AHEAD` read ahead of it (an MP4 probe's
+/// look at the head, 64 KiB from byte 48, stays under it and fetches only what it reads).
+const PROBE_RUN: u64 = 128 * 1024;
+const PROBE_AHEAD: u64 = 128 * 1024;
+
 /// The smallest read-ahead request: below this the round trip dominates.
 pub const MIN_PART: u64 = 512 * 1024;
 
@@ -70,8 +75,12 @@ impl Window {
 
     /// Whether the current sequential run is long enough to be a stream.
     pub fn is_stream(&self, config: WindowConfig) -> bool {
-        let proof = if self.run_start < config.stream_after { config.stream_after } else { config.stream_after / 2 };
-        self.next.saturating_sub(self.run_start) >= proof
+        self.next.saturating_sub(self.run_start) >= self.proof(config)
+    }
+
+    /// How long the current run must be to count as a stream (see the module docs).
+    fn proof(&self, config: WindowConfig) -> u64 {
+        if self.run_start < config.stream_after { config.stream_after } else { config.stream_after / 2 }
     }
 
     /// Only `..end` of what `on_read` returned will be fetched: the rest is asked for again.
@@ -100,9 +109,21 @@ impl Window {
         // The cap may have dropped since the window grew (other files began streaming).
         self.size = self.size.min(config.max).max(config.initial.min(config.max));
         if !self.is_stream(config) {
-            // Not a stream yet: only what was read is requested.
-            self.frontier = self.frontier.max(self.next);
             self.grown_at = self.next;
+            // Not a stream yet, but a run that goes on may be a scanner reading a header in small
+            // reads, each waiting a round trip: once the run passes `PROBE_RUN`, keep up to
+            // `PROBE_AHEAD` asked for ahead of it, so several of its next reads are on the wire
+            // at once. What is fetched past the scanner's last read is at most `PROBE_AHEAD`.
+            let run = self.next - self.run_start.min(self.next);
+            if run >= PROBE_RUN && run > end - offset.min(end) {
+                let target = self.next.saturating_add(PROBE_AHEAD.min(run)).min(self.run_start.saturating_add(self.proof(config))).min(file_size);
+                let start = self.frontier.max(self.next);
+                if target > start {
+                    self.frontier = target;
+                    return Some(start..target);
+                }
+            }
+            self.frontier = self.frontier.max(self.next);
             return None;
         }
         let target = self.next.saturating_add(self.size).min(file_size);
@@ -147,7 +168,7 @@ mod tests {
         }
         assert_eq!(w.size(), CFG.max);
         // Contiguous, increasing, and covering the file to its end.
-        assert_eq!(requested[0].start, CFG.stream_after, "nothing ahead before the run is a stream");
+        assert_eq!(requested[0].start, 256 * 1024, "nothing ahead of the first read; then as much again as was read");
         for pair in requested.windows(2) {
             assert_eq!(pair[0].end, pair[1].start);
         }
@@ -164,7 +185,8 @@ mod tests {
             }
         }
         assert_eq!(w.size(), CFG.initial, "384 KiB read: less than a window consumed");
-        assert_eq!(requested, 0, "a header read is not a stream: nothing requested ahead");
+        assert_eq!(requested, 384 * 1024 + PROBE_AHEAD, "a header read keeps PROBE_AHEAD asked for, no more");
+        assert!(!w.is_stream(CFG));
     }
 
     #[test]
@@ -176,15 +198,18 @@ mod tests {
         assert!(w.size() > CFG.initial);
         assert_eq!(w.on_read(CFG, 500 * MIB, 4096, 1 << 40), None, "no read-ahead on a seek");
         assert_eq!(w.size(), CFG.initial);
-        // Reading on from there becomes a stream after half of `stream_after`.
-        let mut offset = 500 * MIB + 4096;
-        let r = loop {
+        // Reading on from there keeps at most PROBE_AHEAD asked for, within the proof, and
+        // becomes a stream after half of `stream_after`.
+        assert_eq!(w.on_read(CFG, 500 * MIB + 4096, 64 * 1024, 1 << 40), None, "a short run: nothing ahead");
+        let mut offset = 500 * MIB + 4096 + 64 * 1024;
+        while !w.is_stream(CFG) {
             if let Some(r) = w.on_read(CFG, offset, 64 * 1024, 1 << 40) {
-                break r;
+                let limit = (offset + 64 * 1024 + PROBE_AHEAD).min(500 * MIB + CFG.stream_after / 2);
+                assert!(w.is_stream(CFG) || r.end <= limit, "{r:?}");
             }
             offset += 64 * 1024;
-        };
-        assert_eq!(r.start, 500 * MIB + CFG.stream_after / 2 + 4096);
+        }
+        assert_eq!(offset - 500 * MIB, CFG.stream_after / 2 + 4096, "a stream after half of stream_after");
     }
 
     #[test]
