@@ -24,7 +24,7 @@ use crate::read::window::WindowConfig;
 /// tail an MP4 probe reads fetches at most 64 KiB (256 KiB blocks cost ffprobe scans 2x).
 pub const BLOCK_SIZE: u64 = 64 << 10;
 /// The read-ahead window a stream starts with, once it has shown itself a stream (see
-/// `STREAM_AFTER`): fetched as 8 parts of 512 KiB at once, so a player gets the parallel
+/// `STREAM_AFTER`): fetched as 4 parts of 1 MiB at once, so a player gets parallel
 /// connections at once. It doubles with every half window consumed while reading stays
 /// sequential.
 pub const INITIAL_WINDOW: u64 = 4 << 20;

@@ -44,7 +44,7 @@ const PROBE_RUN: u64 = 128 * 1024;
 const PROBE_AHEAD: u64 = 128 * 1024;
 
 /// The smallest read-ahead request: below this the round trip dominates.
-pub const MIN_PART: u64 = 512 * 1024;
+pub const MIN_PART: u64 = 1024 * 1024;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Window {
