@@ -1,10 +1,11 @@
 //! File blocks in memory, shared by every reader, with in-flight de-duplication.
 //!
 //! Blocks are keyed by (file, version, index), so a changed file never serves old bytes. The
-//! cache is bounded by a byte budget and evicts least-recently-used blocks. A block being
-//! fetched is registered as in flight: a second reader of the same block waits for the first
-//! fetch instead of starting its own, which is what keeps two readers of one file (a media
-//! server's scanner and its player) from downloading it twice.
+//! cache is bounded by a byte budget and evicts blocks already read before read-ahead nobody
+//! has read yet (see `Pool`). A block being fetched is registered as in flight: a second
+//! reader of the same block waits for the first fetch instead of starting its own, which is
+//! what keeps two readers of one file (a media server's scanner and its player) from
+//! downloading it twice.
 //!
 //! A reader waiting for a block being fetched does not wait for the whole block: bytes are
 //! appended to the block's buffer as they arrive and each waiter is woken as soon as the
@@ -68,29 +69,59 @@ struct Inner {
     in_flight: HashMap<BlockKey, Slot>,
 }
 
-/// An LRU of blocks under a byte budget.
+/// Blocks under a byte budget, in two queues: blocks nobody has read yet (read-ahead) and
+/// blocks a reader has consumed. Room is made from the consumed ones first, oldest read first:
+/// parallel parts of a stream's read-ahead complete interleaved, so one queue in completion
+/// order would evict the first blocks of the later parts before the reader gets there (and
+/// fetch them twice). Only when nothing read is left does unread read-ahead go, oldest first.
 struct Pool {
-    blocks: LruCache<BlockKey, Bytes>,
+    unread: LruCache<BlockKey, Bytes>,
+    read: LruCache<BlockKey, Bytes>,
     used: usize,
     budget: usize,
 }
 
 impl Pool {
     fn new(budget: usize) -> Self {
-        Pool { blocks: LruCache::unbounded(), used: 0, budget }
+        Pool { unread: LruCache::unbounded(), read: LruCache::unbounded(), used: 0, budget }
+    }
+
+    /// A block without changing its place in either queue.
+    fn peek(&self, key: &BlockKey) -> Option<&Bytes> {
+        self.read.peek(key).or_else(|| self.unread.peek(key))
+    }
+
+    /// A block, made the most recent of its queue.
+    fn get(&mut self, key: &BlockKey) -> Option<&Bytes> {
+        match self.read.contains(key) {
+            true => self.read.get(key),
+            false => self.unread.get(key),
+        }
     }
 
     fn put(&mut self, key: BlockKey, bytes: Bytes, reserved: usize) {
         self.used += bytes.len();
-        if let Some(old) = self.blocks.put(key, bytes) {
+        let old = match self.read.contains(&key) {
+            true => self.read.put(key, bytes),
+            false => self.unread.put(key, bytes),
+        };
+        if let Some(old) = old {
             self.used -= old.len();
         }
         self.shrink_to(self.budget.saturating_sub(reserved));
     }
 
+    /// A reader has consumed this block: it joins the read queue (once: a re-read does not
+    /// make it recent, so a stream's consumed blocks leave in the order they were read).
+    fn consumed(&mut self, key: &BlockKey) {
+        if let Some(bytes) = self.unread.pop(key) {
+            self.read.put(key.clone(), bytes);
+        }
+    }
+
     fn shrink_to(&mut self, limit: usize) {
         while self.used > limit {
-            match self.blocks.pop_lru() {
+            match self.read.pop_lru().or_else(|| self.unread.pop_lru()) {
                 Some((_, old)) => self.used -= old.len(),
                 None => break,
             }
@@ -133,12 +164,11 @@ impl BlockCache {
     /// Claim a block; `probe` marks a file's first or last block (kept in the probe pool).
     pub fn claim(self: &Arc<Self>, key: BlockKey, probe: bool) -> Claim {
         let mut inner = self.inner.lock().unwrap();
-        // A hit in the main pool does not make a block recent: blocks leave it in the order they
-        // came, so a stream's read-ahead, fetched after what it has just read, outlives it.
-        if let Some(bytes) = inner.main.blocks.peek(&key) {
+        // A hit in the main pool does not make a block recent (see `Pool`; `consumed` does).
+        if let Some(bytes) = inner.main.peek(&key) {
             return Claim::Ready(bytes.clone());
         }
-        if let Some(bytes) = inner.probes.blocks.get(&key) {
+        if let Some(bytes) = inner.probes.get(&key) {
             return Claim::Ready(bytes.clone());
         }
         if let Some(slot) = inner.in_flight.get(&key) {
@@ -150,6 +180,14 @@ impl BlockCache {
         let limit = inner.main.budget.saturating_sub(inner.in_flight.len() * self.block_size);
         inner.main.shrink_to(limit);
         Claim::Fetch(Filler { cache: self.clone(), key, probe, progress, finished: false })
+    }
+
+    /// A reader has consumed these blocks of the main pool: they go before unread read-ahead.
+    pub fn consumed(&self, keys: impl Iterator<Item = BlockKey>) {
+        let mut inner = self.inner.lock().unwrap();
+        for key in keys {
+            inner.main.consumed(&key);
+        }
     }
 
     pub fn used_bytes(&self) -> usize {
@@ -352,6 +390,24 @@ mod tests {
         assert!(matches!(cache.claim(key(6), false), Claim::Ready(_)), "the newest block stays");
         assert!(matches!(cache.claim(key(0), false), Claim::Fetch(_)), "the oldest went first");
         drop(fillers);
+    }
+
+    #[test]
+    fn read_ahead_outlives_blocks_already_read() {
+        // Main pool 70: blocks 0..7 arrive; 0 and 1 are read, the rest is read-ahead.
+        let cache = BlockCache::new(80, 10);
+        for i in 0..7 {
+            let Claim::Fetch(f) = cache.claim(key(i), false) else { panic!() };
+            f.complete(Bytes::from(vec![0u8; 10]));
+        }
+        cache.consumed([key(1), key(0)].into_iter());
+        for i in 7..9 {
+            let Claim::Fetch(f) = cache.claim(key(i), false) else { panic!() };
+            f.complete(Bytes::from(vec![0u8; 10]));
+        }
+        assert!(matches!(cache.claim(key(2), false), Claim::Ready(_)), "unread read-ahead stays");
+        assert!(matches!(cache.claim(key(0), false), Claim::Fetch(_)), "what was read goes first");
+        assert!(matches!(cache.claim(key(1), false), Claim::Fetch(_)));
     }
 
     #[test]

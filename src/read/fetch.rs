@@ -14,9 +14,8 @@ use std::collections::VecDeque;
 use std::sync::Arc;
 
 use bytes::Bytes;
-use tokio::sync::Semaphore;
-
 use super::OpenFile;
+use super::connections::ConnectionLimit;
 use crate::cache::blocks::Filler;
 use crate::error::Error;
 use crate::http::range::get_range;
@@ -29,8 +28,8 @@ const POOL_RETURN: std::time::Duration = std::time::Duration::from_millis(2);
 const MAX_ATTEMPTS: u32 = 6;
 
 /// Deliver `fillers` (consecutive blocks of `file`, in order), each request holding one of the
-/// handle's `requests` and one of the file's connections.
-pub async fn fetch_run(file: Arc<OpenFile>, mut fillers: VecDeque<Filler>, requests: Arc<Semaphore>) {
+/// handle's `requests` (earliest offset first) and one of the file's connections.
+pub async fn fetch_run(file: Arc<OpenFile>, mut fillers: VecDeque<Filler>, requests: Arc<ConnectionLimit>) {
     let block_size = file.block_size;
     let Some(first) = fillers.front() else { return };
     // A filler may hold the first part of its block from an earlier attempt.
@@ -44,8 +43,8 @@ pub async fn fetch_run(file: Arc<OpenFile>, mut fillers: VecDeque<Filler>, reque
             Ok(link) => link,
             Err(err) => return fail_all(&file, fillers, err),
         };
-        let stream = requests.clone().acquire_owned().await.expect("the semaphore is never closed");
-        let permit = file.connections.acquire().await;
+        let stream = requests.acquire(pos).await;
+        let permit = file.connections.acquire(0).await;
         StorageStats::add(&file.stats.range_requests, 1);
         tracing::trace!(file = %file.entry.name, start = pos, end, "ranged request");
         let err = match get_range(&file.http, &link, pos, end - 1, file.size).await {

@@ -29,7 +29,6 @@ use crate::error::Result;
 use crate::http::HttpClient;
 use crate::stats::StorageStats;
 use connections::{ConnectionLimit, READER_STREAMS};
-use tokio::sync::Semaphore;
 use window::{Window, WindowConfig};
 
 /// A file's head and tail this long are kept in the block cache's probe pool: media
@@ -131,7 +130,7 @@ pub struct FileReader {
     /// Whether this handle counts in `streams`.
     streaming: std::sync::atomic::AtomicBool,
     /// This handle's requests in flight (`connections::READER_STREAMS`).
-    requests: Arc<Semaphore>,
+    requests: Arc<ConnectionLimit>,
     streams: Arc<AtomicUsize>,
 }
 
@@ -160,7 +159,7 @@ impl Reader {
             file,
             window: Mutex::new(Window::new(self.window)),
             streaming: false.into(),
-            requests: Arc::new(Semaphore::new(READER_STREAMS)),
+            requests: ConnectionLimit::new(READER_STREAMS),
             streams: self.streams.clone(),
         }
     }
@@ -277,6 +276,7 @@ impl Reader {
             }
             out.extend_from_slice(&part);
         }
+        self.blocks.consumed((first..=last).map(|index| file.block_key(index)));
         Ok(out.freeze())
     }
 
@@ -284,7 +284,7 @@ impl Reader {
 
 /// Split a run into parts of about `part` bytes, at most as many as the handle and the file
 /// may have in flight, and fetch each in the background.
-fn spawn_run(file: &Arc<OpenFile>, mut run: VecDeque<Filler>, part: u64, requests: &Arc<Semaphore>) {
+fn spawn_run(file: &Arc<OpenFile>, mut run: VecDeque<Filler>, part: u64, requests: &Arc<ConnectionLimit>) {
     let most = (run.len() as u64 * file.block_size).div_ceil(part.max(1)) as usize;
     let parts = file.connections.limit().min(READER_STREAMS).min(most).clamp(1, run.len());
     let per_part = run.len().div_ceil(parts);
@@ -296,7 +296,7 @@ fn spawn_run(file: &Arc<OpenFile>, mut run: VecDeque<Filler>, part: u64, request
 }
 
 /// Deliver a block from the disk cache, or from the network if it failed its digest.
-async fn from_disk(file: Arc<OpenFile>, filler: Filler, requests: Arc<Semaphore>) {
+async fn from_disk(file: Arc<OpenFile>, filler: Filler, requests: Arc<ConnectionLimit>) {
     let index = filler.key.index;
     let len = file.block_len(index) as usize;
     let disk = file.disk.clone().expect("checked by the caller");
