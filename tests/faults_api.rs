@@ -226,12 +226,14 @@ fn provider_down_then_back() {
         std::thread::sleep(Duration::from_secs(1));
         knobs.update(|k| k.provider_down = false);
     });
-    movie.read_exact_at(&mut buf, 4 << 20).unwrap();
+    // A seek back (no read-ahead): one ranged request and its retries.
+    movie.read_exact_at(&mut buf, 1 << 20).unwrap();
     end.join().unwrap();
-    assert_eq!(buf, want[4 << 20..(4 << 20) + buf.len()]);
-    // How many retries fit in the second depends on the backoff's jitter.
+    assert_eq!(buf, want[1 << 20..(1 << 20) + buf.len()]);
+    // How many retries fit in the second depends on the backoff's jitter (3 or 4), and on
+    // how late the thread that ends the outage wakes up on a busy machine.
     let refused = sim.stats().down_refused;
-    assert!((2..=5).contains(&refused), "{refused}");
+    assert!((2..=6).contains(&refused), "{refused}");
     drop(movie);
     assert!(mount.stop().success());
 }
