@@ -26,6 +26,10 @@ pub enum Error {
     /// Its folder answers EIO; the reason is logged once when the state changes.
     #[error("storage {path}: {reason}")]
     StorageDown { path: String, reason: String },
+    /// The storage's session is gone and only the user can renew it (a spent refresh token and
+    /// no password): the storage is marked down, as if its login had been refused.
+    #[error("{0}")]
+    LoginLost(String),
     /// The CDN refused a download link (403/410, or an expired signature).
     #[error("download link refused with HTTP {status}")]
     LinkRefused { status: u16 },

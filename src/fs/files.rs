@@ -42,17 +42,7 @@ impl Fs {
             node.cached_version = Some(entry.version.clone());
             keep
         };
-        let file = OpenFile::new(
-            storage,
-            s.path.clone(),
-            s.stats.clone(),
-            entry,
-            size,
-            self.config.block_size,
-            s.driver.clone(),
-            self.links.clone(),
-            s.http.clone(),
-        );
+        let file = OpenFile::new(storage, s.clone(), entry, size, self.config.block_size, self.links.clone());
         let limit = match self.config.connections_per_file {
             0 => s.driver.max_connections(),
             n => n,

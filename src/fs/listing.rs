@@ -52,7 +52,7 @@ impl Fs {
         s.ensure_up().await?;
         StorageStats::add(&s.stats.listings, 1);
         tracing::debug!(storage = %s.path, folder = %dir.name, id = %dir.id, "listing");
-        let mut entries = s.driver.list(dir).await?;
+        let mut entries = s.checked(s.driver.list(dir).await)?;
         names::make_showable(&mut entries);
         let entries = Arc::new(entries);
         self.meta.put_dir((storage, dir.id.clone()), entries.clone());
@@ -86,7 +86,7 @@ impl Fs {
         let key = (storage, entry.id.clone(), entry.version.clone());
         let mint = || {
             StorageStats::add(&s.stats.link_mints, 1);
-            driver.link(&entry)
+            async { s.checked(driver.link(&entry).await) }
         };
         let link = self.links.get(&key, mint).await?;
         let size = match crate::http::range::probe_size(&s.http, &link).await {

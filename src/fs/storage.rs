@@ -4,7 +4,8 @@
 //! marked down, its folder answers EIO, and the reason is logged once, when the state changes
 //! (never once per request, which would flood a media server's scan into the journal). A down
 //! storage tries to log in again at most once per `RETRY_AFTER` when it is accessed, so a
-//! mount started while the network was out recovers without a restart.
+//! mount started while the network was out recovers without a restart. A session that dies for
+//! good while mounted (`Error::LoginLost`, see [`Storage::checked`]) takes the same path.
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -49,16 +50,31 @@ impl Storage {
                 }
                 *health = Health::Up;
             }
-            Err(err) => {
-                let reason = err.to_string();
-                let changed = !matches!(&*health, Health::Down { reason: r, .. } if *r == reason);
-                if changed {
-                    tracing::error!(storage = %self.path, driver = self.driver.kind(), "storage unavailable: {reason}");
-                }
-                *health = Health::Down { reason, at: Instant::now() };
-            }
+            Err(err) => self.mark_down(&mut health, err.to_string()),
         }
+        drop(health);
         result.map_err(|err| self.down_error(err.to_string()))
+    }
+
+    /// A driver's answer, passed through; but `Error::LoginLost` (the session died and cannot
+    /// be renewed) marks the storage down as a refused login does, so that later accesses
+    /// answer EIO without a request and the log says why once.
+    pub fn checked<T>(&self, result: Result<T>) -> Result<T> {
+        match result {
+            Err(Error::LoginLost(reason)) => {
+                self.mark_down(&mut self.health.lock().unwrap(), reason.clone());
+                Err(self.down_error(reason))
+            }
+            other => other,
+        }
+    }
+
+    fn mark_down(&self, health: &mut Health, reason: String) {
+        let changed = !matches!(&*health, Health::Down { reason: r, .. } if *r == reason);
+        if changed {
+            tracing::error!(storage = %self.path, driver = self.driver.kind(), "storage unavailable: {reason}");
+        }
+        *health = Health::Down { reason, at: Instant::now() };
     }
 
     /// Ok when the storage may be used now; a down storage retries its login now and then.

@@ -2,6 +2,14 @@
 
 use std::time::Duration;
 
+/// A connection that sends nothing for this long (no response headers, or a body that
+/// stalls) fails as a network error: a download then resumes where it stopped, an API call is
+/// retried like any transient failure. Long enough for a slow API answer, short enough that a
+/// stalled CDN costs a player one pause, not a hang (tests/README.md, "stalled body").
+pub const READ_TIMEOUT: Duration = Duration::from_secs(30);
+/// Connecting (DNS and TCP) may take this long.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// The one HTTP client of the process (a connection pool shared by every storage).
 #[derive(Clone)]
 pub struct HttpClient {
@@ -28,8 +36,8 @@ impl HttpClient {
     pub fn new(proxy: Option<&str>) -> crate::error::Result<Self> {
         let mut builder = reqwest::Client::builder()
             .user_agent(concat!("panmount/", env!("CARGO_PKG_VERSION")))
-            .connect_timeout(Duration::from_secs(10))
-            .read_timeout(Duration::from_secs(30))
+            .connect_timeout(CONNECT_TIMEOUT)
+            .read_timeout(READ_TIMEOUT)
             .pool_idle_timeout(Duration::from_secs(60));
         if let Some(proxy) = proxy {
             check_proxy_scheme(proxy)?;

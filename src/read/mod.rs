@@ -26,6 +26,7 @@ use crate::cache::disk::DiskCache;
 use crate::cache::link::{LinkCache, LinkKey};
 use crate::drivers::{Driver, Entry, Link};
 use crate::error::Result;
+use crate::fs::Storage;
 use crate::http::HttpClient;
 use crate::stats::StorageStats;
 use connections::{ConnectionLimit, READER_STREAMS};
@@ -46,6 +47,8 @@ pub struct OpenFile {
     /// Ranged requests that may run at once for this file, over all its handles.
     pub connections: Arc<ConnectionLimit>,
     pub driver: Arc<dyn Driver>,
+    /// The storage, told when a link cannot be minted because its session died.
+    owner: Arc<Storage>,
     pub links: Arc<LinkCache>,
     pub http: HttpClient,
     pub disk: Option<Arc<DiskCache>>,
@@ -54,31 +57,21 @@ pub struct OpenFile {
 }
 
 impl OpenFile {
-    #[allow(clippy::too_many_arguments)]
-    pub fn new(
-        storage: usize,
-        storage_path: String,
-        stats: Arc<StorageStats>,
-        entry: Entry,
-        size: u64,
-        block_size: u64,
-        driver: Arc<dyn Driver>,
-        links: Arc<LinkCache>,
-        http: HttpClient,
-    ) -> Self {
-        let file_key = Arc::from(format!("{storage_path}\0{}\0{}", entry.id, entry.version));
-        let connections = ConnectionLimit::new(driver.max_connections());
+    pub fn new(storage: usize, owner: Arc<Storage>, entry: Entry, size: u64, block_size: u64, links: Arc<LinkCache>) -> Self {
+        let file_key = Arc::from(format!("{}\0{}\0{}", owner.path, entry.id, entry.version));
+        let connections = ConnectionLimit::new(owner.driver.max_connections());
         OpenFile {
             storage,
-            storage_path,
-            stats,
+            storage_path: owner.path.clone(),
+            stats: owner.stats.clone(),
             entry,
             size,
             block_size,
             connections,
-            driver,
+            driver: owner.driver.clone(),
+            http: owner.http.clone(),
+            owner,
             links,
-            http,
             disk: None,
             file_key,
         }
@@ -105,7 +98,7 @@ impl OpenFile {
         self.links
             .get(&self.link_key(), || {
                 StorageStats::add(&self.stats.link_mints, 1);
-                self.driver.link(&self.entry)
+                async { self.owner.checked(self.driver.link(&self.entry).await) }
             })
             .await
     }

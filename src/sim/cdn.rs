@@ -10,7 +10,8 @@
 //!   is a `..` path segment. Missing files and directories are 404.
 //! - Order of checks: first-byte delay, error burst, auth, link TTL, path, range.
 //! - Bodies are streamed from the file in 64 KiB reads, never loaded whole; throughput pacing,
-//!   connection resets and the shutdown signal act between chunks.
+//!   stalls, connection resets and the shutdown signal act between chunks. `body_fault_count`
+//!   limits the body faults to the next N bodies.
 //!
 //! - A `GET` of a directory URL ending in `/` answers a simple HTML index of its entries
 //!   (see [`dir_index`]), for clients that list folders by parsing HTML (rclone's `http`
@@ -325,7 +326,23 @@ async fn answer(
             (b, start, end - start + 1)
         }
     };
-    let builder = builder.header(header::CONTENT_LENGTH, len);
+    let faulty = !head
+        && len > 0
+        && (knobs.reset_after_bytes.is_some() || knobs.stall_after_bytes.is_some() || knobs.body_length_delta != 0)
+        && st.knobs.take_body_fault();
+    let (delta, reset_after, stall_after) = match faulty {
+        true => (knobs.body_length_delta, knobs.reset_after_bytes, knobs.stall_after_bytes),
+        false => (0, None, None),
+    };
+    if delta != 0 {
+        Stats::add(&st.stats.wrong_lengths, 1);
+    }
+    // A longer body announces its true length; a shorter one goes chunked (see the knob).
+    let builder = match delta {
+        0 => builder.header(header::CONTENT_LENGTH, len),
+        d if d > 0 => builder.header(header::CONTENT_LENGTH, len + d as u64),
+        _ => builder,
+    };
     let body = if head || len == 0 {
         Body::empty()
     } else {
@@ -342,18 +359,20 @@ async fn answer(
         }
         let stream = BodyStream {
             file,
-            remaining: len,
+            remaining: len.saturating_add_signed(delta.min(0)),
+            surplus: delta.max(0) as u64,
             sent: 0,
             started: Instant::now(),
             rate: knobs.throughput_bytes_per_sec.filter(|r| *r > 0),
-            reset_after: knobs.reset_after_bytes,
+            reset_after,
+            stall: stall_after.map(|at| (at, Duration::from_millis(knobs.stall_ms))),
             stats: st.stats.clone(),
             shutdown: st.shutdown.clone(),
             _slot: slot,
         };
         Body::from_stream(futures_util::stream::unfold(Some(stream), |s| async move {
             let mut s = s?;
-            if s.remaining == 0 {
+            if s.remaining == 0 && s.surplus == 0 {
                 return None;
             }
             match s.next_chunk().await {
@@ -464,11 +483,16 @@ async fn dir_index(st: &CdnState, dir: &std::path::Path, decoded_path: &str) -> 
 /// One response body being read from its file.
 struct BodyStream {
     file: tokio::fs::File,
+    /// File bytes still to send.
     remaining: u64,
+    /// Zero bytes to send after them (`body_length_delta` > 0).
+    surplus: u64,
     sent: u64,
     started: Instant,
     rate: Option<u64>,
     reset_after: Option<u64>,
+    /// Pause this long once this many bytes are sent (`None` once done).
+    stall: Option<(u64, Duration)>,
     stats: Arc<Stats>,
     shutdown: watch::Receiver<bool>,
     _slot: ConnectionSlot,
@@ -482,7 +506,22 @@ impl BodyStream {
                 "simulator shutting down",
             ));
         }
+        if self.remaining == 0 {
+            let n = self.surplus.min(CHUNK);
+            self.surplus -= n;
+            self.sent += n;
+            return Ok(Bytes::from(vec![0u8; n as usize]));
+        }
         let mut n = CHUNK.min(self.remaining);
+        if let Some((at, pause_for)) = self.stall {
+            if self.sent >= at {
+                self.stall = None;
+                Stats::add(&self.stats.stalls, 1);
+                pause(pause_for, &mut self.shutdown).await?;
+            } else {
+                n = n.min(at - self.sent);
+            }
+        }
         if let Some(limit) = self.reset_after {
             if self.sent >= limit {
                 pause(RESET_GRACE, &mut self.shutdown).await?;

@@ -1,7 +1,8 @@
 //! Fault knobs and counters of the simulated CDN.
 //!
-//! `Knobs` holds the faults the CDN injects (link TTL, connection reset after N bytes, throughput,
-//! first-byte delay, error bursts, a CDN that ignores or mangles `Range`). Tests change them at
+//! `Knobs` holds the faults the CDN injects (link TTL, connection reset after N bytes, a stalled
+//! body, a body of the wrong length, throughput, first-byte delay, error bursts, a CDN that
+//! ignores or mangles `Range`, the whole simulator down). Tests change them at
 //! run time from Rust (`Arc<Knobs>`) or over HTTP (`/_sim/knobs`), so one simulator can walk a
 //! client through healthy and broken phases without restarting. `Stats` counts what the CDN did,
 //! so tests can assert "the client re-fetched once", "no byte was downloaded twice", and so on.
@@ -25,6 +26,18 @@ pub struct KnobValues {
     /// Every response body is cut after this many bytes by aborting the connection: the client
     /// sees an incomplete body (an error), never a clean end.
     pub reset_after_bytes: Option<u64>,
+    /// A body stops after this many bytes and sends nothing for `stall_ms`, then goes on (if
+    /// the client is still there).
+    pub stall_after_bytes: Option<u64>,
+    pub stall_ms: u64,
+    /// A body carries this many bytes more (> 0) or fewer (< 0) than its `Content-Range`
+    /// announces. A longer body says so in `Content-Length` (the two headers disagree before
+    /// the first byte); a shorter one is sent chunked, without `Content-Length`, and ends
+    /// cleanly early (not a reset), so only the byte count gives it away.
+    pub body_length_delta: i64,
+    /// The body faults above (`reset_after_bytes`, `stall_after_bytes`, `body_length_delta`)
+    /// hit only the next N bodies, counting down (`None`: every body).
+    pub body_fault_count: Option<u32>,
     /// Pace each response body to about this many bytes per second.
     pub throughput_bytes_per_sec: Option<u64>,
     /// Delay before the response headers of every CDN request.
@@ -42,6 +55,9 @@ pub struct KnobValues {
     /// A file already being sent on this many connections refuses another with 503, as
     /// PikPak's CDN does past 8 connections to one URL.
     pub max_connections_per_file: Option<u32>,
+    /// The whole simulator is down: every request, CDN and both provider APIs alike (not the
+    /// `/_sim` admin routes), answers 503 without `Retry-After`.
+    pub provider_down: bool,
 }
 
 impl Default for KnobValues {
@@ -49,6 +65,10 @@ impl Default for KnobValues {
         KnobValues {
             link_ttl_secs: None,
             reset_after_bytes: None,
+            stall_after_bytes: None,
+            stall_ms: 0,
+            body_length_delta: 0,
+            body_fault_count: None,
             throughput_bytes_per_sec: None,
             first_byte_delay_ms: 0,
             error_burst: 0,
@@ -56,6 +76,7 @@ impl Default for KnobValues {
             ignore_range: false,
             wrong_content_range: false,
             max_connections_per_file: None,
+            provider_down: false,
         }
     }
 }
@@ -103,6 +124,19 @@ impl Knobs {
         Some(k.error_status)
     }
 
+    /// Whether the body about to be sent gets the body faults (`body_fault_count`).
+    pub(crate) fn take_body_fault(&self) -> bool {
+        let mut k = self.lock();
+        match &mut k.body_fault_count {
+            None => true,
+            Some(0) => false,
+            Some(n) => {
+                *n -= 1;
+                true
+            }
+        }
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, KnobValues> {
         // A panic while holding this lock cannot leave the plain-data values inconsistent.
         self.values.lock().unwrap_or_else(|e| e.into_inner())
@@ -132,6 +166,12 @@ pub struct Stats {
     pub injected_errors: AtomicU64,
     /// Bodies cut by `reset_after_bytes`.
     pub resets: AtomicU64,
+    /// Bodies paused by `stall_after_bytes`.
+    pub stalls: AtomicU64,
+    /// Bodies sent with `body_length_delta` bytes too many or too few.
+    pub wrong_lengths: AtomicU64,
+    /// Requests answered 503 because of `provider_down` (CDN and API alike; not in `requests`).
+    pub down_refused: AtomicU64,
     /// Answers 503 because `max_connections_per_file` was reached.
     pub refused_busy: AtomicU64,
     /// The most bodies of one file ever streamed at once.
@@ -152,12 +192,15 @@ pub struct StatsSnapshot {
     pub unsatisfiable_416: u64,
     pub injected_errors: u64,
     pub resets: u64,
+    pub stalls: u64,
+    pub wrong_lengths: u64,
+    pub down_refused: u64,
     pub refused_busy: u64,
     pub peak_connections: u64,
 }
 
 impl Stats {
-    fn counters(&self) -> [&AtomicU64; 12] {
+    fn counters(&self) -> [&AtomicU64; 15] {
         [
             &self.requests,
             &self.head_requests,
@@ -169,13 +212,16 @@ impl Stats {
             &self.unsatisfiable_416,
             &self.injected_errors,
             &self.resets,
+            &self.stalls,
+            &self.wrong_lengths,
+            &self.down_refused,
             &self.refused_busy,
             &self.peak_connections,
         ]
     }
 
     pub fn snapshot(&self) -> StatsSnapshot {
-        let [a, b, c, d, e, f, g, h, i, j, k, l] = self.counters().map(|x| x.load(Ordering::Relaxed));
+        let [a, b, c, d, e, f, g, h, i, j, m, n, o, k, l] = self.counters().map(|x| x.load(Ordering::Relaxed));
         StatsSnapshot {
             requests: a,
             head_requests: b,
@@ -187,6 +233,9 @@ impl Stats {
             unsatisfiable_416: h,
             injected_errors: i,
             resets: j,
+            stalls: m,
+            wrong_lengths: n,
+            down_refused: o,
             refused_busy: k,
             peak_connections: l,
         }
@@ -227,6 +276,16 @@ mod tests {
         assert_eq!(knobs.take_burst(), Some(429));
         assert_eq!(knobs.take_burst(), None);
         assert_eq!(knobs.get().error_burst, 0);
+    }
+
+    #[test]
+    fn body_faults_count_down_or_hit_every_body() {
+        let knobs = Knobs::default();
+        assert!(knobs.take_body_fault() && knobs.take_body_fault(), "None: every body");
+        knobs.update(|k| k.body_fault_count = Some(1));
+        assert!(knobs.take_body_fault());
+        assert!(!knobs.take_body_fault());
+        assert_eq!(knobs.get().body_fault_count, Some(0));
     }
 
     #[test]

@@ -17,6 +17,8 @@
 //! - `GET /_sim/knobs` → the [`KnobValues`] as JSON; `PUT /_sim/knobs` with a JSON body replaces
 //!   them (missing fields take defaults); `GET /_sim/stats` → [`StatsSnapshot`];
 //!   `POST /_sim/stats/reset`.
+//! - With the `provider_down` knob every other route answers 503 (an outage of the whole
+//!   provider, API and CDN), counted in `down_refused`.
 //!
 //! [`start`] spawns the server on the calling tokio runtime and returns at once. On a
 //! current-thread runtime the server only makes progress while that runtime is being driven, so
@@ -156,7 +158,8 @@ pub async fn start(config: SimConfig) -> io::Result<SimHandle> {
         .route("/_sim/stats/reset", post(reset_stats))
         .with_state(state)
         .merge(pikpak::router(pikpak.clone()))
-        .merge(pan123::router(pan123.clone()));
+        .merge(pan123::router(pan123.clone()))
+        .layer(axum::middleware::from_fn_with_state((knobs.clone(), stats.clone()), outage));
     let mut signal = shutdown_rx;
     let task = tokio::spawn(async move {
         use axum::serve::ListenerExt;
@@ -182,6 +185,21 @@ pub async fn start(config: SimConfig) -> io::Result<SimHandle> {
         shutdown: shutdown_tx,
         task: Some(task),
     })
+}
+
+/// `provider_down`: every request but the admin routes answers 503, before any route sees it.
+async fn outage(
+    State((knobs, stats)): State<(Arc<Knobs>, Arc<Stats>)>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    if knobs.get().provider_down && !request.uri().path().starts_with("/_sim/") {
+        Stats::add(&stats.down_refused, 1);
+        let mut res = Response::new(Body::from("Service Unavailable"));
+        *res.status_mut() = StatusCode::SERVICE_UNAVAILABLE;
+        return res;
+    }
+    next.run(request).await
 }
 
 fn json(status: StatusCode, value: &impl serde::Serialize) -> Response {

@@ -306,3 +306,21 @@ pub fn random_preads(mounted: &Path, expected: &Path, n: usize) {
         assert_eq!(&buf[..n], &want[offset as usize..offset as usize + n], "{rel} at {offset}+{n}");
     }
 }
+
+/// One counter of `storage` in the running mount's `panmount stats` report (`link_mints`,
+/// `range_requests`, ...).
+pub fn mount_stat(mount: &Mount, storage: &str, name: &str) -> u64 {
+    let (code, out, err) = run(&["stats", mount.dir.path().to_str().unwrap()]);
+    assert_eq!(code, 0, "{err}");
+    let out = String::from_utf8(out).unwrap();
+    let line = out.lines().find(|l| l.starts_with(&format!("storage={storage} "))).unwrap_or_else(|| panic!("{out}"));
+    line.split(' ').find_map(|kv| kv.strip_prefix(&format!("{name}="))).unwrap_or_else(|| panic!("{name}: {line}")).parse().unwrap()
+}
+
+/// Assert that `result` failed with EIO.
+pub fn assert_eio<T>(result: std::io::Result<T>, what: &str) {
+    match result {
+        Err(err) => assert_eq!(err.raw_os_error(), Some(libc::EIO), "{what}: {err}"),
+        Ok(_) => panic!("{what}: expected EIO, the read succeeded"),
+    }
+}

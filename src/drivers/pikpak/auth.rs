@@ -209,7 +209,7 @@ impl Session {
 }
 
 fn invalid_grant_error() -> Error {
-    Error::Remote(
+    Error::LoginLost(
         "refresh_token refused (invalid_grant: already used or expired); configure a new refresh_token, or a username and password".into(),
     )
 }

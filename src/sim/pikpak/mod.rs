@@ -122,6 +122,18 @@ impl PikPakSim {
         token
     }
 
+    /// End every access token now, ahead of its `expires_in` (as the service may): the next
+    /// drive call with one is answered 401.
+    pub fn expire_access_tokens(&self) {
+        self.lock().access.clear();
+    }
+
+    /// Spend every refresh token, as another process refreshing with the same token would:
+    /// the next refresh with one is refused with `invalid_grant`.
+    pub fn spend_refresh_tokens(&self) {
+        self.lock().refresh.clear();
+    }
+
     /// The id of the node at `rel_path` (`/Movies`), `""` for the root.
     pub fn id_of(&self, rel_path: &str) -> Option<String> {
         if rel_path.trim_matches('/').is_empty() {

@@ -1,0 +1,297 @@
+//! The fault matrix (tests/README.md), provider rows: token, captcha and refresh-token faults,
+//! rate limits, a provider outage, DNS failure and a refused login, each through a real mount
+//! of the simulated PikPak (or 123pan), asserting what the reader gets (the exact bytes or EIO)
+//! and what the recovery costs, counted by the simulator.
+#![cfg(feature = "sim")]
+
+mod common;
+
+use std::os::unix::fs::FileExt;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use common::{Mount, Sim, assert_eio, fuse_tests_enabled, mount_stat, read_all, sha256};
+use panmount::sim::pikpak::Counters;
+use panmount::sim::pan123::{PASSWORD, PHONE, Pan123Counters};
+
+/// The most a read that fails for good may take (see faults_cdn.rs).
+const EIO_WITHIN: Duration = Duration::from_secs(30);
+
+fn pikpak(sim: &Sim, path: &str, extra: &str) -> String {
+    let b = sim.handle().base_url();
+    format!(
+        "[[storage]]\npath = \"{path}\"\ndriver = \"pikpak\"\napi_base = \"{b}\"\nuser_base = \"{b}\"\n\
+         username = \"alice@example.com\"\npassword = \"secret\"\n{extra}\n"
+    )
+}
+
+/// A `123pan` storage at `/123`, listing at most every 20 ms (the simulator allows 10).
+fn pan123(sim: &Sim) -> String {
+    let b = sim.handle().base_url();
+    sim.handle().pan123.update(|k| k.list_interval_ms = 10);
+    format!(
+        "[[storage]]\npath = \"/123\"\ndriver = \"123pan\"\nusername = \"{PHONE}\"\npassword = \"{PASSWORD}\"\n\
+         api_base = \"{b}\"\nlogin_base = \"{b}\"\nlist_interval_ms = 20\n"
+    )
+}
+
+fn counter(sim: &Sim, f: impl Fn(&Counters) -> &AtomicU64) -> u64 {
+    f(&sim.handle().pikpak.counters).load(Ordering::Relaxed)
+}
+
+/// The PikPak counters a recovery may move, as one tuple to compare before and after:
+/// (refused drive calls 401, refreshes, refused refreshes, signins, captcha inits, captcha
+/// refusals, rate-limited calls).
+fn costs(sim: &Sim) -> [u64; 7] {
+    [
+        counter(sim, |c| &c.unauthenticated),
+        counter(sim, |c| &c.refreshes),
+        counter(sim, |c| &c.refresh_refused),
+        counter(sim, |c| &c.signins),
+        counter(sim, |c| &c.captcha_inits),
+        counter(sim, |c| &c.captcha_refused),
+        counter(sim, |c| &c.rate_limited),
+    ]
+}
+
+fn delta(after: [u64; 7], before: [u64; 7]) -> [u64; 7] {
+    std::array::from_fn(|i| after[i] - before[i])
+}
+
+fn assert_file(sim: &Sim, mount: &Mount, storage: &str, rel: &str) {
+    let got = read_all(&mount.path(&format!("{storage}{rel}"))).unwrap_or_else(|e| panic!("{storage}{rel}: {e}"));
+    assert_eq!(sha256(&got), sha256(&sim.file_bytes(rel)), "{storage}{rel}");
+}
+
+#[test]
+fn access_token_expiry_costs_one_refresh() {
+    if !fuse_tests_enabled() {
+        return;
+    }
+    let sim = Sim::start(false);
+    let pp = &sim.handle().pikpak;
+    pp.update(|k| k.access_ttl_secs = 2);
+    let mount = Mount::start(&pikpak(&sim, "/pikpak", ""));
+    assert_file(&sim, &mount, "/pikpak", "/Docs/readme.txt");
+    pp.update(|k| k.access_ttl_secs = 7200);
+    // Expired as announced (`expires_in`): refreshed ahead of the next call, nothing refused.
+    std::thread::sleep(Duration::from_millis(2200));
+    let before = costs(&sim);
+    assert_file(&sim, &mount, "/pikpak", "/Movies/movie.srt");
+    assert_eq!(delta(costs(&sim), before), [0, 1, 0, 0, 0, 0, 0], "refreshed ahead");
+    // Ended early by the service: one call refused with 401, one refresh, the call again.
+    pp.expire_access_tokens();
+    let before = costs(&sim);
+    assert_file(&sim, &mount, "/pikpak", "/Music/Album/cover.jpg");
+    assert_eq!(delta(costs(&sim), before), [1, 1, 0, 0, 0, 0, 0], "refused once, refreshed once");
+    assert!(mount.stop().success());
+}
+
+#[test]
+fn captcha_expiry_costs_one_refusal_and_one_mint() {
+    if !fuse_tests_enabled() {
+        return;
+    }
+    let sim = Sim::start(false);
+    let pp = &sim.handle().pikpak;
+    pp.update(|k| k.captcha_ttl_secs = 1);
+    let mount = Mount::start(&pikpak(&sim, "/pikpak", ""));
+    assert_file(&sim, &mount, "/pikpak", "/Docs/readme.txt");
+    pp.update(|k| k.captcha_ttl_secs = 300);
+    std::thread::sleep(Duration::from_millis(1200));
+    let before = costs(&sim);
+    assert_file(&sim, &mount, "/pikpak", "/Movies/movie.srt");
+    assert_eq!(delta(costs(&sim), before), [0, 0, 0, 0, 1, 1, 0], "refused once, minted once");
+    assert!(mount.stop().success());
+}
+
+#[test]
+fn refresh_token_reuse_signs_in_again_or_is_eio() {
+    if !fuse_tests_enabled() {
+        return;
+    }
+    let sim = Sim::start(false);
+    let pp = &sim.handle().pikpak;
+    let token = pp.issue_refresh_token();
+    let token_only = pikpak(&sim, "/token", &format!("refresh_token = \"{token}\""))
+        .replace("username = \"alice@example.com\"\npassword = \"secret\"\n", "");
+    let mount = Mount::start(&[pikpak(&sim, "/pw", ""), token_only].concat());
+    assert_file(&sim, &mount, "/pw", "/Docs/readme.txt");
+    assert_file(&sim, &mount, "/token", "/Docs/readme.txt");
+    // Another process refreshed with our tokens (spending them), and the access tokens died.
+    pp.spend_refresh_tokens();
+    pp.expire_access_tokens();
+    // With a password: 401, invalid_grant, a login captcha and a signin, then the call again.
+    let before = costs(&sim);
+    assert_file(&sim, &mount, "/pw", "/Movies/movie.srt");
+    assert_eq!(delta(costs(&sim), before), [1, 0, 1, 1, 1, 0, 0], "signed in again");
+    // With a refresh token only: 401 and invalid_grant, then EIO, and the storage is down:
+    // later accesses cost no request and the log says why once.
+    let before = costs(&sim);
+    let started = Instant::now();
+    assert_eio(read_all(&mount.path("/token/Movies/movie.srt")), "spent refresh token");
+    assert!(started.elapsed() < EIO_WITHIN);
+    assert_eq!(delta(costs(&sim), before), [1, 0, 1, 0, 0, 0, 0]);
+    let before = costs(&sim);
+    assert_eio(std::fs::read_dir(mount.path("/token/Movies")), "storage down");
+    for rel in ["/token/Music/Album/cover.jpg", "/token/Docs/readme.txt"] {
+        assert_eio(read_all(&mount.path(rel)), "storage down");
+    }
+    assert_eq!(delta(costs(&sim), before), [0; 7]);
+    assert_eq!(logged(&mount, "refresh_token refused"), 1, "{}", mount.log());
+    assert_file(&sim, &mount, "/pw", "/Docs/notes #1 (100%).txt");
+    assert!(mount.stop().success());
+}
+
+/// Lines of the mount's log above debug level that contain `text`.
+fn logged(mount: &Mount, text: &str) -> usize {
+    mount.log().lines().filter(|l| l.contains(text) && !l.contains(" DEBUG ")).count()
+}
+
+#[test]
+fn rate_limits_on_every_api_cost_one_request_each() {
+    if !fuse_tests_enabled() {
+        return;
+    }
+    let sim = Sim::start(false);
+    let pp = &sim.handle().pikpak;
+    let pan = &sim.handle().pan123;
+    // Login: the captcha init and the signin are refused as "too frequent" first.
+    pp.update(|k| k.rate_limit_burst = 2);
+    let mount = Mount::start(&[pikpak(&sim, "/pikpak", ""), pan123(&sim)].concat());
+    assert_eq!(counter(&sim, |c| &c.rate_limited), 2);
+    assert_eq!(counter(&sim, |c| &c.signins), 1);
+    assert_file(&sim, &mount, "/pikpak", "/Docs/readme.txt");
+    // Drive calls (a listing, a link): each refusal costs one retry, up to five in a row.
+    let before = costs(&sim);
+    pp.update(|k| k.rate_limit_burst = 5);
+    assert_file(&sim, &mount, "/pikpak", "/Movies/movie.srt");
+    assert_eq!(delta(costs(&sim), before), [0, 0, 0, 0, 0, 0, 5]);
+    // The sixth in a row is EIO (a listing here), and the next access works.
+    pp.update(|k| k.rate_limit_burst = 6);
+    assert_eio(std::fs::read_dir(mount.path("/pikpak/Music")), "six rate limits in a row");
+    assert_eq!(pp.knobs().rate_limit_burst, 0);
+    assert_file(&sim, &mount, "/pikpak", "/Music/Album/cover.jpg");
+    // 123pan: code 429 on its API (a listing, download_info).
+    assert_file(&sim, &mount, "/123", "/Docs/readme.txt");
+    pan.update(|k| {
+        k.inject_code = 429;
+        k.inject_count = 2;
+    });
+    assert_file(&sim, &mount, "/123", "/Movies/movie.srt");
+    assert_eq!(pan.count(|c: &Pan123Counters| &c.injected), 2);
+    assert!(mount.stop().success());
+}
+
+#[test]
+fn provider_down_then_back() {
+    if !fuse_tests_enabled() {
+        return;
+    }
+    let sim = Sim::start(false);
+    let mount = Mount::start(&pikpak(&sim, "/pikpak", ""));
+    let want = sim.file_bytes("/Movies/movie.mp4");
+    let movie = std::fs::File::open(mount.path("/pikpak/Movies/movie.mp4")).unwrap();
+    let mut buf = vec![0u8; 64 * 1024];
+    movie.read_exact_at(&mut buf, 0).unwrap();
+    let signins = counter(&sim, |c| &c.signins);
+
+    // Down (API and CDN answer 503) for as long as the reads below take, about 15 s.
+    sim.knobs().update(|k| k.provider_down = true);
+    let started = Instant::now();
+    assert_eio(movie.read_exact_at(&mut buf, 3 << 20), "a read of an open file (link cached)");
+    let cdn_tries = sim.stats().down_refused;
+    assert!(started.elapsed() < EIO_WITHIN, "{:?}", started.elapsed());
+    let started = Instant::now();
+    assert_eio(read_all(&mount.path("/pikpak/Music/Album/cover.jpg")), "a file in a folder not listed yet");
+    assert!(started.elapsed() < EIO_WITHIN, "{:?}", started.elapsed());
+    let api_tries = sim.stats().down_refused - cdn_tries;
+    assert_eq!((cdn_tries, api_tries), (7, 6), "six retries of a ranged GET, five of an API call");
+    // What was listed before is still there.
+    assert!(std::fs::read_dir(mount.path("/pikpak/Movies")).unwrap().count() >= 3);
+
+    // Back: the same reads give the bytes, with no new login and nothing refused.
+    sim.knobs().update(|k| k.provider_down = false);
+    movie.read_exact_at(&mut buf, 3 << 20).unwrap();
+    assert_eq!(buf, want[3 << 20..(3 << 20) + buf.len()]);
+    assert_file(&sim, &mount, "/pikpak", "/Music/Album/cover.jpg");
+    assert_eq!(sim.stats().down_refused, cdn_tries + api_tries);
+    assert_eq!(counter(&sim, |c| &c.signins), signins);
+
+    // An outage shorter than the retry budget (1 s) is only a slower read.
+    sim.handle().stats.reset();
+    sim.knobs().update(|k| k.provider_down = true);
+    let knobs = sim.handle().knobs.clone();
+    let end = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_secs(1));
+        knobs.update(|k| k.provider_down = false);
+    });
+    // A seek back (no read-ahead): one ranged request and its retries.
+    movie.read_exact_at(&mut buf, 1 << 20).unwrap();
+    end.join().unwrap();
+    assert_eq!(buf, want[1 << 20..(1 << 20) + buf.len()]);
+    // How many retries fit in the second depends on the backoff's jitter (3 or 4), and on
+    // how late the thread that ends the outage wakes up on a busy machine.
+    let refused = sim.stats().down_refused;
+    assert!((2..=6).contains(&refused), "{refused}");
+    drop(movie);
+    assert!(mount.stop().success());
+}
+
+#[test]
+fn dns_failure_is_eio_for_that_storage_only() {
+    if !fuse_tests_enabled() {
+        return;
+    }
+    let sim = Sim::start(false);
+    let port = sim.handle().addr.port();
+    let unresolvable = pikpak(&sim, "/dns", "").replace("127.0.0.1", "panmount-test.invalid");
+    // A link tree whose CDN host does not resolve: the API is fine, the downloads are not.
+    let links = sim.config(panmount::sim::SizeMode::Full, "", "").replace(&format!("127.0.0.1:{port}"), &format!("cdn.invalid:{port}"));
+    let started = Instant::now();
+    let mount = Mount::start(&[pikpak(&sim, "/pikpak", ""), unresolvable, links].concat());
+    assert!(started.elapsed() < EIO_WITHIN, "mounted after {:?}", started.elapsed());
+    assert_eio(std::fs::read_dir(mount.path("/dns")), "API host does not resolve");
+    assert_file(&sim, &mount, "/pikpak", "/Docs/readme.txt");
+    let started = Instant::now();
+    assert_eio(read_all(&mount.path("/links/Docs/readme.txt")), "CDN host does not resolve");
+    assert!(started.elapsed() < EIO_WITHIN, "{:?}", started.elapsed());
+    assert_eq!(mount_stat(&mount, "/links", "range_requests"), 7, "DNS failures are retried like resets");
+    assert_eq!(sim.stats().requests, 1, "only /pikpak's read reached the CDN");
+    assert_eq!(logged(&mount, "storage unavailable"), 1, "{}", mount.log());
+    assert!(mount.stop().success());
+}
+
+#[test]
+fn a_refused_login_leaves_four_other_storages_serving() {
+    if !fuse_tests_enabled() {
+        return;
+    }
+    let sim = Sim::start(false);
+    let base = sim.handle().base_url();
+    let share_id = sim.handle().pikpak.knobs().share_id;
+    let text = [
+        pikpak(&sim, "/bad", "").replace("\"secret\"", "\"wrong\""),
+        pikpak(&sim, "/pikpak", ""),
+        format!("[[storage]]\npath = \"/share\"\ndriver = \"pikpak_share\"\napi_base = \"{base}\"\nuser_base = \"{base}\"\nshare_id = \"{share_id}\"\n"),
+        pan123(&sim),
+        sim.config(panmount::sim::SizeMode::Full, "", ""),
+    ]
+    .concat();
+    let mount = Mount::start(&text);
+    for storage in ["/pikpak", "/share", "/123", "/links"] {
+        assert_file(&sim, &mount, storage, "/Movies/movie.srt");
+    }
+    for _ in 0..5 {
+        assert_eio(std::fs::read_dir(mount.path("/bad")), "wrong password");
+        assert_eio(std::fs::metadata(mount.path("/bad/Docs")), "wrong password");
+    }
+    // One refused signin at mount time; accesses after it do not try again (at most once a
+    // minute), and the log says why once.
+    assert_eq!(counter(&sim, |c| &c.signin_refused), 1);
+    assert_eq!(logged(&mount, "invalid_account_or_password"), 1, "{}", mount.log());
+    for storage in ["/pikpak", "/share", "/123", "/links"] {
+        assert_file(&sim, &mount, storage, "/Docs/readme.txt");
+    }
+    assert!(mount.stop().success());
+}
