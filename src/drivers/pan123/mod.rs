@@ -303,6 +303,9 @@ impl LinkMinter {
 }
 
 #[cfg(test)]
+mod fuzz;
+
+#[cfg(test)]
 mod tests {
     use super::*;
 
