@@ -81,3 +81,24 @@ fn hostile_names_and_sizes_show_and_read_through_a_mount() {
     }
     assert!(mount.stop().success());
 }
+
+/// A 123pan direct link whose file name holds a `/` (`%2F` in its URL) is a file of the tree,
+/// shown as `Docs／readme.txt`, with its bytes.
+#[test]
+fn a_link_whose_name_holds_a_slash_is_shown_and_read() {
+    if !fuse_tests_enabled() {
+        return;
+    }
+    let sim = Sim::start(false);
+    let url = sim.handle().cdn_url("/Docs/readme.txt");
+    let slashed = url.replacen("/Docs/", "/Docs%2F", 1);
+    assert_ne!(url, slashed);
+    let tree = format!("{slashed}\n{url}\n");
+    let text = format!("[[storage]]\npath = \"/links\"\ndriver = \"123pan_link\"\norigin_urls = {}\n", toml::Value::String(tree));
+    let mount = Mount::start(&text);
+    assert_eq!(listed(&mount.path("/links")), ["Docs／readme.txt", "readme.txt"].map(String::from).into());
+    for name in ["Docs／readme.txt", "readme.txt"] {
+        assert!(read_all(&mount.path(&format!("/links/{name}"))).unwrap() == sim.file_bytes("/Docs/readme.txt"), "{name}");
+    }
+    assert!(mount.stop().success());
+}

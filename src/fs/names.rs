@@ -161,10 +161,11 @@ fn numbered_fit(name: &str, n: u32, is_dir: bool) -> String {
     numbered(&shorten(name, name, room), n, is_dir)
 }
 
-/// `a.mp4` -> `a (2).mp4`; folders and names without an extension -> `Name (2)`.
+/// `a.mp4` -> `a (2).mp4`; folders and names without an extension (`a`, `.bashrc`, `a.`,
+/// `..`) -> `Name (2)`.
 pub fn numbered(name: &str, n: u32, is_dir: bool) -> String {
     match name.rfind('.') {
-        Some(dot) if !is_dir && dot > 0 => format!("{} ({n}){}", &name[..dot], &name[dot..]),
+        Some(dot) if !is_dir && dot > 0 && dot + 1 < name.len() => format!("{} ({n}){}", &name[..dot], &name[dot..]),
         _ => format!("{name} ({n})"),
     }
 }
