@@ -90,6 +90,13 @@ pub fn decode_envelope(status: u16, body: &[u8], ok_code: i64) -> Result<std::re
     }
 }
 
+/// The `data` of a successful answer to `path` as `T`. A missing or null `data` is an empty
+/// answer (see api.rs), not a wrong type.
+pub fn decode_data<T: DeserializeOwned>(path: &str, data: serde_json::Value) -> Result<T> {
+    let data = if data.is_null() { serde_json::json!({}) } else { data };
+    crate::drivers::decode(&format!("123pan {path}"), data)
+}
+
 /// What an API error means for the user (everything but 401, which the caller handles).
 pub fn classify(err: &ApiError) -> Error {
     let msg = err.message.trim();
@@ -244,7 +251,7 @@ impl Client {
             let token = self.token();
             let err = match self.send(method.clone(), path, query, body, &token).await {
                 Ok(Ok(data)) => {
-                    return crate::drivers::decode(&format!("123pan {path}"), data);
+                    return decode_data(path, data);
                 }
                 Ok(Err(api)) if api.code == Some(CODE_UNAUTHORIZED) => {
                     if self.credentials.is_none() && !token.is_empty() {

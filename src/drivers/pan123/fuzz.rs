@@ -35,6 +35,15 @@ fn absurd_sizes_are_unknown_never_wrong() {
 }
 
 #[test]
+fn a_missing_data_is_an_empty_page() {
+    let data = decode_envelope(200, br#"{"code":0,"message":"ok"}"#, 0).unwrap().unwrap();
+    let page: ListPage = super::client::decode_data("/b/api/file/list/new", data).unwrap();
+    assert!(page.info_list.is_none() && page.next.is_empty());
+    let err = super::client::decode_data::<ListPage>("/b/api/file/list/new", json!(7)).unwrap_err();
+    assert!(err.to_string().contains("123pan /b/api/file/list/new: .: invalid type: integer `7`"), "{err}");
+}
+
+#[test]
 fn wrong_types_are_errors_that_name_the_field() {
     let err = decode::<ListPage>("page", json!({"InfoList": [file(1, json!(1)), {"FileName": "no id"}]})).unwrap_err();
     assert!(err.to_string().contains("page: InfoList[1]: missing field `FileId`"), "{err}");
