@@ -26,7 +26,7 @@
 //! is how a shown path is turned back into remote entries (`panmount offline add --to`), and
 //! why it is enough: the listing always carries the full remote names.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::HashSet;
 
 use crate::drivers::Entry;
 
@@ -103,18 +103,26 @@ pub fn shown_names(entries: &[Entry]) -> Vec<String> {
             if escaped.len() > MAX_NAME { shorten(&escaped, &e.name, MAX_NAME) } else { escaped }
         })
         .collect();
-    let mut taken: HashSet<String> = names.iter().cloned().collect();
-    let mut groups: BTreeMap<String, Vec<usize>> = BTreeMap::new();
-    for (i, name) in names.iter().enumerate() {
-        groups.entry(name.clone()).or_default().push(i);
-    }
-    for (name, mut members) in groups.into_iter().filter(|(_, m)| m.len() > 1) {
-        members.sort_by(|&a, &b| (entries[a].mtime, &entries[a].id).cmp(&(entries[b].mtime, &entries[b].id)));
-        for &i in &members[1..] {
-            let new = (2..).map(|n| numbered_fit(&name, n, entries[i].is_dir)).find(|c| !taken.contains(c)).expect("a free number");
-            taken.insert(new.clone());
-            names[i] = new;
+    // Equal names next to each other, oldest first; numbered in name order.
+    let mut order: Vec<usize> = (0..entries.len()).collect();
+    let age = |i: usize| (entries[i].mtime, &entries[i].id);
+    order.sort_by(|&a, &b| names[a].cmp(&names[b]).then_with(|| age(a).cmp(&age(b))));
+    let taken: HashSet<&str> = names.iter().map(String::as_str).collect();
+    let mut added: HashSet<String> = HashSet::new();
+    let mut renames = Vec::new();
+    for equal in order.chunk_by(|&a, &b| names[a] == names[b]) {
+        for &i in &equal[1..] {
+            let new = (2..)
+                .map(|n| numbered_fit(&names[i], n, entries[i].is_dir))
+                .find(|c| !taken.contains(c.as_str()) && !added.contains(c))
+                .expect("a free number");
+            added.insert(new.clone());
+            renames.push((i, new));
         }
+    }
+    drop(taken);
+    for (i, new) in renames {
+        names[i] = new;
     }
     names
 }
