@@ -13,6 +13,8 @@ pub mod drivers;
 pub mod error;
 pub mod fs;
 pub mod fuse;
+#[cfg(test)]
+mod fuzz;
 pub mod http;
 pub mod logging;
 pub mod offline;

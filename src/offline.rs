@@ -76,12 +76,13 @@ async fn add(tasks: &dyn OfflineTasks, urls: &[String], folder: Option<&Entry>) 
     Ok(())
 }
 
-/// The folder at `dir` (a path inside the storage), found through the driver's listings.
+/// The folder at `dir` (a path inside the storage, with names as the mount shows them), found
+/// through the driver's listings.
 async fn resolve_folder(storage: &Storage, dir: &str) -> Result<Entry, Error> {
     let mut current = storage.driver.root();
     for part in dir.split('/').filter(|p| !p.is_empty() && *p != ".") {
         let children = storage.driver.list(&current).await?;
-        current = children.into_iter().find(|c| c.name == part).ok_or(Error::NotFound)?;
+        current = crate::fs::names::find(&children, part).cloned().ok_or(Error::NotFound)?;
         if !current.is_dir {
             return Err(Error::NotDir);
         }

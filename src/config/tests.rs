@@ -3,6 +3,7 @@
 
 use super::*;
 
+mod fuzz;
 mod secrets;
 
 const LINK: &str = "https://vip.123pan.cn/1/a.mp4";

@@ -5,6 +5,7 @@
 //! `crate::read`. Read-only drivers implement `list` and `link`; the rest are optional
 //! capabilities with defaults.
 
+pub mod pages;
 pub mod pan123;
 pub mod pan123_link;
 pub mod pikpak;
@@ -134,6 +135,28 @@ pub trait OfflineTasks: Send + Sync {
     async fn add(&self, url: &str, folder: Option<&Entry>) -> Result<String>;
     async fn list(&self) -> Result<Vec<OfflineTask>>;
     async fn remove(&self, ids: &[String]) -> Result<()>;
+}
+
+/// Decode a provider's JSON answer into a wire type. The error names what was answered and
+/// where in it the problem is (`file list: files[3].name: invalid type: integer ...`).
+pub fn decode<T: serde::de::DeserializeOwned>(what: &str, value: serde_json::Value) -> Result<T> {
+    serde_path_to_error::deserialize(value)
+        .map_err(|e| crate::error::Error::InvalidResponse(format!("{what}: {}: {}", e.path(), e.inner())))
+}
+
+/// A size as providers write it: a JSON number or numeric text. Anything else (negative,
+/// fractional, past `i64::MAX` which no file system can show, not a number, missing) is
+/// unknown, never an error: one odd entry must not hide its folder, and the core learns an
+/// unknown file size from the server.
+pub fn size<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
+    use serde::Deserialize;
+    use serde_json::Value;
+    let n = match Option::<Value>::deserialize(d)? {
+        Some(Value::Number(n)) => n.as_u64().or_else(|| n.as_f64().filter(|f| f.fract() == 0.0 && (0.0..9.2e18).contains(f)).map(|f| f as u64)),
+        Some(Value::String(s)) => s.trim().parse().ok(),
+        _ => None,
+    };
+    Ok(n.filter(|&n| n <= i64::MAX as u64))
 }
 
 /// What a driver may use while it is being built from its config.

@@ -1,104 +1,182 @@
-//! Names the kernel can show. Cloud drives allow what a directory cannot hold: two files with
-//! one name (PikPak, 123pan), `/` inside a name, `.`/`..`, empty names. Every listing passes
-//! through [`make_showable`] before the core uses it, so whatever a driver returns, each name
-//! in a folder is unique and valid, and nothing is hidden: duplicates are shown as `a (2).mp4`
-//! (before the extension, so media servers still recognise the type), `/` as the look-alike
-//! `∕` (U+2215, as rclone does), an unusable name as `_`, and a name over the kernel's 255
-//! bytes is cut at a character boundary, keeping its extension, with `~` and 8 hex digits of
-//! a digest of the full name appended (stable across listings, distinct for distinct names).
+//! Names the kernel can show. Cloud drives allow what a directory cannot hold: `/` or NUL
+//! inside a name, `.`/`..`, empty names, names over the kernel's 255 bytes, and two files with
+//! one name in a folder (PikPak, 123pan). Every listing passes through [`make_showable`] before
+//! the core uses it, so whatever a driver returns, each name in a folder is valid and unique,
+//! and no entry is hidden. The mapping has three steps (README.md, "Names", says the same for
+//! users):
+//!
+//! 1. [`escape`], one name at a time, rclone's encoding for Linux (its `Base` encoder), so a
+//!    user coming from rclone mount sees the same names: `/` becomes `／` (U+FF0F, FULLWIDTH
+//!    SOLIDUS), NUL becomes `␀` (U+2400), a name that is exactly `.` or `..` becomes `．` or `．．`
+//!    (U+FF0E), and the empty name becomes `‛` (U+201B, rclone's quote character). A real name
+//!    that already holds one of these look-alikes gets the quote in front of it (`a／b` is shown
+//!    as `a‛／b`, `‛` as `‛‛`), so the step is a bijection: [`unescape`] gives the remote name
+//!    back, exactly.
+//! 2. A name still over 255 bytes is cut at a character boundary, keeping an extension of up
+//!    to 16 bytes, with `~` and 8 hex digits of an MD5 of the full remote name before the
+//!    extension: stable across listings, distinct for distinct names.
+//! 3. Names that are still equal in a folder (true duplicates, or a cut name that happens to
+//!    match another) are numbered: the oldest entry (by mtime, then by id) keeps the name, the
+//!    others become `a (2).mp4`, `a (3).mp4`, ... before the extension, so media servers still
+//!    recognise the type (`Name (2)` for folders), skipping any name already used in the folder.
+//!    The numbers depend only on the listing's content, not on the order the provider sent it.
+//!
+//! Steps 2 and 3 lose information, so their inverse is a table: [`find`] applies the same
+//! mapping to a folder's remote listing and returns the entry shown under a given name. That
+//! is how a shown path is turned back into remote entries (`panmount offline add --to`), and
+//! why it is enough: the listing always carries the full remote names.
 
 use std::collections::HashSet;
 
 use crate::drivers::Entry;
 
-pub fn make_showable(entries: &mut [Entry]) {
-    for e in entries.iter_mut() {
-        let fixed = match e.name.as_str() {
-            "" | "." | ".." => Some("_".to_string()),
-            n if n.contains('/') || n.contains('\0') => Some(n.replace('/', "\u{2215}").replace('\0', "")),
-            _ => None,
-        };
-        let fixed = match fixed {
-            Some(n) if n.len() > MAX_NAME => Some(shorten(&n)),
-            None if e.name.len() > MAX_NAME => Some(shorten(&e.name)),
-            other => other,
-        };
-        if let Some(name) = fixed {
-            tracing::debug!(old = %e.name, new = %name, "renamed an entry the kernel cannot show");
-            e.name = if name.is_empty() { "_".into() } else { name };
+/// The longest name Linux accepts in a path component, in bytes.
+pub const MAX_NAME: usize = 255;
+
+/// rclone's quote character: a look-alike that stands for itself is written after it.
+const QUOTE: char = '\u{201B}';
+const SLASH: char = '\u{FF0F}';
+const NUL: char = '\u{2400}';
+const DOT: char = '\u{FF0E}';
+
+/// Step 1: a remote name as a name a directory can hold (not yet length-checked).
+pub fn escape(name: &str) -> String {
+    match name {
+        "" => QUOTE.to_string(),
+        "." => DOT.to_string(),
+        ".." => format!("{DOT}{DOT}"),
+        _ if is_dots(name) => format!("{QUOTE}{name}"),
+        _ => {
+            let mut out = String::with_capacity(name.len());
+            for c in name.chars() {
+                match c {
+                    '/' => out.push(SLASH),
+                    '\0' => out.push(NUL),
+                    SLASH | NUL | QUOTE => {
+                        out.push(QUOTE);
+                        out.push(c);
+                    }
+                    c => out.push(c),
+                }
+            }
+            out
         }
-    }
-    let mut taken: HashSet<String> = entries.iter().map(|e| e.name.clone()).collect();
-    let mut seen = HashSet::new();
-    for e in entries.iter_mut() {
-        if seen.insert(e.name.clone()) {
-            continue;
-        }
-        let new = (2..).map(|n| numbered(&e.name, n, e.is_dir)).find(|c| !taken.contains(c)).expect("a free number");
-        tracing::debug!(old = %e.name, new = %new, "duplicate name in a folder");
-        taken.insert(new.clone());
-        seen.insert(new.clone());
-        e.name = new;
     }
 }
 
-/// The longest name Linux accepts in a path component, in bytes.
-const MAX_NAME: usize = 255;
+/// The inverse of [`escape`]: the remote name `shown` stands for, or `None` when no name
+/// escapes to it.
+pub fn unescape(shown: &str) -> Option<String> {
+    let name = match shown.strip_prefix(QUOTE) {
+        Some("") => String::new(),
+        Some(rest) if is_dots(rest) => rest.to_string(),
+        _ if is_dots(shown) => shown.replace(DOT, "."),
+        _ => {
+            let mut out = String::with_capacity(shown.len());
+            let mut chars = shown.chars();
+            while let Some(c) = chars.next() {
+                match c {
+                    QUOTE => out.push(chars.next()?),
+                    SLASH => out.push('/'),
+                    NUL => out.push('\0'),
+                    c => out.push(c),
+                }
+            }
+            out
+        }
+    };
+    // Only names `escape` can produce (`‛x` for an ordinary `x` is not one of them).
+    (escape(&name) == shown).then_some(name)
+}
 
-fn shorten(name: &str) -> String {
+/// `．` or `．．`, the look-alikes of `.` and `..`.
+fn is_dots(name: &str) -> bool {
+    !name.is_empty() && name.len() <= 2 * DOT.len_utf8() && name.chars().all(|c| c == DOT)
+}
+
+/// The names `entries` (one folder's remote listing) are shown under, in the same order.
+pub fn shown_names(entries: &[Entry]) -> Vec<String> {
+    let mut names: Vec<String> = entries
+        .iter()
+        .map(|e| {
+            let escaped = escape(&e.name);
+            if escaped.len() > MAX_NAME { shorten(&escaped, &e.name, MAX_NAME) } else { escaped }
+        })
+        .collect();
+    // Equal names next to each other, oldest first; numbered in name order.
+    let mut order: Vec<usize> = (0..entries.len()).collect();
+    let age = |i: usize| (entries[i].mtime, &entries[i].id);
+    order.sort_by(|&a, &b| names[a].cmp(&names[b]).then_with(|| age(a).cmp(&age(b))));
+    let taken: HashSet<&str> = names.iter().map(String::as_str).collect();
+    let mut added: HashSet<String> = HashSet::new();
+    let mut renames = Vec::new();
+    for equal in order.chunk_by(|&a, &b| names[a] == names[b]) {
+        for &i in &equal[1..] {
+            let new = (2..)
+                .map(|n| numbered_fit(&names[i], n, entries[i].is_dir))
+                .find(|c| !taken.contains(c.as_str()) && !added.contains(c))
+                .expect("a free number");
+            added.insert(new.clone());
+            renames.push((i, new));
+        }
+    }
+    drop(taken);
+    for (i, new) in renames {
+        names[i] = new;
+    }
+    names
+}
+
+/// Rename `entries` (one folder's remote listing) to the names they are shown under.
+pub fn make_showable(entries: &mut [Entry]) {
+    let names = shown_names(entries);
+    for (e, name) in entries.iter_mut().zip(names) {
+        if e.name != name {
+            tracing::debug!(old = ?e.name, new = %name, id = %e.id, "an entry is shown under another name");
+            e.name = name;
+        }
+    }
+}
+
+/// The entry of `remote` (a folder's listing, names as the provider gave them) shown as `shown`.
+pub fn find<'a>(remote: &'a [Entry], shown: &str) -> Option<&'a Entry> {
+    shown_names(remote).iter().position(|n| n == shown).map(|i| &remote[i])
+}
+
+/// `name` cut to at most `max` bytes, with a digest of `full` (the remote name) and the
+/// extension kept.
+fn shorten(name: &str, full: &str, max: usize) -> String {
     use md5::{Digest, Md5};
-    let tag: String = Md5::digest(name.as_bytes())[..4].iter().map(|b| format!("{b:02x}")).collect();
+    let tag: String = Md5::digest(full.as_bytes())[..4].iter().map(|b| format!("{b:02x}")).collect();
     let ext = match name.rfind('.') {
         Some(dot) if dot > 0 && name.len() - dot <= 16 => &name[dot..],
         _ => "",
     };
-    // Room for " (NN)" numbering too, so a renamed duplicate still fits.
-    let mut budget = MAX_NAME - ext.len() - 1 - tag.len() - 8;
+    let mut budget = max - ext.len() - 1 - tag.len();
     while !name.is_char_boundary(budget) {
         budget -= 1;
     }
     format!("{}~{tag}{ext}", &name[..budget])
 }
 
-/// `a.mp4` -> `a (2).mp4`; folders and names without an extension -> `Name (2)`.
+/// [`numbered`], cutting `name` first when the number would not fit in [`MAX_NAME`].
+fn numbered_fit(name: &str, n: u32, is_dir: bool) -> String {
+    let candidate = numbered(name, n, is_dir);
+    if candidate.len() <= MAX_NAME {
+        return candidate;
+    }
+    let room = MAX_NAME - (candidate.len() - name.len());
+    numbered(&shorten(name, name, room), n, is_dir)
+}
+
+/// `a.mp4` -> `a (2).mp4`; folders and names without an extension (`a`, `.bashrc`, `a.`,
+/// `..`) -> `Name (2)`.
 pub fn numbered(name: &str, n: u32, is_dir: bool) -> String {
     match name.rfind('.') {
-        Some(dot) if !is_dir && dot > 0 => format!("{} ({n}){}", &name[..dot], &name[dot..]),
+        Some(dot) if !is_dir && dot > 0 && dot + 1 < name.len() => format!("{} ({n}){}", &name[..dot], &name[dot..]),
         _ => format!("{name} ({n})"),
     }
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use std::time::SystemTime;
-
-    fn e(name: &str, is_dir: bool) -> Entry {
-        Entry { id: name.into(), name: name.into(), is_dir, size: Some(1), mtime: SystemTime::UNIX_EPOCH, version: String::new() }
-    }
-
-    #[test]
-    fn duplicates_and_bad_names_become_unique_and_valid() {
-        let mut v = vec![e("a.mp4", false), e("a.mp4", false), e("a (2).mp4", false), e("a.mp4", false), e("D", true), e("D", true), e("x/y", false), e("..", false), e("", false)];
-        make_showable(&mut v);
-        let names: Vec<_> = v.iter().map(|e| e.name.as_str()).collect();
-        assert_eq!(names, ["a.mp4", "a (3).mp4", "a (2).mp4", "a (4).mp4", "D", "D (2)", "x\u{2215}y", "_", "_ (2)"]);
-    }
-
-    #[test]
-    fn long_names_are_cut_stably_and_stay_distinct() {
-        let long_a = format!("{}A.mkv", "花".repeat(100));
-        let long_b = format!("{}B.mkv", "花".repeat(100));
-        let mut v = vec![e(&long_a, false), e(&long_b, false), e(&long_a, false)];
-        make_showable(&mut v);
-        for x in &v {
-            assert!(x.name.len() <= MAX_NAME, "{} bytes", x.name.len());
-            assert!(x.name.ends_with(".mkv"), "{}", x.name);
-        }
-        assert_ne!(v[0].name, v[1].name);
-        assert_ne!(v[0].name, v[2].name);
-        let mut again = vec![e(&long_a, false)];
-        make_showable(&mut again);
-        assert_eq!(again[0].name, v[0].name, "stable across listings");
-    }
-}
+mod tests;

@@ -49,6 +49,26 @@ impl HttpClient {
     }
 }
 
+/// The most bytes an API answer (JSON, never file bytes) may have. A page of 100 entries is
+/// well under 1 MiB; a server that sends more is broken, and must not fill memory.
+pub const MAX_API_BODY: usize = 16 << 20;
+
+/// The body of an API answer, refused past [`MAX_API_BODY`] (whether announced or not).
+pub async fn api_body(mut response: reqwest::Response) -> crate::error::Result<Vec<u8>> {
+    let too_large = || crate::error::Error::InvalidResponse(format!("an API answer larger than {} MiB", MAX_API_BODY >> 20));
+    if response.content_length().is_some_and(|n| n > MAX_API_BODY as u64) {
+        return Err(too_large());
+    }
+    let mut body = Vec::new();
+    while let Some(chunk) = response.chunk().await? {
+        if body.len() + chunk.len() > MAX_API_BODY {
+            return Err(too_large());
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
+}
+
 /// A URL without its query string or fragment, safe to log (signatures live in the query).
 pub fn redact_url(url: &str) -> String {
     let end = url.find(['?', '#']).unwrap_or(url.len());
@@ -62,6 +82,49 @@ pub fn redact_url(url: &str) -> String {
 pub mod limit;
 pub mod range;
 pub mod retry;
+
+#[cfg(test)]
+mod body_tests {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    /// One HTTP answer of `len` bytes from a loopback server, announced or chunked.
+    async fn answer(len: usize, announced: bool) -> crate::error::Result<Vec<u8>> {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            let (mut s, _) = listener.accept().await.unwrap();
+            let mut buf = [0u8; 4096];
+            let _ = s.read(&mut buf).await;
+            let head = if announced {
+                format!("HTTP/1.1 200 OK\r\ncontent-length: {len}\r\n\r\n")
+            } else {
+                "HTTP/1.1 200 OK\r\nconnection: close\r\n\r\n".to_string()
+            };
+            let _ = s.write_all(head.as_bytes()).await;
+            let chunk = vec![b' '; 1 << 20];
+            let mut left = len;
+            while left > 0 {
+                let n = left.min(chunk.len());
+                if s.write_all(&chunk[..n]).await.is_err() {
+                    return;
+                }
+                left -= n;
+            }
+        });
+        let response = reqwest::get(format!("http://{addr}/")).await.unwrap();
+        super::api_body(response).await
+    }
+
+    #[tokio::test]
+    async fn api_answers_are_bounded() {
+        assert_eq!(answer(1000, true).await.unwrap().len(), 1000);
+        assert_eq!(answer(1000, false).await.unwrap().len(), 1000);
+        for announced in [true, false] {
+            let err = answer(super::MAX_API_BODY + 1, announced).await.unwrap_err();
+            assert!(err.to_string().contains("larger than 16 MiB"), "{err}");
+        }
+    }
+}
 
 #[cfg(test)]
 mod proxy_tests {

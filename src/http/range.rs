@@ -78,6 +78,9 @@ pub async fn get_range(http: &HttpClient, link: &Link, start: u64, end: u64, tot
     Ok(RangeBody { response, remaining: want })
 }
 
+/// The largest size a file can have in a mount (the kernel's `loff_t` is signed).
+const MAX_SIZE: u64 = i64::MAX as u64;
+
 /// Learn a file's size from the server with a one-byte range request (`HEAD` is not always
 /// allowed on signed URLs, and a 206 names the total in its `Content-Range`).
 pub async fn probe_size(http: &HttpClient, link: &Link) -> Result<u64> {
@@ -96,12 +99,14 @@ pub async fn probe_size(http: &HttpClient, link: &Link) -> Result<u64> {
     check_status(&response)?;
     match response.status() {
         StatusCode::PARTIAL_CONTENT => match content_range(&response)? {
-            (0, 0, Some(total)) => Ok(total),
+            (0, 0, Some(total)) if total <= MAX_SIZE => Ok(total),
             other => Err(Error::InvalidResponse(format!("size probe got Content-Range {}", describe(other)))),
         },
-        StatusCode::OK => response
-            .content_length()
-            .ok_or_else(|| Error::InvalidResponse("size probe: no Content-Length".into())),
+        StatusCode::OK => match response.content_length() {
+            Some(len) if len <= MAX_SIZE => Ok(len),
+            Some(len) => Err(Error::InvalidResponse(format!("size probe: Content-Length {len} is past what a file system can show"))),
+            None => Err(Error::InvalidResponse("size probe: no Content-Length".into())),
+        },
         status => Err(Error::InvalidResponse(format!("size probe: unexpected HTTP {status}"))),
     }
 }
@@ -152,7 +157,8 @@ pub(crate) fn parse_content_range(text: &str) -> Option<(u64, u64, Option<u64>)>
     }
     let (start, end) = range.split_once('-')?;
     let (start, end): (u64, u64) = (start.trim().parse().ok()?, end.trim().parse().ok()?);
-    (start <= end).then_some((start, end, total))
+    // RFC 9110 §14.4: a range past the total (`bytes 0-0/0`) is invalid, not a size.
+    (start <= end && total.is_none_or(|t| end < t)).then_some((start, end, total))
 }
 
 fn describe((start, end, total): (u64, u64, Option<u64>)) -> String {
@@ -162,7 +168,9 @@ fn describe((start, end, total): (u64, u64, Option<u64>)) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::parse_content_range;
+    use proptest::prelude::*;
+
+    use super::{describe, parse_content_range};
 
     #[test]
     fn content_range_forms() {
@@ -172,5 +180,36 @@ mod tests {
         assert_eq!(parse_content_range("bytes 9-5/10"), None);
         assert_eq!(parse_content_range("items 0-1/2"), None);
         assert_eq!(parse_content_range("bytes 0-x/2"), None);
+        assert_eq!(parse_content_range("bytes 0-0/0"), None);
+        assert_eq!(parse_content_range("bytes 5-10/10"), None);
+        assert_eq!(parse_content_range("bytes 0-18446744073709551615/*"), Some((0, u64::MAX, None)));
+        assert_eq!(parse_content_range("bytes 0-1/18446744073709551616"), None);
+        assert_eq!(parse_content_range("bytes -1-5/10"), None);
+    }
+
+    // The fuzz target of `Content-Range` (see `crate::fuzz`).
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(crate::fuzz::cases(2000)))]
+
+        #[test]
+        fn fuzz_content_range_text(text in prop_oneof![
+            any::<String>(),
+            "bytes ?[ 0-9*/-]{0,30}",
+            "bytes [0-9]{1,21}-[0-9]{1,21}/([0-9]{1,21}|\\*)",
+        ]) {
+            if let Some((start, end, total)) = parse_content_range(&text) {
+                prop_assert!(start <= end || (start, end) == (1, 0), "{text}");
+                prop_assert!(start > end || total.is_none_or(|t| end < t), "{text}");
+                prop_assert_eq!(parse_content_range(&format!("bytes {}", describe((start, end, total)))), Some((start, end, total)));
+            }
+        }
+
+        #[test]
+        fn fuzz_content_range_valid_forms_parse(start in any::<u64>(), len in any::<u64>(), extra in any::<u64>(), known in any::<bool>()) {
+            let end = start.saturating_add(len);
+            let total = end.checked_add(1).and_then(|t| t.checked_add(extra)).filter(|_| known);
+            let text = format!("bytes {start}-{end}/{}", total.map_or("*".into(), |t| t.to_string()));
+            prop_assert_eq!(parse_content_range(&text), Some((start, end, total)));
+        }
     }
 }

@@ -79,8 +79,9 @@ pub struct File {
     /// 1 folder, 0 file.
     #[serde(rename = "Type", alias = "type", default, deserialize_with = "i64_any_default")]
     pub kind: i64,
-    #[serde(rename = "Size", alias = "size", default, deserialize_with = "u64_any")]
-    pub size: u64,
+    /// `None` when not a size (`crate::drivers::size`): the core asks the server.
+    #[serde(rename = "Size", alias = "size", default, deserialize_with = "crate::drivers::size")]
+    pub size: Option<u64>,
     #[serde(rename = "Etag", alias = "etag", alias = "ETag", default)]
     pub etag: String,
     #[serde(rename = "S3KeyFlag", alias = "s3KeyFlag", alias = "s3keyFlag", default)]
@@ -156,7 +157,7 @@ fn i64_any_default<'de, D: Deserializer<'de>>(d: D) -> Result<i64, D::Error> {
 }
 
 fn u64_any<'de, D: Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
-    Ok(opt_i64(d)?.unwrap_or(0).max(0) as u64)
+    Ok(crate::drivers::size(d)?.unwrap_or(0))
 }
 
 fn string_any<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
@@ -185,7 +186,7 @@ mod tests {
         assert_eq!(page.total, Some(2));
         let files = page.info_list.unwrap();
         assert_eq!((files[0].file_id, files[0].kind), (20001, 1));
-        assert_eq!((files[1].file_id, files[1].kind, files[1].size), (20_000_000_002, 0, 1_048_576));
+        assert_eq!((files[1].file_id, files[1].kind, files[1].size), (20_000_000_002, 0, Some(1_048_576)));
         assert_eq!(files[1].update_at, "1700000000");
     }
 

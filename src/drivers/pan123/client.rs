@@ -90,6 +90,13 @@ pub fn decode_envelope(status: u16, body: &[u8], ok_code: i64) -> Result<std::re
     }
 }
 
+/// The `data` of a successful answer to `path` as `T`. A missing or null `data` is an empty
+/// answer (see api.rs), not a wrong type.
+pub fn decode_data<T: DeserializeOwned>(path: &str, data: serde_json::Value) -> Result<T> {
+    let data = if data.is_null() { serde_json::json!({}) } else { data };
+    crate::drivers::decode(&format!("123pan {path}"), data)
+}
+
 /// What an API error means for the user (everything but 401, which the caller handles).
 pub fn classify(err: &ApiError) -> Error {
     let msg = err.message.trim();
@@ -196,10 +203,9 @@ impl Client {
         };
         let response = request.send().await?;
         let status = response.status().as_u16();
-        let body = response.bytes().await?;
+        let body = crate::http::api_body(response).await?;
         let data = decode_envelope(status, &body, LOGIN_OK)?.map_err(|e| classify_login(&e))?;
-        let data: LoginData = serde_json::from_value(data)
-            .map_err(|e| Error::InvalidResponse(format!("123pan login answer: {e}")))?;
+        let data: LoginData = crate::drivers::decode("123pan login answer", data)?;
         if data.token.is_empty() {
             return Err(Error::InvalidResponse("123pan login answer has no token".into()));
         }
@@ -245,8 +251,7 @@ impl Client {
             let token = self.token();
             let err = match self.send(method.clone(), path, query, body, &token).await {
                 Ok(Ok(data)) => {
-                    return serde_json::from_value(data)
-                        .map_err(|e| Error::InvalidResponse(format!("123pan {path}: {e}")));
+                    return decode_data(path, data);
                 }
                 Ok(Err(api)) if api.code == Some(CODE_UNAUTHORIZED) => {
                     if self.credentials.is_none() && !token.is_empty() {
@@ -308,7 +313,7 @@ impl Client {
         }
         let response = request.send().await?;
         let status = response.status().as_u16();
-        let bytes = response.bytes().await?;
+        let bytes = crate::http::api_body(response).await?;
         decode_envelope(status, &bytes, 0)
     }
 }

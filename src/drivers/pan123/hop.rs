@@ -66,8 +66,7 @@ pub fn final_url(hop: &str, status: u16, location: Option<&str>, body: &[u8]) ->
         }
         200..=299 => {
             let data = decode_envelope(status, body, 0)?.map_err(|e| super::client::classify(&e))?;
-            let redirect: Redirect = serde_json::from_value(data)
-                .map_err(|e| Error::InvalidResponse(format!("123pan download hop: {e}")))?;
+            let redirect: Redirect = crate::drivers::decode("123pan download hop", data)?;
             if redirect.redirect_url.is_empty() {
                 return Err(Error::InvalidResponse("123pan download hop answered no redirect_url".into()));
             }
@@ -102,7 +101,7 @@ pub async fn resolve(http: &reqwest::Client, download_url: &str) -> Result<(Stri
                 .get(header::LOCATION)
                 .and_then(|v| v.to_str().ok())
                 .map(str::to_owned);
-            let body = response.bytes().await?;
+            let body = crate::http::api_body(response).await?;
             final_url(&hop, status, location.as_deref(), &body)
         };
         match attempt.await {

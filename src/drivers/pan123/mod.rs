@@ -34,6 +34,7 @@ use async_trait::async_trait;
 
 use self::api::{DownloadInfo, DownloadInfoRequest, File, ListPage, UserInfo};
 use self::client::{Client, Credentials};
+use super::pages::Pages;
 use super::{BuildContext, Driver, Entry, Link, Quota};
 use crate::config::{ConfigError, Options};
 use crate::error::{Error, Result};
@@ -186,28 +187,30 @@ pub(crate) fn root_entry(id: &str) -> Entry {
     Entry { id: id.to_string(), name: String::new(), is_dir: true, size: Some(0), mtime: UNIX_EPOCH, version: String::new() }
 }
 
-/// Every entry of a folder, all pages, sorted by name. `fetch(page)` gets one page.
+/// Every entry of a folder, all pages, sorted by name, within the bounds of
+/// [`crate::drivers::pages`]. `fetch(page)` gets one page.
 pub(crate) async fn list_all<F, Fut>(fetch: F, dir_id: &str) -> Result<Vec<Entry>>
 where
     F: Fn(u32) -> Fut,
     Fut: std::future::Future<Output = Result<ListPage>>,
 {
     let mut pager = paging::Pager::default();
-    let mut entries = Vec::new();
+    let mut pages = Pages::new(dir_id);
     let mut total = None;
     while let Some(page) = pager.next_page() {
         let reply = fetch(page).await?;
         total = reply.total.or(total);
         let files = reply.info_list.unwrap_or_default();
         let count = files.len();
-        entries.extend(files.iter().map(entry_of));
+        pages.add(files.iter().map(entry_of), |e| &e.id)?;
         if let Some(stop) = pager.record(&reply.next, count) {
-            if matches!(stop, paging::Stop::NextUnchanged | paging::Stop::TooManyPages) {
+            if stop == paging::Stop::NextUnchanged {
                 tracing::warn!(folder = dir_id, page, ?stop, "123pan listing stopped early");
             }
             break;
         }
     }
+    let mut entries = pages.into_items();
     if let Some(total) = total.filter(|t| *t != entries.len() as i64) {
         tracing::warn!(folder = dir_id, total, received = entries.len(), "123pan listing: Total differs from the entries received");
     }
@@ -224,7 +227,7 @@ pub(crate) fn entry_of(f: &File) -> Entry {
         id: f.file_id.to_string(),
         name: f.file_name.clone(),
         is_dir,
-        size: Some(if is_dir { 0 } else { f.size }),
+        size: if is_dir { Some(0) } else { f.size },
         mtime,
         version: if is_dir { String::new() } else { format!("{}|{}|{}", f.etag, f.s3_key_flag, f.update_at) },
     }
@@ -298,6 +301,9 @@ impl LinkMinter {
         })
     }
 }
+
+#[cfg(test)]
+mod fuzz;
 
 #[cfg(test)]
 mod tests {

@@ -3,8 +3,8 @@
 //! Pages are numbered from 1 with `limit` 100. The service says "last page" with
 //! `Next == "-1"`; OpenList also stops on an empty `InfoList`. A `Next` that does not change
 //! between pages means the server is repeating itself (the rclone port treats it as an
-//! error); we stop there too rather than loop. `MAX_PAGES` bounds the loop whatever the
-//! server says: 10,000 pages of 100 is a million entries in one folder.
+//! error); we stop there too rather than loop. `crate::drivers::pages` bounds the listing
+//! whatever the server says.
 //!
 //! Nothing here assumes a page holds `limit` entries: P123 reports that the web platform may
 //! answer 500 whatever `limit` says (unconfirmed, §7), and `Total` is known to be wrong with
@@ -12,8 +12,6 @@
 
 /// Requested page size (the service caps it at 100).
 pub const PAGE_LIMIT: u32 = 100;
-/// Hard bound on pages per listing.
-pub const MAX_PAGES: u32 = 10_000;
 
 #[derive(Debug, Default)]
 pub struct Pager {
@@ -27,7 +25,6 @@ pub enum Stop {
     Empty,
     LastPage,
     NextUnchanged,
-    TooManyPages,
 }
 
 impl Pager {
@@ -48,8 +45,6 @@ impl Pager {
             Some(Stop::LastPage)
         } else if self.last_next.as_deref() == Some(next) {
             Some(Stop::NextUnchanged)
-        } else if self.page >= MAX_PAGES {
-            Some(Stop::TooManyPages)
         } else {
             None
         };
@@ -91,16 +86,5 @@ mod tests {
         p.next_page();
         assert_eq!(p.record("42", 100), Some(Stop::NextUnchanged));
         assert_eq!(p.next_page(), None);
-    }
-
-    #[test]
-    fn is_bounded() {
-        let mut p = Pager::default();
-        let mut pages = 0;
-        while p.next_page().is_some() {
-            pages += 1;
-            p.record(&pages.to_string(), 100);
-        }
-        assert_eq!(pages, MAX_PAGES);
     }
 }

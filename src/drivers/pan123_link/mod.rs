@@ -10,7 +10,7 @@
 //! text, and readable in logs. A file's `version` is a hash of its URL, size and mtime, so
 //! editing a line invalidates cached blocks of that file and nothing else.
 //!
-//! Everything that can be wrong with the text (syntax, impossible names, URLs that cannot be
+//! Everything that can be wrong with the text (syntax, impossible folder names, URLs that cannot be
 //! signed) is reported when the config is loaded, as an error on `origin_urls` naming the line
 //! of the text.
 

@@ -27,9 +27,12 @@
 //!   cannot show two entries with one name, so later duplicates are renamed `a (2).mp4`
 //!   (before the extension, so the type stays recognisable; `Name (2)` for folders and names
 //!   without an extension). Nothing is hidden, and [`Tree::warnings`] says what was renamed;
-//! - (e) names that cannot exist in a file system (empty, `.`, `..`, containing `/` or NUL after
-//!   decoding) are parse errors with their line, instead of unreachable entries. A URL line
-//!   that ends in `:` is still a folder, as in OpenList, so it fails here (its name has `/`);
+//! - (e) a folder name that cannot exist in a file system (empty, `.`, `..`, containing `/` or
+//!   NUL) is a parse error with its line, instead of an unreachable folder: the user typed it.
+//!   A URL line that ends in `:` is still a folder, as in OpenList, so it fails here (its name
+//!   has `/`). A file's name comes from its URL, that is from the 123pan file's own name, so it
+//!   is kept whatever it decodes to and shown the way every provider name is (`a%2Fb.mp4` as
+//!   `a／b.mp4`, see `crate::fs::names`); the path (the id) is made of those shown names;
 //! - (f) a negative size is an error (OpenList's int64 would accept it);
 //! - (g) a name whose percent-decoding is not UTF-8 keeps its raw (encoded) form, as an invalid
 //!   escape already does in OpenList.
@@ -71,7 +74,8 @@ pub enum NodeKind {
 pub struct Node {
     /// The name shown in the mount (decoded, possibly renamed by DIFFERENCE (d)).
     pub name: String,
-    /// The full path in the tree: `/` for the root, `/Movies/a.mp4` below it.
+    /// The full path in the tree: `/` for the root, `/Movies/a.mp4` below it, each name as
+    /// the mount shows it (`crate::fs::names::escape`).
     pub path: String,
     /// The 1-based line that declared it (0 for the root).
     pub line: usize,
@@ -162,7 +166,9 @@ pub fn parse(text: &str, now_unix: i64) -> Result<Tree, ParseError> {
             let (name, info) = parse_file(rest, now_unix).map_err(err)?;
             (name, NodeKind::File(info))
         };
-        check_name(&name).map_err(err)?;
+        if matches!(kind, NodeKind::Folder) {
+            check_name(&name).map_err(err)?;
+        }
         nodes[parent].children.push(index);
         nodes.push(Node {
             name,
@@ -276,7 +282,7 @@ fn path_unescape(s: &str) -> Option<Vec<u8>> {
     Some(out)
 }
 
-/// DIFFERENCE (e): names a file system can hold.
+/// DIFFERENCE (e): folder names a file system can hold.
 fn check_name(name: &str) -> Result<(), String> {
     if name.is_empty() {
         Err("the name is empty".into())
@@ -330,11 +336,8 @@ fn assign_paths(nodes: &mut [Node]) -> HashMap<String, usize> {
         by_path.insert(nodes[index].path.clone(), index);
         for c in nodes[index].children.clone() {
             let parent = &nodes[index].path;
-            nodes[c].path = if parent == "/" {
-                format!("/{}", nodes[c].name)
-            } else {
-                format!("{parent}/{}", nodes[c].name)
-            };
+            let segment = crate::fs::names::escape(&nodes[c].name);
+            nodes[c].path = if parent == "/" { format!("/{segment}") } else { format!("{parent}/{segment}") };
             todo.push(c);
         }
     }

@@ -1,28 +1,11 @@
 //! PikPak wire types (pikpak-protocol.md §2, §4.5, §5, §7, §8.5, §8.6), serde only, no logic.
 //!
 //! Decoding is tolerant where the reference says real data varies: string-ints also accepted as
-//! JSON numbers (§2.3), every field defaulted, unknown fields ignored. Structs that hold tokens
+//! JSON numbers (§2.3), and a size that is not one is unknown (`crate::drivers::size`); every
+//! field defaulted, unknown fields ignored. Structs that hold tokens
 //! do not derive `Debug`, so a token cannot reach a log through `{:?}`.
 
-use serde::{Deserialize, Deserializer};
-
-/// A string-int (`"1024"`); a bare number or a missing/empty value are accepted too.
-pub fn string_int<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
-    #[derive(Deserialize)]
-    #[serde(untagged)]
-    enum Raw {
-        S(String),
-        N(u64),
-        F(f64),
-        Null(()),
-    }
-    Ok(match Option::<Raw>::deserialize(d)? {
-        Some(Raw::S(s)) => s.trim().parse().ok(),
-        Some(Raw::N(n)) => Some(n),
-        Some(Raw::F(f)) if f >= 0.0 => Some(f as u64),
-        _ => None,
-    })
-}
+use serde::Deserialize;
 
 /// §2.4, the error envelope.
 #[derive(Debug, Default, Deserialize)]
@@ -70,7 +53,7 @@ pub struct File {
     pub id: String,
     pub parent_id: String,
     pub name: String,
-    #[serde(deserialize_with = "string_int")]
+    #[serde(deserialize_with = "crate::drivers::size")]
     pub size: Option<u64>,
     pub hash: String,
     pub phase: String,
@@ -118,9 +101,9 @@ pub struct About {
 #[derive(Debug, Default, Deserialize)]
 #[serde(default)]
 pub struct QuotaObj {
-    #[serde(deserialize_with = "string_int")]
+    #[serde(deserialize_with = "crate::drivers::size")]
     pub limit: Option<u64>,
-    #[serde(deserialize_with = "string_int")]
+    #[serde(deserialize_with = "crate::drivers::size")]
     pub usage: Option<u64>,
 }
 
@@ -132,7 +115,7 @@ pub struct Task {
     pub name: String,
     pub file_id: String,
     pub file_name: String,
-    #[serde(deserialize_with = "string_int")]
+    #[serde(deserialize_with = "crate::drivers::size")]
     pub file_size: Option<u64>,
     pub message: String,
     pub phase: String,

@@ -181,7 +181,7 @@ impl Session {
 
     /// Take a token reply: persist the new refresh token first, then use it.
     fn accept(&self, client: &Client, slot: &mut Option<String>, value: serde_json::Value) -> Result<()> {
-        let t: Token = serde_json::from_value(value).map_err(|e| Error::InvalidResponse(format!("token reply: {e}")))?;
+        let t: Token = crate::drivers::decode("token reply", value)?;
         if t.access_token.is_empty() || t.refresh_token.is_empty() {
             return Err(Error::InvalidResponse("token reply without access_token or refresh_token".into()));
         }

@@ -191,7 +191,10 @@ impl Client {
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.trim().parse::<u64>().ok())
             .map(Duration::from_secs);
-        let bytes = res.bytes().await.map_err(transport)?;
+        let bytes = crate::http::api_body(res).await.map_err(|error| {
+            let fault = if error.is_transient() { Fault::Transient } else { Fault::Other };
+            ApiError { fault, error }
+        })?;
         let value: Option<Value> = if bytes.iter().all(u8::is_ascii_whitespace) { Some(Value::Null) } else { serde_json::from_slice(&bytes).ok() };
         if (200..300).contains(&status) {
             let value = value.ok_or_else(|| ApiError {

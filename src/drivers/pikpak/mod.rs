@@ -22,7 +22,7 @@ pub mod captcha;
 pub mod client;
 pub mod identity;
 pub mod links;
-pub mod offline;
+pub(crate) mod offline;
 
 use std::time::UNIX_EPOCH;
 
@@ -34,7 +34,8 @@ use self::api::{About, File, FileList};
 use self::auth::{Credentials, Session};
 use self::client::{Client, Fault};
 use self::identity::{Identity, Platform};
-use super::{BuildContext, Driver, Entry, Link, OfflineTasks, Quota};
+use super::pages::Pages;
+use super::{BuildContext, Driver, Entry, Link, OfflineTasks, Quota, decode};
 use crate::config::{ConfigError, Options};
 use crate::error::{Error, Result};
 use crate::http::retry::Backoff;
@@ -44,8 +45,6 @@ pub const DEFAULT_API_BASE: &str = "https://api-drive.mypikpak.com";
 pub const DEFAULT_USER_BASE: &str = "https://user.mypikpak.com";
 /// OpenList's page size for listings (§7.1); the server's maximum is unknown (§15.6).
 const PAGE_LIMIT: &str = "100";
-/// A folder of more than 100 000 pages is not a folder but a server loop.
-const MAX_PAGES: usize = 1000;
 /// Attempts of one call, all causes together (each cause has its own smaller bound).
 const MAX_TRIES: usize = 8;
 /// §7.1: only finished, untrashed items.
@@ -172,26 +171,25 @@ impl PikPak {
 }
 
 /// Page through a listing: `fetch(page_token)` until `next_page_token` is empty, a page is
-/// empty, a token repeats, or `MAX_PAGES` (§11: a defensive client stops on all of these).
-pub(crate) async fn collect_pages<F, Fut>(mut fetch: F) -> Result<Vec<File>>
+/// empty or a token repeats (§11: a defensive client stops on all of these), within the bounds
+/// of [`crate::drivers::pages`]. `keep` turns each listed file into an entry, or leaves it out.
+pub(crate) async fn collect_pages<F, Fut>(folder: &str, mut fetch: F, keep: impl Fn(&File) -> Option<Entry>) -> Result<Vec<Entry>>
 where
     F: FnMut(String) -> Fut,
     Fut: std::future::Future<Output = Result<FileList>>,
 {
-    let mut out = Vec::new();
+    let mut pages = Pages::new(folder);
     let mut seen = std::collections::HashSet::new();
     let mut token = String::new();
-    for _ in 0..MAX_PAGES {
+    loop {
         let page = fetch(token.clone()).await?;
         let empty = page.files.is_empty();
-        out.extend(page.files);
+        pages.add(page.files.iter().filter_map(&keep), |e| &e.id)?;
         if empty || page.next_page_token.is_empty() || !seen.insert(page.next_page_token.clone()) {
-            return Ok(out);
+            return Ok(pages.into_items());
         }
         token = page.next_page_token;
     }
-    tracing::warn!("listing stopped after {MAX_PAGES} pages");
-    Ok(out)
 }
 
 #[async_trait]
@@ -209,7 +207,7 @@ impl Driver for PikPak {
     }
 
     async fn list(&self, dir: &Entry) -> Result<Vec<Entry>> {
-        let files = collect_pages(|token| async move {
+        let fetch = |token: String| async move {
             let query = [
                 ("parent_id", dir.id.as_str()),
                 ("thumbnail_size", "SIZE_LARGE"),
@@ -219,17 +217,17 @@ impl Driver for PikPak {
                 ("page_token", token.as_str()),
             ];
             let v = self.call(Method::GET, "/drive/v1/files", &query, None).await?;
-            serde_json::from_value::<FileList>(v).map_err(|e| Error::InvalidResponse(format!("file list: {e}")))
-        })
-        .await?;
-        Ok(files.iter().filter(|f| !f.trashed && (f.phase.is_empty() || f.phase == "PHASE_TYPE_COMPLETE")).map(Self::entry).collect())
+            decode::<FileList>("file list", v)
+        };
+        let complete = |f: &File| !f.trashed && (f.phase.is_empty() || f.phase == "PHASE_TYPE_COMPLETE");
+        collect_pages(&dir.id, fetch, |f| complete(f).then(|| Self::entry(f))).await
     }
 
     async fn link(&self, file: &Entry) -> Result<Link> {
         let usage = if self.disable_media_link { "FETCH" } else { "CACHE" };
         let query = [("_magic", "2021"), ("usage", usage), ("thumbnail_size", "SIZE_LARGE")];
         let v = self.call(Method::GET, &format!("/drive/v1/files/{}", file.id), &query, None).await?;
-        let f: File = serde_json::from_value(v).map_err(|e| Error::InvalidResponse(format!("file detail: {e}")))?;
+        let f: File = decode("file detail", v)?;
         let (url, expire) = links::choose_personal(&f, self.disable_media_link)
             .ok_or_else(|| Error::Remote(format!("PikPak gave no download link for {} (phase {})", file.name, f.phase)))?;
         let expires_at = links::link_expiry(&url, &expire);
@@ -238,7 +236,7 @@ impl Driver for PikPak {
 
     async fn quota(&self) -> Result<Option<Quota>> {
         let v = self.call(Method::GET, "/drive/v1/about", &[], None).await?;
-        let about: About = serde_json::from_value(v).map_err(|e| Error::InvalidResponse(format!("about: {e}")))?;
+        let about: About = decode("about", v)?;
         Ok(match (about.quota.limit, about.quota.usage) {
             (Some(total), Some(used)) if total > 0 => Some(Quota { total, used }),
             _ => None,

@@ -19,7 +19,7 @@ const PHASES: &str = r#"{"phase":{"in":"PHASE_TYPE_RUNNING,PHASE_TYPE_ERROR,PHAS
 /// Bound on task-list pages.
 const MAX_TASK_PAGES: usize = 100;
 
-fn task(t: Task) -> OfflineTask {
+pub(super) fn task(t: Task) -> OfflineTask {
     let progress = match &t.progress {
         serde_json::Value::Number(n) => n.as_f64().unwrap_or(0.0),
         serde_json::Value::String(s) => s.parse().unwrap_or(0.0),
@@ -49,7 +49,7 @@ impl OfflineTasks for PikPak {
             "folder_type": folder_type,
         });
         let v = self.call(Method::POST, "/drive/v1/files", &[], Some(&body)).await?;
-        let created: NewTask = serde_json::from_value(v).map_err(|e| Error::InvalidResponse(format!("offline task: {e}")))?;
+        let created: NewTask = crate::drivers::decode("offline task", v)?;
         created.task.map(|t| t.id).filter(|id| !id.is_empty()).ok_or_else(|| Error::InvalidResponse("the reply has no task id".into()))
     }
 
@@ -65,7 +65,7 @@ impl OfflineTasks for PikPak {
                 ("filters", PHASES),
             ];
             let v = self.call(Method::GET, "/drive/v1/tasks", &query, None).await?;
-            let page: TaskList = serde_json::from_value(v).map_err(|e| Error::InvalidResponse(format!("task list: {e}")))?;
+            let page: TaskList = crate::drivers::decode("task list", v)?;
             let done = page.tasks.is_empty() || page.next_page_token.is_empty() || page.next_page_token == token;
             out.extend(page.tasks.into_iter().map(task));
             if done {

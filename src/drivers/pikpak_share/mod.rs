@@ -23,10 +23,10 @@ use reqwest::Method;
 use serde_json::Value;
 
 use self::api::{ShareFileInfo, SharePage};
-use super::pikpak::api::FileList;
+use super::pikpak::api::{File, FileList};
 use super::pikpak::client::{Client, Fault, now_ms};
 use super::pikpak::{self, PikPak, captcha, collect_pages, links};
-use super::{BuildContext, Driver, Entry, Link};
+use super::{BuildContext, Driver, Entry, Link, decode};
 use crate::config::{ConfigError, Options};
 use crate::error::{Error, Result};
 use crate::http::retry::Backoff;
@@ -136,7 +136,7 @@ impl PikPakShare {
             ("limit", "100"),
         ];
         let v = self.get("/drive/v1/share", &query).await?;
-        let page: SharePage = serde_json::from_value(v).map_err(|e| Error::InvalidResponse(format!("share: {e}")))?;
+        let page: SharePage = decode("share", v)?;
         if page.share_status != "OK" {
             return Err(Error::Remote(status_message(&page.share_status, &page.share_status_text)));
         }
@@ -182,7 +182,7 @@ impl Driver for PikPakShare {
     }
 
     async fn list(&self, dir: &Entry) -> Result<Vec<Entry>> {
-        let files = collect_pages(|token| async move {
+        let fetch = |token: String| async move {
             let query = [
                 ("parent_id", dir.id.as_str()),
                 ("share_id", self.share_id.as_str()),
@@ -193,29 +193,25 @@ impl Driver for PikPakShare {
                 ("page_token", token.as_str()),
             ];
             let v = self.share_call("/drive/v1/share/detail", &query).await?;
-            let page: SharePage = serde_json::from_value(v).map_err(|e| Error::InvalidResponse(format!("share detail: {e}")))?;
+            let page: SharePage = decode("share detail", v)?;
             Ok(FileList { files: page.files, next_page_token: page.next_page_token })
-        })
-        .await?;
-        Ok(files
-            .iter()
-            .filter(|f| !f.trashed)
-            .map(|f| {
-                let mut e = PikPak::entry(f);
-                if self.use_transcoding && !e.is_dir {
-                    // The bytes served may be a transcode: let the core measure them.
-                    e.size = None;
-                    e.version = format!("t-{}", e.version);
-                }
-                e
-            })
-            .collect())
+        };
+        let keep = |f: &File| {
+            let mut e = (!f.trashed).then(|| PikPak::entry(f))?;
+            if self.use_transcoding && !e.is_dir {
+                // The bytes served may be a transcode: let the core measure them.
+                e.size = None;
+                e.version = format!("t-{}", e.version);
+            }
+            Some(e)
+        };
+        collect_pages(&dir.id, fetch, keep).await
     }
 
     async fn link(&self, file: &Entry) -> Result<Link> {
         let query = [("share_id", self.share_id.as_str()), ("file_id", file.id.as_str()), ("thumbnail_size", "SIZE_LARGE")];
         let v = self.share_call("/drive/v1/share/file_info", &query).await?;
-        let info: ShareFileInfo = serde_json::from_value(v).map_err(|e| Error::InvalidResponse(format!("share file_info: {e}")))?;
+        let info: ShareFileInfo = decode("share file_info", v)?;
         let (url, expire, _transcode) = links::choose_share(&info.file_info, self.use_transcoding)
             .ok_or_else(|| Error::Remote(format!("the share gave no download link for {}", file.name)))?;
         let expires_at = links::link_expiry(&url, &expire);

@@ -24,7 +24,7 @@ pub(super) fn file_json(n: &Node) -> Value {
     json!({
         "kind": if n.is_dir { "drive#folder" } else { "drive#file" },
         "id": n.id, "parent_id": n.parent_id, "name": n.name, "user_id": "YRdkHHI8ZU8Ap0ER",
-        "size": n.size.to_string(), "revision": "1", "file_extension": ext,
+        "size": n.listed_size.clone().unwrap_or_else(|| json!(n.size.to_string())), "revision": "1", "file_extension": ext,
         "mime_type": if n.is_dir { "" } else { "application/octet-stream" },
         "starred": false, "web_content_link": "",
         "created_time": time(n.mtime), "modified_time": time(n.mtime), "user_modified_time": time(n.mtime),

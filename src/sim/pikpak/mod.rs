@@ -55,6 +55,8 @@ pub(crate) struct Node {
     pub mtime: u64,
     /// `/Movies/a.mp4`, under `data_dir`.
     pub rel_path: String,
+    /// What listings say instead of `size`, when a test set it ([`PikPakSim::disguise`]).
+    pub listed_size: Option<Value>,
 }
 
 pub(crate) struct CaptchaRec {
@@ -142,6 +144,17 @@ impl PikPakSim {
         self.inner.lock().unwrap().nodes.values().find(|n| n.rel_path == rel_path).map(|n| n.id.clone())
     }
 
+    /// List the node at `rel_path` under `name`, and with `size` (any JSON) instead of its
+    /// size when given; its bytes stay those of the file on disk. For the tests of what a real
+    /// drive may hold: names a directory cannot (`a/b`, `..`, empty, two equal in a folder) and
+    /// absurd sizes.
+    pub fn disguise(&self, rel_path: &str, name: &str, size: Option<Value>) {
+        let mut inner = self.lock();
+        let node = inner.nodes.values_mut().find(|n| n.rel_path == rel_path).expect("no such node in the simulator");
+        node.name = name.to_string();
+        node.listed_size = size;
+    }
+
     pub(crate) fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
         self.inner.lock().unwrap_or_else(|e| e.into_inner())
     }
@@ -189,6 +202,7 @@ impl PikPakSim {
                 size: OFFLINE_FILE_SIZE,
                 mtime,
                 rel_path,
+                listed_size: None,
             });
             inner.tasks[i].done = true;
         }
@@ -213,6 +227,7 @@ fn scan(root: &Path, dir: &Path, parent_id: &str, nodes: &mut BTreeMap<String, N
             size: if is_dir { 0 } else { meta.len() },
             mtime,
             rel_path: rel,
+            listed_size: None,
         });
         if is_dir {
             scan(root, &path, &id, nodes);

@@ -231,14 +231,22 @@ fn names_from_urls() {
 }
 
 #[test]
-fn impossible_names_are_errors() {
+fn file_names_a_folder_cannot_hold_are_kept_and_paths_show_them_escaped() {
+    let t = parse("https://h/a%2Fb.mp4\nhttps://h/x/..\nhttps://h/x/.\nhttps://h/a%00b\nhttps://h/%2E%2E\n", NOW).unwrap();
+    assert_eq!(names(&t, "/"), ["a/b.mp4", "..", ".", "a\0b", ".. (2)"]);
+    assert_eq!(file(&t, "/a／b.mp4").url, "https://h/a%2Fb.mp4");
+    assert_eq!(file(&t, "/．．").url, "https://h/x/..");
+    assert_eq!(file(&t, "/．").url, "https://h/x/.");
+    assert_eq!(file(&t, "/a␀b").url, "https://h/a%00b");
+    assert_eq!(file(&t, "/.. (2)").url, "https://h/%2E%2E");
+}
+
+#[test]
+fn impossible_folder_names_are_errors() {
     for (text, fragment) in [
-        ("https://h/a%2Fb.mp4\n", "contains '/'"),
-        ("https://h/x/..\n", "'..' cannot be used"),
-        ("https://h/x/.\n", "'.' cannot be used"),
-        ("https://h/%2E%2E\n", "'..' cannot be used"),
-        ("https://h/a%00b\n", "NUL"),
         (":\n", "the name is empty"),
+        ("..:\n", "'..' cannot be used"),
+        ("A:\n  a\0b:\n", "NUL"),
         ("A:\n  .:\n", "'.' cannot be used"),
         ("a/b:\n", "contains '/'"),
     ] {
@@ -299,4 +307,64 @@ fn empty_text_is_an_empty_root() {
     assert!(names(&t, "/").is_empty());
     let t = parse("\n\n  \n", NOW).unwrap();
     assert!(names(&t, "/").is_empty());
+}
+
+/// The fuzz target of the tree text (see `crate::fuzz`): lines assembled from the pieces the
+/// format is made of, at random indents, plus arbitrary text. Whatever the text, `parse`
+/// answers a tree whose paths are unique and whose names a folder can hold, or an error that
+/// names a line of the text.
+mod fuzz {
+    use proptest::prelude::*;
+
+    use super::super::parse;
+    use super::NOW;
+
+    fn line() -> impl Strategy<Value = String> {
+        let info = prop_oneof![
+            Just(String::new()),
+            "-?[0-9]{1,21}:",
+            "[0-9]{1,12}:-?[0-9]{1,21}:",
+            "[0-9a-z:]{0,6}",
+        ];
+        const ODD: &[&str] = &["%2F", "%00", "%2E%2E", "%E8%8A%B1", "%FF", "%", ".", ".."];
+        let segment = prop_oneof!["[a-z.]{1,6}", prop::sample::select(ODD).prop_map(String::from)];
+        let url = (prop_oneof![Just("http://"), Just("https://")], prop::collection::vec(segment, 0..4), "[?#]?[a-z=/]{0,6}")
+            .prop_map(|(scheme, parts, tail)| format!("{scheme}h/{}{tail}", parts.concat()));
+        let body = prop_oneof![
+            3 => (info, url).prop_map(|(i, u)| format!("{i}{u}")),
+            2 => "[a-zA-Z. /花]{0,8}:",
+            1 => any::<String>(),
+        ];
+        (0usize..7, body, prop_oneof![Just(""), Just("\r"), Just(" ")]).prop_map(|(indent, b, end)| format!("{}{b}{end}", " ".repeat(indent)))
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(crate::fuzz::cases(1000)))]
+
+        #[test]
+        fn fuzz_tree_text(lines in prop::collection::vec(line(), 0..12)) {
+            let text = lines.join("\n");
+            match parse(&text, NOW) {
+                Ok(tree) => {
+                    let mut todo = vec![tree.root()];
+                    let mut paths = std::collections::HashSet::new();
+                    while let Some(node) = todo.pop() {
+                        prop_assert!(paths.insert(node.path.clone()), "{} twice", node.path);
+                        prop_assert!(std::ptr::eq(tree.get(&node.path).unwrap(), node));
+                        let mut names = std::collections::HashSet::new();
+                        for child in tree.children(node) {
+                            prop_assert!(names.insert(child.name.clone()), "{:?} twice", child.name);
+                            let usable = !child.name.is_empty() && !child.name.contains(['/', '\0']) && child.name != "." && child.name != "..";
+                            prop_assert!(usable || !child.is_dir(), "folder {:?}", child.name);
+                            todo.push(child);
+                        }
+                    }
+                }
+                Err(e) => {
+                    prop_assert!(e.line >= 1 && e.line <= text.split('\n').count(), "{e}");
+                    prop_assert!(!e.message.is_empty());
+                }
+            }
+        }
+    }
 }
