@@ -1,6 +1,7 @@
 //! Fault knobs and counters of the simulated CDN.
 //!
-//! `Knobs` holds the faults the CDN injects (link TTL, connection reset after N bytes, throughput,
+//! `Knobs` holds the faults the CDN injects (link TTL, connection reset after N bytes or at
+//! random, throughput,
 //! first-byte delay, error bursts, a CDN that ignores or mangles `Range`). Tests change them at
 //! run time from Rust (`Arc<Knobs>`) or over HTTP (`/_sim/knobs`), so one simulator can walk a
 //! client through healthy and broken phases without restarting. `Stats` counts what the CDN did,
@@ -25,6 +26,10 @@ pub struct KnobValues {
     /// Every response body is cut after this many bytes by aborting the connection: the client
     /// sees an incomplete body (an error), never a clean end.
     pub reset_after_bytes: Option<u64>,
+    /// Each response body is cut, with this probability (0 to 1), at a uniformly random point
+    /// before its end, the same way: random resets for soak tests. Combines with
+    /// `reset_after_bytes` (the earlier cut wins).
+    pub reset_chance: f64,
     /// Pace each response body to about this many bytes per second.
     pub throughput_bytes_per_sec: Option<u64>,
     /// Delay before the response headers of every CDN request.
@@ -49,6 +54,7 @@ impl Default for KnobValues {
         KnobValues {
             link_ttl_secs: None,
             reset_after_bytes: None,
+            reset_chance: 0.0,
             throughput_bytes_per_sec: None,
             first_byte_delay_ms: 0,
             error_burst: 0,

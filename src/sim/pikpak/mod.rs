@@ -43,6 +43,8 @@ pub struct PikPakSim {
     data_dir: PathBuf,
     knobs: Mutex<PikPakKnobs>,
     pub counters: Counters,
+    /// Tokens issued, passwords received, link signatures minted.
+    pub(crate) secrets: Arc<super::Secrets>,
     inner: Mutex<Inner>,
 }
 
@@ -88,7 +90,7 @@ pub(crate) struct Inner {
 pub const OFFLINE_FILE_SIZE: u64 = 100_000;
 
 impl PikPakSim {
-    pub fn new(base_url: String, link_secret: String, data_dir: &Path) -> Self {
+    pub fn new(base_url: String, link_secret: String, data_dir: &Path, secrets: Arc<super::Secrets>) -> Self {
         let mut inner = Inner::default();
         scan(data_dir, data_dir, "", &mut inner.nodes);
         PikPakSim {
@@ -97,6 +99,7 @@ impl PikPakSim {
             data_dir: data_dir.to_path_buf(),
             knobs: Mutex::new(PikPakKnobs::default()),
             counters: Counters::default(),
+            secrets,
             inner: Mutex::new(inner),
         }
     }
@@ -118,6 +121,7 @@ impl PikPakSim {
     /// browser session.
     pub fn issue_refresh_token(&self) -> String {
         let token = format!("os.{:032x}", rand::random::<u128>());
+        self.secrets.record(&token);
         self.inner.lock().unwrap().refresh.insert(token.clone());
         token
     }
@@ -149,6 +153,7 @@ impl PikPakSim {
     /// links on it) and `f` (the size).
     pub(crate) fn cdn_link(&self, rel_path: &str, fid: &str, size: u64, expire: u64) -> String {
         let url = super::cdn::provider_link(&self.base_url, &self.link_secret, rel_path, expire, None);
+        self.secrets.record_param(&url, "sim_sig");
         format!("{url}&fid={fid}&f={size}")
     }
 
