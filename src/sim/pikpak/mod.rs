@@ -126,6 +126,11 @@ impl PikPakSim {
         token
     }
 
+    /// Whether `token` is a live refresh token: issued and not spent yet.
+    pub fn refresh_token_is_live(&self, token: &str) -> bool {
+        self.lock().refresh.contains(token)
+    }
+
     /// The id of the node at `rel_path` (`/Movies`), `""` for the root.
     pub fn id_of(&self, rel_path: &str) -> Option<String> {
         if rel_path.trim_matches('/').is_empty() {
