@@ -139,9 +139,12 @@ fn no_secret_reaches_the_log_at_trace_level() {
         vec!["cat", cfg, "/pikshare/Docs/readme.txt"],
         vec!["cat", cfg, "/links/Docs/readme.txt"],
     ] {
-        let (code, _, err) = run(&[&["--log-level", "trace"][..], &args].concat());
+        let (code, out, err) = run(&[&["--log-level", "trace"][..], &args].concat());
         assert_eq!(code, 0, "{args:?}: {err}");
         cli_log.push_str(&err);
+        if args[0] != "cat" {
+            cli_log.push_str(&String::from_utf8_lossy(&out));
+        }
     }
 
     let secrets = h.secrets.list();

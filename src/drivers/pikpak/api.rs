@@ -2,7 +2,7 @@
 //!
 //! Decoding is tolerant where the reference says real data varies: string-ints also accepted as
 //! JSON numbers (§2.3), every field defaulted, unknown fields ignored. Structs that hold tokens
-//! do not derive `Debug`, so a token cannot reach a log through `{:?}`.
+//! or signed download links do not derive `Debug`, so neither can reach a log through `{:?}`.
 
 use serde::{Deserialize, Deserializer};
 
@@ -55,7 +55,7 @@ pub struct Token {
 }
 
 /// §7.1.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Default, Deserialize)]
 #[serde(default)]
 pub struct FileList {
     pub files: Vec<File>,
@@ -63,7 +63,7 @@ pub struct FileList {
 }
 
 /// §7.3, the fields we read.
-#[derive(Debug, Default, Deserialize, Clone)]
+#[derive(Default, Deserialize, Clone)]
 #[serde(default)]
 pub struct File {
     pub kind: String,
@@ -82,7 +82,7 @@ pub struct File {
     pub medias: Vec<Media>,
 }
 
-#[derive(Debug, Default, Deserialize, Clone)]
+#[derive(Default, Deserialize, Clone)]
 #[serde(default)]
 pub struct Links {
     #[serde(rename = "application/octet-stream")]
@@ -91,14 +91,14 @@ pub struct Links {
 
 /// A link object (`links[...]`, `medias[].link`). `expire` is RFC 3339, or epoch seconds or
 /// milliseconds as a string or number (§7.3: seen in the wild).
-#[derive(Debug, Default, Deserialize, Clone)]
+#[derive(Default, Deserialize, Clone)]
 #[serde(default)]
 pub struct LinkObj {
     pub url: String,
     pub expire: serde_json::Value,
 }
 
-#[derive(Debug, Default, Deserialize, Clone)]
+#[derive(Default, Deserialize, Clone)]
 #[serde(default)]
 pub struct Media {
     pub media_id: String,
