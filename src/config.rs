@@ -306,7 +306,7 @@ fn warn_if_shared(config: &Config) {
     if meta.permissions().mode() & 0o044 != 0 {
         let file = config.file.display();
         tracing::warn!(
-            "{file} holds a secret ({table}.{option}) and other users can read it: run `chmod 600 {file}`, \
+            "{file}: {table}.{option} is written in the file and other users can read it: run `chmod 600 {file}`, \
              or give it as {option}_file or \"${{ENV}}\""
         );
     }

@@ -1,7 +1,8 @@
 //! Secret hygiene, end to end: every driver goes through login, token refresh, captcha,
 //! listings, link mints and link expiry at trace level, and no secret the simulator issued or
 //! received (see `panmount::sim::secrets`) may appear in panmount's output. Also: state files
-//! are private, and a config file others can read while it holds a secret gets one warning.
+//! are private, and a config file others can read while it holds a password, token or key
+//! gets one warning.
 #![cfg(feature = "sim")]
 
 mod common;
