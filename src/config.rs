@@ -131,13 +131,34 @@ pub struct StorageConfig {
     pub options: Options,
 }
 
+/// The driver options that hold a credential: their values never reach a log, and a config
+/// file that holds one itself (not through `X_file` or `${ENV}`) should be private.
+pub const SECRET_OPTIONS: &[&str] = &["password", "refresh_token", "captcha_token", "private_key", "share_password", "access_token"];
+
 /// One storage's driver options, already resolved (`${ENV}` expanded, `X_file` read into `X`).
-#[derive(Debug, Clone, Default)]
+/// Its `Debug` leaves out the values of [`SECRET_OPTIONS`].
+#[derive(Clone, Default)]
 pub struct Options {
     pub file: PathBuf,
     /// `storage[N]`, the prefix of every key in an error.
     pub table: String,
     pub values: BTreeMap<String, OptionValue>,
+    /// The [`SECRET_OPTIONS`] written in the config file itself.
+    pub inline_secrets: Vec<String>,
+}
+
+impl std::fmt::Debug for Options {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let values: BTreeMap<&str, String> = self
+            .values
+            .iter()
+            .map(|(k, v)| {
+                let shown = if SECRET_OPTIONS.contains(&k.as_str()) { "<redacted>".to_owned() } else { v.value.to_string() };
+                (k.as_str(), shown)
+            })
+            .collect();
+        f.debug_struct("Options").field("file", &self.file).field("table", &self.table).field("values", &values).finish_non_exhaustive()
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -263,12 +284,30 @@ impl Config {
             key: None,
             message: format!("cannot read the config file: {e}"),
         })?;
-        Config::parse(&text, path)
+        let config = Config::parse(&text, path)?;
+        warn_if_shared(&config);
+        Ok(config)
     }
 
     /// Validate config `text`; `file` is only used in errors and to resolve relative `X_file`
     /// paths.
     pub fn parse(text: &str, file: &Path) -> Result<Config, ConfigError> {
         Parser { file, text }.document()
+    }
+}
+
+/// One warning when the config file holds a credential itself and other users may read it.
+fn warn_if_shared(config: &Config) {
+    use std::os::unix::fs::PermissionsExt;
+    let Some((table, option)) = config.storages.iter().find_map(|s| s.options.inline_secrets.first().map(|o| (&s.options.table, o))) else {
+        return;
+    };
+    let Ok(meta) = std::fs::metadata(&config.file) else { return };
+    if meta.permissions().mode() & 0o044 != 0 {
+        let file = config.file.display();
+        tracing::warn!(
+            "{file}: {table}.{option} is written in the file and other users can read it: run `chmod 600 {file}`, \
+             or give it as {option}_file or \"${{ENV}}\""
+        );
     }
 }

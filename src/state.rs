@@ -134,6 +134,36 @@ mod tests {
         assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
     }
 
+    /// A reader never sees a half-written file: each write replaces the file (a new inode,
+    /// by rename) with content that is already complete.
+    #[test]
+    fn writes_are_atomic() {
+        use std::os::unix::fs::MetadataExt;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.json");
+        let (a, b) = (vec![b'a'; 256 << 10], vec![b'b'; 128 << 10]);
+        write_atomic(&path, &a).unwrap();
+        let inode = std::fs::metadata(&path).unwrap().ino();
+        let stop = std::sync::atomic::AtomicBool::new(false);
+        std::thread::scope(|s| {
+            s.spawn(|| {
+                for i in 0..200 {
+                    write_atomic(&path, if i % 2 == 0 { &b } else { &a }).unwrap();
+                }
+                stop.store(true, std::sync::atomic::Ordering::Relaxed);
+            });
+            let mut reads = 0;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) || reads == 0 {
+                let got = std::fs::read(&path).unwrap();
+                assert!(got == a || got == b, "a torn read of {} bytes", got.len());
+                reads += 1;
+            }
+        });
+        assert_ne!(std::fs::metadata(&path).unwrap().ino(), inode, "replaced by rename, not rewritten");
+        assert_eq!(std::fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1, "no temp file left");
+    }
+
     #[test]
     fn keys_are_stable_and_distinct() {
         let a = StateFile::key("pikpak", &["alice", "web"]);

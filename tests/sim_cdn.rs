@@ -307,6 +307,38 @@ async fn reset_after_bytes_cuts_the_body() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn reset_chance_cuts_bodies_at_random_points() {
+    let (dir, sim) = start(false).await;
+    let rel = "/Movies/movie.mp4";
+    let want = disk(&dir, rel);
+    let body = |res: reqwest::Response| async move {
+        let mut res = res;
+        let mut got = Vec::new();
+        loop {
+            match res.chunk().await {
+                Ok(Some(c)) => got.extend_from_slice(&c),
+                Ok(None) => return (got, true),
+                Err(_) => return (got, false),
+            }
+        }
+    };
+    sim.knobs.update(|k| k.reset_chance = 1.0);
+    let mut cuts = std::collections::BTreeSet::new();
+    for _ in 0..4 {
+        let (got, whole) = body(client().get(sim.cdn_url(rel)).send().await.unwrap()).await;
+        assert!(!whole && got.len() < want.len(), "every body is cut");
+        assert_eq!(got, want[..got.len()]);
+        cuts.insert(got.len());
+    }
+    assert!(cuts.len() > 1, "cut at random points: {cuts:?}");
+    assert_eq!(sim.stats.snapshot().resets, 4);
+    sim.knobs.update(|k| k.reset_chance = 0.0);
+    let (got, whole) = body(client().get(sim.cdn_url(rel)).send().await.unwrap()).await;
+    assert!(whole && got == want);
+    sim.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn error_burst_then_ok() {
     let (_dir, sim) = start(false).await;
     let url = sim.cdn_url("/Docs/readme.txt");

@@ -9,8 +9,8 @@ use std::time::Duration;
 use toml::Spanned;
 use toml::de::{DeString, DeTable, DeValue};
 
-use super::values::{expand_env, is_inside, normalize_storage_path, parse_digits, parse_duration};
-use super::{CacheConfig, Config, ConfigError, FuseConfig, OptionValue, Options, StorageConfig};
+use super::values::{env_name, expand_env, is_inside, normalize_storage_path, parse_digits, parse_duration};
+use super::{CacheConfig, Config, ConfigError, FuseConfig, OptionValue, Options, SECRET_OPTIONS, StorageConfig};
 use crate::drivers::DRIVERS;
 
 const TOP_KEYS: &[&str] = &["mountpoint", "state_dir", "fuse", "cache", "storage"];
@@ -372,6 +372,7 @@ impl<'a> Parser<'a> {
             file: self.file.to_path_buf(),
             table: table_name.clone(),
             values: BTreeMap::new(),
+            inline_secrets: Vec::new(),
         };
         // First which option each key gives (so that `X` with `X_file` is reported before any
         // file is read), then the values.
@@ -420,6 +421,9 @@ impl<'a> Parser<'a> {
                     other => to_toml(other),
                 }
             };
+            if SECRET_OPTIONS.contains(&option) && !from_file && !matches!(v.get_ref(), DeValue::String(raw) if env_name(raw).is_some()) {
+                options.inline_secrets.push(option.to_string());
+            }
             options.values.insert(
                 option.to_string(),
                 OptionValue {

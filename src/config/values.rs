@@ -11,17 +11,9 @@ pub(super) fn parse_digits(s: &str) -> Option<u64> {
 
 /// `${NAME}` (the whole string) becomes the environment variable NAME; anything else is kept.
 pub(super) fn expand_env(s: &str) -> Result<String, String> {
-    let Some(name) = s.strip_prefix("${").and_then(|r| r.strip_suffix('}')) else {
+    let Some(name) = env_name(s) else {
         return Ok(s.to_string());
     };
-    let valid = name
-        .chars()
-        .next()
-        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
-        && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
-    if !valid {
-        return Ok(s.to_string());
-    }
     match std::env::var(name) {
         Ok(v) => Ok(v),
         Err(std::env::VarError::NotPresent) => {
@@ -31,6 +23,17 @@ pub(super) fn expand_env(s: &str) -> Result<String, String> {
             Err(format!("environment variable {name} is not valid UTF-8"))
         }
     }
+}
+
+/// `NAME` when `s` is exactly `${NAME}` (a letter or `_`, then letters, digits, `_`).
+pub(super) fn env_name(s: &str) -> Option<&str> {
+    let name = s.strip_prefix("${")?.strip_suffix('}')?;
+    let valid = name
+        .chars()
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+    valid.then_some(name)
 }
 
 /// Normalise a storage path: absolute, no repeated or trailing `/`, no `.` or `..` segments.

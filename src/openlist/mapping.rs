@@ -121,8 +121,9 @@ pub fn unsupported_hint(driver: &str) -> Option<&'static str> {
     }
 }
 
-/// One converted storage: panmount options in output order, and what was left behind.
-#[derive(Debug, Default)]
+/// One converted storage: panmount options in output order, and what was left behind. No
+/// `Debug`: the options hold passwords and keys.
+#[derive(Default)]
 pub struct Converted {
     pub options: Vec<(&'static str, toml::Value)>,
     pub secrets: Vec<&'static str>,

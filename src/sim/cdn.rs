@@ -123,6 +123,8 @@ pub struct CdnState {
     pub stats: Arc<Stats>,
     /// Signs the links the simulated provider APIs hand out (see [`provider_link`]).
     pub link_secret: String,
+    /// Where the link signatures received are recorded.
+    pub secrets: Arc<super::Secrets>,
     /// Bodies being streamed, per file, for `max_connections_per_file`.
     pub active: Arc<Mutex<HashMap<PathBuf, u32>>>,
     /// When each `auth_key` value was first seen, for `link_ttl_secs`.
@@ -235,6 +237,9 @@ async fn answer(
     // A link minted by a simulated provider API carries its own signature; a 123pan direct
     // link carries `auth_key`. Either one (whichever is present) names the link for the TTL.
     let auth_key = sim_sig.clone().or_else(|| param("auth_key"));
+    if let Some(key) = &auth_key {
+        st.secrets.record(key);
+    }
     if let Some(sig) = &sim_sig {
         let referer = headers.get(header::REFERER).and_then(|v| v.to_str().ok());
         let verdict = verify_provider_link(
@@ -364,7 +369,7 @@ async fn answer(
             sent: 0,
             started: Instant::now(),
             rate: knobs.throughput_bytes_per_sec.filter(|r| *r > 0),
-            reset_after,
+            reset_after: cut_point(reset_after, knobs.reset_chance, len),
             stall: stall_after.map(|at| (at, Duration::from_millis(knobs.stall_ms))),
             stats: st.stats.clone(),
             shutdown: st.shutdown.clone(),
@@ -384,6 +389,16 @@ async fn answer(
     builder
         .body(body)
         .unwrap_or_else(|_| plain(StatusCode::INTERNAL_SERVER_ERROR, &st.stats))
+}
+
+/// Where a body of `len` bytes is cut: `reset_after_bytes`, or a random point drawn with
+/// probability `reset_chance`, whichever comes first.
+fn cut_point(reset_after: Option<u64>, reset_chance: f64, len: u64) -> Option<u64> {
+    let random = (reset_chance > 0.0 && rand::random::<f64>() < reset_chance).then(|| rand::random_range(0..len));
+    match (reset_after, random) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    }
 }
 
 /// One of a file's concurrent bodies; given back when the body ends or is dropped.

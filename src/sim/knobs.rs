@@ -1,9 +1,9 @@
 //! Fault knobs and counters of the simulated CDN.
 //!
-//! `Knobs` holds the faults the CDN injects (link TTL, connection reset after N bytes, a stalled
-//! body, a body of the wrong length, throughput, first-byte delay, error bursts, a CDN that
-//! ignores or mangles `Range`, the whole simulator down). Tests change them at
-//! run time from Rust (`Arc<Knobs>`) or over HTTP (`/_sim/knobs`), so one simulator can walk a
+//! `Knobs` holds the faults the CDN injects (link TTL, connection reset after N bytes or at
+//! random, a stalled body, a body of the wrong length, throughput, first-byte delay, error
+//! bursts, a CDN that ignores or mangles `Range`, the whole simulator down). Tests change them
+//! at run time from Rust (`Arc<Knobs>`) or over HTTP (`/_sim/knobs`), so one simulator can walk a
 //! client through healthy and broken phases without restarting. `Stats` counts what the CDN did,
 //! so tests can assert "the client re-fetched once", "no byte was downloaded twice", and so on.
 //!
@@ -38,6 +38,10 @@ pub struct KnobValues {
     /// The body faults above (`reset_after_bytes`, `stall_after_bytes`, `body_length_delta`)
     /// hit only the next N bodies, counting down (`None`: every body).
     pub body_fault_count: Option<u32>,
+    /// Each response body is cut, with this probability (0 to 1), at a uniformly random point
+    /// before its end, the same way: random resets for soak tests. Combines with
+    /// `reset_after_bytes` (the earlier cut wins).
+    pub reset_chance: f64,
     /// Pace each response body to about this many bytes per second.
     pub throughput_bytes_per_sec: Option<u64>,
     /// Delay before the response headers of every CDN request.
@@ -69,6 +73,7 @@ impl Default for KnobValues {
             stall_ms: 0,
             body_length_delta: 0,
             body_fault_count: None,
+            reset_chance: 0.0,
             throughput_bytes_per_sec: None,
             first_byte_delay_ms: 0,
             error_burst: 0,

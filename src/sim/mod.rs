@@ -32,6 +32,7 @@ pub mod pikpak;
 pub mod pan123;
 pub mod range;
 pub mod sample;
+pub mod secrets;
 
 use std::collections::HashMap;
 use std::io;
@@ -53,6 +54,7 @@ pub use auth_key::{expected_md5, verify_auth_key};
 pub use knobs::{KnobValues, Knobs, Stats, StatsSnapshot};
 pub use range::{RangeSpec, parse_range};
 pub use sample::{SampleFile, SizeMode, generate, link_tree};
+pub use secrets::Secrets;
 
 /// How long [`SimHandle::shutdown`] waits for open connections before dropping the server.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(2);
@@ -93,6 +95,8 @@ pub struct SimHandle {
     pub pikpak: Arc<pikpak::PikPakSim>,
     /// The simulated 123pan API: knobs, accounts, shares, counters.
     pub pan123: Arc<pan123::Pan123Sim>,
+    /// Every secret issued or received (see [`secrets`]).
+    pub secrets: Arc<Secrets>,
     shutdown: watch::Sender<bool>,
     task: Option<JoinHandle<()>>,
 }
@@ -137,13 +141,19 @@ pub async fn start(config: SimConfig) -> io::Result<SimHandle> {
     let stats = Arc::new(Stats::default());
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
     let link_secret = format!("{:032x}", rand::random::<u128>());
+    let secrets = Arc::new(Secrets::default());
+    secrets.record(&link_secret);
+    if let Some(auth) = &config.cdn_auth {
+        secrets.record(&auth.private_key);
+    }
     let base_url = format!("http://{addr}");
-    let pikpak = Arc::new(pikpak::PikPakSim::new(base_url.clone(), link_secret.clone(), &config.data_dir));
-    let pan123 = Arc::new(pan123::Pan123Sim::new(config.data_dir.clone(), base_url.clone(), link_secret.clone()));
+    let pikpak = Arc::new(pikpak::PikPakSim::new(base_url.clone(), link_secret.clone(), &config.data_dir, secrets.clone()));
+    let pan123 = Arc::new(pan123::Pan123Sim::new(config.data_dir.clone(), base_url.clone(), link_secret.clone(), secrets.clone()));
     let state = Arc::new(cdn::CdnState {
         data_dir: config.data_dir,
         auth: config.cdn_auth,
         link_secret,
+        secrets: secrets.clone(),
         knobs: knobs.clone(),
         stats: stats.clone(),
         first_seen: Mutex::new(HashMap::new()),
@@ -182,6 +192,7 @@ pub async fn start(config: SimConfig) -> io::Result<SimHandle> {
         stats,
         pikpak,
         pan123,
+        secrets,
         shutdown: shutdown_tx,
         task: Some(task),
     })

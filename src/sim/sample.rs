@@ -81,6 +81,25 @@ pub fn content(rel_path: &str, size: u64) -> Vec<u8> {
     out
 }
 
+/// Write the content of a sample file at `rel_path` (see [`content`]) to `path`, a MiB at a
+/// time: a soak test's 256 MiB file need not fit in memory.
+pub fn write_content(path: &Path, rel_path: &str, size: u64) -> io::Result<()> {
+    let mut rng = SplitMix64(seed(rel_path));
+    let mut file = fs::File::create(path)?;
+    let mut buf = Vec::with_capacity(MIB as usize);
+    let mut left = size;
+    while left > 0 {
+        buf.clear();
+        while (buf.len() as u64) < left.min(MIB) {
+            buf.extend_from_slice(&rng.next().to_le_bytes());
+        }
+        buf.truncate(left.min(MIB) as usize);
+        file.write_all(&buf)?;
+        left -= buf.len() as u64;
+    }
+    Ok(())
+}
+
 /// Write the sample tree into `dir` (created if needed; existing sample files are overwritten).
 pub fn generate(dir: &Path) -> io::Result<Vec<SampleFile>> {
     let mut files = Vec::with_capacity(SAMPLE.len());
@@ -214,6 +233,16 @@ mod tests {
         assert_ne!(content("/a", 100), content("/b", 100));
         assert_eq!(&content("/a", 100)[..10], &content("/a", 10)[..]);
         assert!(content("/a", 0).is_empty());
+    }
+
+    #[test]
+    fn written_content_is_the_content() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("f");
+        for size in [0, 7, MIB + 3] {
+            write_content(&path, "/x/f", size).unwrap();
+            assert_eq!(fs::read(&path).unwrap(), content("/x/f", size), "{size}");
+        }
     }
 
     #[test]

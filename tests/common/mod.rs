@@ -38,9 +38,16 @@ pub struct Sim {
 
 impl Sim {
     pub fn start(signed: bool) -> Sim {
+        Self::start_with(signed, |_| {})
+    }
+
+    /// A simulator whose data dir gets the sample tree and then whatever `prepare` adds
+    /// (before the simulated PikPak scans it).
+    pub fn start_with(signed: bool, prepare: impl FnOnce(&Path)) -> Sim {
         let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
         let data = tempfile::tempdir().unwrap();
         let files = sim::generate(data.path()).unwrap();
+        prepare(data.path());
         let cdn_auth = signed.then(|| CdnAuth { private_key: KEY.into(), uid: UID });
         let handle = rt
             .block_on(sim::start(SimConfig { listen: "127.0.0.1:0".parse().unwrap(), data_dir: data.path().into(), cdn_auth }))
@@ -117,10 +124,17 @@ impl Mount {
     }
 
     pub fn start_with_env(config: (tempfile::TempDir, PathBuf), dir: tempfile::TempDir, env: &[(&str, &str)]) -> Mount {
+        Self::start_with_args(config, dir, env, &["-v"])
+    }
+
+    /// `panmount ARGS mount CONFIG --mountpoint DIR` with `env` added; `args` are the global
+    /// options (`-v` for the other constructors).
+    pub fn start_with_args(config: (tempfile::TempDir, PathBuf), dir: tempfile::TempDir, env: &[(&str, &str)], args: &[&str]) -> Mount {
         let stderr_path = config.0.path().join("stderr.log");
         let child = Command::new(bin())
             .envs(env.iter().copied())
-            .args(["-v", "mount"])
+            .args(args)
+            .arg("mount")
             .arg(&config.1)
             .arg("--mountpoint")
             .arg(dir.path())

@@ -126,3 +126,23 @@ fn both_x_and_x_file_is_an_error() {
         "both `origin_urls_file` and `origin_urls` are given",
     );
 }
+
+#[test]
+fn inline_secrets_are_told_apart_from_env_and_file_ones() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("key.txt"), "k\n").unwrap();
+    unsafe { std::env::set_var("PANMOUNT_TEST_ENV_PW_3", "pw") };
+    let file = dir.path().join("c.toml");
+    let text = format!(
+        "{}private_key_file = \"key.txt\"\n\
+         [[storage]]\npath = \"/p\"\ndriver = \"pikpak\"\nusername = \"u\"\npassword = \"${{PANMOUNT_TEST_ENV_PW_3}}\"\n\
+         [[storage]]\npath = \"/q\"\ndriver = \"pikpak\"\nrefresh_token = \"os.abc\"\n",
+        link_storage("/a")
+    );
+    let c = Config::parse(&text, &file).unwrap();
+    let inline: Vec<&Vec<String>> = c.storages.iter().map(|s| &s.options.inline_secrets).collect();
+    assert_eq!(inline, [&vec![], &vec![], &vec!["refresh_token".to_string()]]);
+    // Debug output shows which options are set, never the secret values.
+    let shown = format!("{c:?}");
+    assert!(shown.contains("refresh_token") && !shown.contains("os.abc") && !shown.contains("\"k\""), "{shown}");
+}

@@ -41,7 +41,9 @@ pub struct SignInMail<'a> {
     pub kind: u8,
 }
 
-#[derive(Debug, Deserialize)]
+/// No `Debug` here nor on the two link types below: a token or a signed URL must not reach a
+/// log through `{:?}`.
+#[derive(Deserialize)]
 pub struct LoginData {
     #[serde(default)]
     pub token: String,
@@ -108,14 +110,14 @@ pub struct DownloadInfoRequest<'a> {
 }
 
 /// `data` of `download_info` (`DownloadUrl`) and of `share/download/info` (`DownloadURL`).
-#[derive(Debug, Deserialize)]
+#[derive(Deserialize)]
 pub struct DownloadInfo {
     #[serde(rename = "DownloadUrl", alias = "DownloadURL", alias = "downloadUrl", default)]
     pub download_url: String,
 }
 
 /// `data` of the JSON answer of the download hop.
-#[derive(Debug, Deserialize)]
+#[derive(Deserialize)]
 pub struct Redirect {
     #[serde(default)]
     pub redirect_url: String,

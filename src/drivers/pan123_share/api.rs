@@ -5,8 +5,9 @@
 
 use serde::Serialize;
 
-/// `POST /b/api/share/download/info` body (OpenList's spelling).
-#[derive(Debug, Serialize)]
+/// `POST /b/api/share/download/info` body (OpenList's spelling). No `Debug`: it holds the
+/// share's password.
+#[derive(Serialize)]
 pub struct ShareDownloadRequest<'a> {
     #[serde(rename = "shareKey")]
     pub share_key: &'a str,

@@ -2,8 +2,8 @@
 //!
 //! Decoding is tolerant where the reference says real data varies: string-ints also accepted as
 //! JSON numbers (§2.3), and a size that is not one is unknown (`crate::drivers::size`); every
-//! field defaulted, unknown fields ignored. Structs that hold tokens
-//! do not derive `Debug`, so a token cannot reach a log through `{:?}`.
+//! field defaulted, unknown fields ignored. Structs that hold tokens or signed download links
+//! do not derive `Debug`, so neither can reach a log through `{:?}`.
 
 use serde::Deserialize;
 
@@ -38,7 +38,7 @@ pub struct Token {
 }
 
 /// §7.1.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Default, Deserialize)]
 #[serde(default)]
 pub struct FileList {
     pub files: Vec<File>,
@@ -46,7 +46,7 @@ pub struct FileList {
 }
 
 /// §7.3, the fields we read.
-#[derive(Debug, Default, Deserialize, Clone)]
+#[derive(Default, Deserialize, Clone)]
 #[serde(default)]
 pub struct File {
     pub kind: String,
@@ -65,7 +65,7 @@ pub struct File {
     pub medias: Vec<Media>,
 }
 
-#[derive(Debug, Default, Deserialize, Clone)]
+#[derive(Default, Deserialize, Clone)]
 #[serde(default)]
 pub struct Links {
     #[serde(rename = "application/octet-stream")]
@@ -74,14 +74,14 @@ pub struct Links {
 
 /// A link object (`links[...]`, `medias[].link`). `expire` is RFC 3339, or epoch seconds or
 /// milliseconds as a string or number (§7.3: seen in the wild).
-#[derive(Debug, Default, Deserialize, Clone)]
+#[derive(Default, Deserialize, Clone)]
 #[serde(default)]
 pub struct LinkObj {
     pub url: String,
     pub expire: serde_json::Value,
 }
 
-#[derive(Debug, Default, Deserialize, Clone)]
+#[derive(Default, Deserialize, Clone)]
 #[serde(default)]
 pub struct Media {
     pub media_id: String,

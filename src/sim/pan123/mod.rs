@@ -132,6 +132,8 @@ pub struct Pan123Sim {
     link_secret: String,
     knobs: Mutex<Pan123Knobs>,
     pub counters: Pan123Counters,
+    /// Passwords received, tokens issued, download links minted.
+    secrets: Arc<crate::sim::Secrets>,
     accounts: Mutex<HashMap<String, String>>,
     /// token -> expiry.
     tokens: Mutex<HashMap<String, Option<Instant>>>,
@@ -141,7 +143,7 @@ pub struct Pan123Sim {
 }
 
 impl Pan123Sim {
-    pub fn new(data_dir: PathBuf, base_url: String, link_secret: String) -> Self {
+    pub fn new(data_dir: PathBuf, base_url: String, link_secret: String, secrets: Arc<crate::sim::Secrets>) -> Self {
         let counters = Pan123Counters::default();
         counters.min_list_gap_ms.store(u64::MAX, Ordering::Relaxed);
         let accounts = [(PHONE.to_string(), PASSWORD.to_string()), (MAIL.to_string(), PASSWORD.to_string())];
@@ -151,6 +153,7 @@ impl Pan123Sim {
             link_secret,
             knobs: Mutex::new(Pan123Knobs::default()),
             counters,
+            secrets,
             accounts: Mutex::new(accounts.into_iter().collect()),
             tokens: Mutex::new(HashMap::new()),
             shares: Mutex::new(HashMap::new()),

@@ -140,6 +140,7 @@ impl Pan123Sim {
                 return Err(fail(401, "token is expired"));
             }
         } else if !token.is_empty() {
+            self.secrets.record(&token);
             Pan123Counters::add(&self.counters.share_calls_with_token);
         }
         Ok(())
@@ -189,6 +190,7 @@ impl Pan123Sim {
         let hop = format!("{}/sim123/hop/{}?v=5&t={}&s={:08x}", self.base_url, node.id, unix_now(), rand::random::<u32>());
         let b64 = base64::engine::general_purpose::STANDARD.encode(hop);
         let escaped: String = url::form_urlencoded::byte_serialize(b64.as_bytes()).collect();
+        self.secrets.record(&b64);
         format!("{}/sim123/download/?params={escaped}&is_s3=0", self.base_url)
     }
 
@@ -210,6 +212,7 @@ impl Pan123Sim {
 
     /// The share's folder, after the password check (case-insensitive, §3).
     fn open_share(&self, key: &str, password: &str) -> Result<String, Fail> {
+        self.secrets.record(password);
         let shares = self.shares.lock().unwrap();
         let share = shares.get(key).ok_or_else(|| fail(5102, "分享不存在或已失效"))?;
         if !share.password.is_empty() && !share.password.eq_ignore_ascii_case(password.trim()) {
@@ -244,6 +247,7 @@ async fn sign_in(State(sim): State<Arc<Pan123Sim>>, body: Bytes) -> Response {
         None => {}
     }
     let password = text(field(&body, "password"));
+    sim.secrets.record(&password);
     let user = match (field(&body, "mail"), field(&body, "passport")) {
         (Some(mail), _) if int(field(&body, "type")) == Some(2) => text(Some(mail)),
         (None, Some(passport)) => text(Some(passport)),
@@ -264,6 +268,7 @@ async fn sign_in(State(sim): State<Arc<Pan123Sim>>, body: Bytes) -> Response {
         rand::random::<u128>()
     );
     let ttl = sim.knobs().token_ttl_secs.map(|s| Instant::now() + Duration::from_secs_f64(s.max(0.0)));
+    sim.secrets.record(&token);
     sim.tokens.lock().unwrap().insert(token.clone(), ttl);
     Pan123Counters::add(&sim.counters.logins);
     reply(
@@ -350,6 +355,7 @@ async fn hop(State(sim): State<Arc<Pan123Sim>>, Path(id): Path<i64>) -> Response
     let serial = sim.counters.hops.load(std::sync::atomic::Ordering::Relaxed) % 1000;
     let expire = unix_now().max(0) as u64 + k.link_ttl_secs + serial;
     let url = provider_link(&sim.base_url, &sim.link_secret, &node.rel, expire, Some(&referer));
+    sim.secrets.record_param(&url, "sim_sig");
     if k.hop_json {
         return ok(json!({"redirect_url": url}));
     }

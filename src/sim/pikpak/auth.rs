@@ -77,6 +77,7 @@ pub(super) async fn captcha_init(
     }
     let token = format!("ck0.{}.{}", b64url(&rand::random::<[u8; 18]>()), b64url(format!("{client}|{device}").as_bytes()));
     let ttl = knobs.captcha_ttl_secs;
+    st.secrets.record(&token);
     st.lock().captchas.insert(token.clone(), CaptchaRec {
         device_id: device.clone(),
         action: action.clone(),
@@ -103,6 +104,8 @@ fn issue_tokens(st: &PikPakSim) -> Value {
     let payload = json!({ "sub": knobs.user_id, "exp": exp, "n": rand::random::<u32>() }).to_string();
     let access = format!("eyJhbGciOiJSUzI1NiJ9.{}.{}", b64url(payload.as_bytes()), b64url(&rand::random::<[u8; 24]>()));
     let refresh = format!("os.{:032x}", rand::random::<u128>());
+    st.secrets.record(&access);
+    st.secrets.record(&refresh);
     let mut inner = st.lock();
     inner.access.insert(access.clone(), Instant::now() + Duration::from_secs(knobs.access_ttl_secs));
     inner.refresh.insert(refresh.clone());
@@ -133,6 +136,7 @@ pub(super) async fn signin(
         return error(StatusCode::BAD_REQUEST, "captcha_invalid", 4002, "Code(4002) - captcha_token expired");
     }
     let knobs = st.knobs();
+    st.secrets.record(&field(&body, "password"));
     if field(&body, "username") != knobs.username || field(&body, "password") != knobs.password {
         Counters::bump(&st.counters.signin_refused);
         return error(StatusCode::BAD_REQUEST, "invalid_account_or_password", 4011, "Invalid username or password");
@@ -147,6 +151,7 @@ pub(super) async fn token(State(st): State<Arc<PikPakSim>>, body: Bytes) -> Resp
         return error(StatusCode::BAD_REQUEST, "unsupported_grant_type", 3, "only refresh_token is supported here");
     }
     let token = field(&body, "refresh_token");
+    st.secrets.record(&token);
     // §13.5: the old token dies at once.
     if !st.lock().refresh.remove(&token) {
         Counters::bump(&st.counters.refresh_refused);

@@ -43,6 +43,8 @@ pub struct PikPakSim {
     data_dir: PathBuf,
     knobs: Mutex<PikPakKnobs>,
     pub counters: Counters,
+    /// Tokens issued, passwords received, link signatures minted.
+    pub(crate) secrets: Arc<super::Secrets>,
     inner: Mutex<Inner>,
 }
 
@@ -90,7 +92,7 @@ pub(crate) struct Inner {
 pub const OFFLINE_FILE_SIZE: u64 = 100_000;
 
 impl PikPakSim {
-    pub fn new(base_url: String, link_secret: String, data_dir: &Path) -> Self {
+    pub fn new(base_url: String, link_secret: String, data_dir: &Path, secrets: Arc<super::Secrets>) -> Self {
         let mut inner = Inner::default();
         scan(data_dir, data_dir, "", &mut inner.nodes);
         PikPakSim {
@@ -99,6 +101,7 @@ impl PikPakSim {
             data_dir: data_dir.to_path_buf(),
             knobs: Mutex::new(PikPakKnobs::default()),
             counters: Counters::default(),
+            secrets,
             inner: Mutex::new(inner),
         }
     }
@@ -120,6 +123,7 @@ impl PikPakSim {
     /// browser session.
     pub fn issue_refresh_token(&self) -> String {
         let token = format!("os.{:032x}", rand::random::<u128>());
+        self.secrets.record(&token);
         self.inner.lock().unwrap().refresh.insert(token.clone());
         token
     }
@@ -134,6 +138,11 @@ impl PikPakSim {
     /// the next refresh with one is refused with `invalid_grant`.
     pub fn spend_refresh_tokens(&self) {
         self.lock().refresh.clear();
+    }
+
+    /// Whether `token` is a live refresh token: issued and not spent yet.
+    pub fn refresh_token_is_live(&self, token: &str) -> bool {
+        self.lock().refresh.contains(token)
     }
 
     /// The id of the node at `rel_path` (`/Movies`), `""` for the root.
@@ -174,6 +183,7 @@ impl PikPakSim {
     /// links on it) and `f` (the size).
     pub(crate) fn cdn_link(&self, rel_path: &str, fid: &str, size: u64, expire: u64) -> String {
         let url = super::cdn::provider_link(&self.base_url, &self.link_secret, rel_path, expire, None);
+        self.secrets.record_param(&url, "sim_sig");
         format!("{url}&fid={fid}&f={size}")
     }
 

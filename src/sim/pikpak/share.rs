@@ -76,6 +76,8 @@ pub(super) async fn open(State(st): State<Arc<PikPakSim>>, headers: HeaderMap, Q
     }
     let k = st.knobs();
     let given = q.get("pass_code").cloned().unwrap_or_default();
+    st.secrets.record(&given);
+    st.secrets.record(&pass_token(&k.share_id, &k.share_password));
     if !k.share_password.is_empty() && given.is_empty() {
         return status("PASS_CODE_EMPTY");
     }
