@@ -135,15 +135,23 @@ pub struct StorageConfig {
 /// file that holds one itself (not through `X_file` or `${ENV}`) should be private.
 pub const SECRET_OPTIONS: &[&str] = &["password", "refresh_token", "captcha_token", "private_key", "share_password", "access_token"];
 
+/// Whether `option = value` holds a credential: one of [`SECRET_OPTIONS`], or a `proxy` URL
+/// with a password in it (`http://user:pass@host:port`).
+pub fn is_secret(option: &str, value: &toml::Value) -> bool {
+    SECRET_OPTIONS.contains(&option)
+        || (option == "proxy"
+            && value.as_str().and_then(|v| url::Url::parse(v).ok()).is_some_and(|u| u.password().is_some()))
+}
+
 /// One storage's driver options, already resolved (`${ENV}` expanded, `X_file` read into `X`).
-/// Its `Debug` leaves out the values of [`SECRET_OPTIONS`].
+/// Its `Debug` leaves out the values that hold a credential ([`is_secret`]).
 #[derive(Clone, Default)]
 pub struct Options {
     pub file: PathBuf,
     /// `storage[N]`, the prefix of every key in an error.
     pub table: String,
     pub values: BTreeMap<String, OptionValue>,
-    /// The [`SECRET_OPTIONS`] written in the config file itself.
+    /// The options holding a credential ([`is_secret`]) written in the config file itself.
     pub inline_secrets: Vec<String>,
 }
 
@@ -153,7 +161,7 @@ impl std::fmt::Debug for Options {
             .values
             .iter()
             .map(|(k, v)| {
-                let shown = if SECRET_OPTIONS.contains(&k.as_str()) { "<redacted>".to_owned() } else { v.value.to_string() };
+                let shown = if is_secret(k, &v.value) { "<redacted>".to_owned() } else { v.value.to_string() };
                 (k.as_str(), shown)
             })
             .collect();

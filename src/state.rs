@@ -109,7 +109,25 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     if result.is_err() {
         let _ = std::fs::remove_file(&tmp);
     }
+    remove_orphans(dir, name);
     result
+}
+
+/// Remove temp files of `name` left by a process that died mid-write (`kill -9`): they may
+/// hold a token, and nothing else would ever clean them. A live writer's temp file stays.
+fn remove_orphans(dir: &Path, name: &str) {
+    let Ok(entries) = std::fs::read_dir(dir) else { return };
+    let prefix = format!(".{name}.");
+    for entry in entries.flatten() {
+        let file = entry.file_name();
+        let Some(rest) = file.to_str().and_then(|f| f.strip_prefix(&prefix)).and_then(|f| f.strip_suffix(".tmp")) else {
+            continue;
+        };
+        let Some(pid) = rest.split('.').next().and_then(|p| p.parse::<u32>().ok()) else { continue };
+        if pid != std::process::id() && !Path::new(&format!("/proc/{pid}")).exists() {
+            let _ = std::fs::remove_file(entry.path());
+        }
+    }
 }
 
 #[cfg(test)]
@@ -117,6 +135,22 @@ mod tests {
     use std::os::unix::fs::PermissionsExt;
 
     use super::*;
+
+    #[test]
+    fn temp_files_of_dead_writers_are_removed() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("pikpak.json");
+        // pid_max is at most 2^22: this pid is never alive. Our own pid is.
+        let dead = dir.path().join(".pikpak.json.4194999.0badcafe.tmp");
+        let live = dir.path().join(format!(".pikpak.json.{}.00000001.tmp", std::process::id()));
+        let other = dir.path().join(".other.json.4194999.0badcafe.tmp");
+        for f in [&dead, &live, &other] {
+            std::fs::write(f, "{}").unwrap();
+        }
+        write_atomic(&path, b"{}").unwrap();
+        assert!(!dead.exists(), "a dead writer's temp file goes");
+        assert!(live.exists() && other.exists(), "a live writer's, and another file's, stay");
+    }
 
     #[test]
     fn set_get_and_mode() {
@@ -144,6 +178,8 @@ mod tests {
         let (a, b) = (vec![b'a'; 256 << 10], vec![b'b'; 128 << 10]);
         write_atomic(&path, &a).unwrap();
         let inode = std::fs::metadata(&path).unwrap().ino();
+        // Held open, the first file's inode number cannot be given to a later one.
+        let _first = std::fs::File::open(&path).unwrap();
         let stop = std::sync::atomic::AtomicBool::new(false);
         std::thread::scope(|s| {
             s.spawn(|| {

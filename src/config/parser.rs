@@ -10,7 +10,7 @@ use toml::Spanned;
 use toml::de::{DeString, DeTable, DeValue};
 
 use super::values::{env_name, expand_env, is_inside, normalize_storage_path, parse_digits, parse_duration};
-use super::{CacheConfig, Config, ConfigError, FuseConfig, OptionValue, Options, SECRET_OPTIONS, StorageConfig};
+use super::{CacheConfig, Config, ConfigError, FuseConfig, OptionValue, Options, StorageConfig, is_secret};
 use crate::drivers::DRIVERS;
 
 const TOP_KEYS: &[&str] = &["mountpoint", "state_dir", "fuse", "cache", "storage"];
@@ -421,7 +421,7 @@ impl<'a> Parser<'a> {
                     other => to_toml(other),
                 }
             };
-            if SECRET_OPTIONS.contains(&option) && !from_file && !matches!(v.get_ref(), DeValue::String(raw) if env_name(raw).is_some()) {
+            if is_secret(option, &value) && !from_file && !matches!(v.get_ref(), DeValue::String(raw) if env_name(raw).is_some()) {
                 options.inline_secrets.push(option.to_string());
             }
             options.values.insert(

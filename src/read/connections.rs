@@ -3,8 +3,12 @@
 //!
 //! PikPak's CDN answers a ninth connection to one URL with 503; 123pan publishes no limit.
 //! So the per-file limit starts at the driver's figure and is tolerant: a request refused
-//! with 503 or 429 gives its permit up for good (down to one), so a CDN that admits fewer
-//! connections than we assumed costs one refusal per connection too many, not one per read.
+//! with 503 or 429 while others of the file are in flight gives its permit up (down to one),
+//! so a CDN that admits fewer connections than we assumed costs one refusal per connection
+//! too many, not one per read. A refusal of the only request in flight says nothing about a
+//! connection limit (a CDN that is down answers every request so), and after `REGROW_AFTER`
+//! requests in a row that succeed, one permit comes back: an outage does not leave a file
+//! on one connection for as long as it stays open.
 //!
 //! The per-handle limit (8, like rclone's `--vfs-read-chunk-streams 8`) is what lifts a
 //! per-connection speed cap eight-fold for one reader; several readers of one file share the
@@ -24,6 +28,10 @@ use tokio::sync::oneshot;
 /// Requests one handle may have in flight.
 pub const READER_STREAMS: usize = 8;
 
+/// Successful requests in a row after which a shrunk limit grows by one again: a CDN that
+/// really admits fewer connections costs one refusal per this many requests.
+const REGROW_AFTER: u32 = 32;
+
 /// A limit of requests in flight, handed out nearest first, that may shrink.
 pub struct ConnectionLimit {
     queue: Mutex<Queue>,
@@ -32,6 +40,9 @@ pub struct ConnectionLimit {
 struct Queue {
     free: usize,
     limit: usize,
+    initial: usize,
+    /// Requests that succeeded since the last refusal (counted while `limit < initial`).
+    successes: u32,
     /// Waiters by (priority, arrival): the first gets the next permit.
     waiters: BTreeMap<(u64, u64), oneshot::Sender<Permit>>,
     arrivals: u64,
@@ -55,7 +66,7 @@ impl ConnectionLimit {
     pub fn new(limit: usize) -> Arc<Self> {
         let limit = limit.max(1);
         Arc::new(ConnectionLimit {
-            queue: Mutex::new(Queue { free: limit, limit, waiters: BTreeMap::new(), arrivals: 0 }),
+            queue: Mutex::new(Queue { free: limit, limit, initial: limit, successes: 0, waiters: BTreeMap::new(), arrivals: 0 }),
         })
     }
 
@@ -102,16 +113,35 @@ impl ConnectionLimit {
         }
     }
 
-    /// The server refused a connection: one fewer from now on, unless this is the last one.
-    /// Returns whether the limit shrank.
+    /// The server refused `permit`'s request: if others were in flight, one fewer from now
+    /// on (never fewer than one). Returns whether the limit shrank.
     pub fn refused(&self, mut permit: Permit) -> bool {
         let mut q = self.queue.lock().unwrap();
-        let shrank = q.limit > 1;
+        q.successes = 0;
+        let in_flight = q.limit - q.free;
+        let shrank = q.limit > 1 && in_flight > 1;
         if shrank {
             q.limit -= 1;
             permit.live = false;
         }
         shrank
+    }
+
+    /// A request went through: after `REGROW_AFTER` in a row, a shrunk limit grows by one.
+    pub fn succeeded(self: &Arc<Self>) {
+        {
+            let mut q = self.queue.lock().unwrap();
+            if q.limit >= q.initial {
+                return;
+            }
+            q.successes += 1;
+            if q.successes < REGROW_AFTER {
+                return;
+            }
+            q.successes = 0;
+            q.limit += 1;
+        }
+        self.release();
     }
 }
 
@@ -126,15 +156,39 @@ mod tests {
     #[tokio::test]
     async fn refusals_shrink_the_limit_down_to_one() {
         let limit = ConnectionLimit::new(3);
-        assert!(limit.refused(limit.acquire(0).await));
-        assert_eq!(limit.limit(), 2);
-        let (a, b) = (limit.acquire(0).await, limit.acquire(0).await);
-        assert_eq!(available(&limit), 0, "two permits in all now");
+        let (a, b, c) = (limit.acquire(0).await, limit.acquire(0).await, limit.acquire(0).await);
         assert!(limit.refused(a));
-        assert!(!limit.refused(b), "the last connection stays");
+        assert_eq!(limit.limit(), 2);
+        assert_eq!(available(&limit), 0, "two permits in all now, both held");
+        assert!(limit.refused(b));
+        assert!(!limit.refused(c), "the last connection stays");
         assert_eq!(limit.limit(), 1);
         let _one = limit.acquire(0).await;
         assert_eq!(available(&limit), 0);
+    }
+
+    #[tokio::test]
+    async fn a_refusal_of_the_only_request_in_flight_keeps_the_limit() {
+        let limit = ConnectionLimit::new(3);
+        assert!(!limit.refused(limit.acquire(0).await), "a CDN that is down refuses one request too");
+        assert_eq!((limit.limit(), available(&limit)), (3, 3));
+    }
+
+    #[tokio::test]
+    async fn successes_in_a_row_give_a_refused_permit_back() {
+        let limit = ConnectionLimit::new(2);
+        let (a, _b) = (limit.acquire(0).await, limit.acquire(0).await);
+        assert!(limit.refused(a));
+        for _ in 1..REGROW_AFTER {
+            limit.succeeded();
+        }
+        assert_eq!((limit.limit(), available(&limit)), (1, 0));
+        limit.succeeded();
+        assert_eq!((limit.limit(), available(&limit)), (2, 1), "one permit back, and free");
+        for _ in 0..2 * REGROW_AFTER {
+            limit.succeeded();
+        }
+        assert_eq!(limit.limit(), 2, "never past the initial limit");
     }
 
     #[tokio::test]

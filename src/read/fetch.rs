@@ -72,6 +72,7 @@ pub async fn fetch_run(file: Arc<OpenFile>, mut fillers: VecDeque<Filler>, reque
         drop(stream);
         let Some(err) = err else {
             drop(permit);
+            file.connections.succeeded();
             continue;
         };
         // A CDN that admits fewer connections than the driver said answers the extra ones

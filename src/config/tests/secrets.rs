@@ -136,13 +136,18 @@ fn inline_secrets_are_told_apart_from_env_and_file_ones() {
     let text = format!(
         "{}private_key_file = \"key.txt\"\n\
          [[storage]]\npath = \"/p\"\ndriver = \"pikpak\"\nusername = \"u\"\npassword = \"${{PANMOUNT_TEST_ENV_PW_3}}\"\n\
-         [[storage]]\npath = \"/q\"\ndriver = \"pikpak\"\nrefresh_token = \"os.abc\"\n",
+         [[storage]]\npath = \"/q\"\ndriver = \"pikpak\"\nrefresh_token = \"os.abc\"\n\
+         proxy = \"http://me:hunter2@127.0.0.1:3128\"\n\
+         [[storage]]\npath = \"/r\"\ndriver = \"pikpak\"\nusername = \"u\"\npassword_file = \"key.txt\"\n\
+         proxy = \"http://me@127.0.0.1:3128\"\n",
         link_storage("/a")
     );
     let c = Config::parse(&text, &file).unwrap();
     let inline: Vec<&Vec<String>> = c.storages.iter().map(|s| &s.options.inline_secrets).collect();
-    assert_eq!(inline, [&vec![], &vec![], &vec!["refresh_token".to_string()]]);
+    let (proxy, token) = ("proxy".to_string(), "refresh_token".to_string());
+    assert_eq!(inline, [&vec![], &vec![], &vec![token, proxy], &vec![]], "a proxy with a password is a secret");
     // Debug output shows which options are set, never the secret values.
     let shown = format!("{c:?}");
     assert!(shown.contains("refresh_token") && !shown.contains("os.abc") && !shown.contains("\"k\""), "{shown}");
+    assert!(!shown.contains("hunter2") && shown.contains("http://me@127.0.0.1:3128"), "{shown}");
 }
