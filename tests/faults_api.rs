@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use common::{Mount, Sim, assert_eio, fuse_tests_enabled, mount_stat, read_all, sha256};
 use panmount::sim::pikpak::Counters;
-use panmount::sim::pan123::{PASSWORD, PHONE, Pan123Counters};
+use panmount::sim::pan123::{LoginFault, PASSWORD, PHONE, Pan123Counters};
 
 /// The most a read that fails for good may take (see faults_cdn.rs).
 const EIO_WITHIN: Duration = Duration::from_secs(30);
@@ -141,6 +141,40 @@ fn refresh_token_reuse_signs_in_again_or_is_eio() {
     assert_eq!(logged(&mount, "refresh_token refused"), 1, "{}", mount.log());
     assert_file(&sim, &mount, "/pw", "/Docs/notes #1 (100%).txt");
     assert!(mount.stop().success());
+}
+
+#[test]
+fn a_123pan_session_whose_login_is_refused_midway_is_eio_without_a_login_per_access() {
+    if !fuse_tests_enabled() {
+        return;
+    }
+    let sim = Sim::start(false);
+    let p = &sim.handle().pan123;
+    let logins = |c: &Pan123Counters| c.logins.load(Ordering::Relaxed) + c.login_refused.load(Ordering::Relaxed);
+    p.update(|k| k.token_ttl_secs = Some(1.0));
+    let mount = Mount::start(&pan123(&sim));
+    assert_file(&sim, &mount, "/123", "/Docs/readme.txt");
+    // The session token dies and the service now refuses the password login (a risk check).
+    p.update(|k| k.login_fault = Some(LoginFault::AbroadRisk));
+    std::thread::sleep(Duration::from_millis(1200));
+    let before = logins(&p.counters);
+    let started = Instant::now();
+    assert_eio(list(&mount.path("/123/Movies")), "session lost");
+    assert!(started.elapsed() < EIO_WITHIN);
+    assert_eq!(logins(&p.counters) - before, 1, "one refused login");
+    // The storage is down: accesses answer EIO without another login, logged once.
+    assert_eio(list(&mount.path("/123/Music")), "storage down");
+    for rel in ["/123/Movies/movie.mp4", "/123/Docs/notes #1 (100%).txt"] {
+        assert_eio(read_all(&mount.path(rel)), "storage down");
+    }
+    assert_eq!(logins(&p.counters) - before, 1, "no login per access");
+    assert_eq!(logged(&mount, "code 7012"), 1, "{}", mount.log());
+    assert!(mount.stop().success());
+}
+
+/// A folder's entries (`read_dir` alone only opens it).
+fn list(path: &std::path::Path) -> std::io::Result<Vec<std::fs::DirEntry>> {
+    std::fs::read_dir(path)?.collect()
 }
 
 /// Lines of the mount's log above debug level that contain `text`.

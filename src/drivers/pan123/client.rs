@@ -255,7 +255,7 @@ impl Client {
                 }
                 Ok(Err(api)) if api.code == Some(CODE_UNAUTHORIZED) => {
                     if self.credentials.is_none() && !token.is_empty() {
-                        return Err(Error::Remote(format!(
+                        return Err(Error::LoginLost(format!(
                             "123pan refused the access_token (code 401: {}); set a fresh one or leave access_token unset",
                             api.message.trim()
                         )));
@@ -264,7 +264,14 @@ impl Client {
                         return Err(classify(&api));
                     }
                     relogged = true;
-                    self.relogin(&token).await?;
+                    // A login the service refuses (password changed, a risk check) will be
+                    // refused on every access: the session is lost, and the storage goes down
+                    // until its next login attempt (`fs::storage`) instead of signing in again
+                    // per access. A network failure is only that.
+                    self.relogin(&token).await.map_err(|err| match err {
+                        Error::Remote(reason) => Error::LoginLost(reason),
+                        other => other,
+                    })?;
                     continue;
                 }
                 Ok(Err(api)) => classify(&api),
