@@ -21,6 +21,7 @@
 //! is answered from memory.
 
 use std::collections::HashMap;
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
@@ -40,6 +41,8 @@ pub struct BlockKey {
 struct Progress {
     buf: Mutex<Vec<u8>>,
     state: watch::Sender<State>,
+    /// A reader consumed the block while it was arriving: it joins the read queue when whole.
+    consumed: std::sync::atomic::AtomicBool,
 }
 
 #[derive(Clone)]
@@ -99,9 +102,10 @@ impl Pool {
         }
     }
 
-    fn put(&mut self, key: BlockKey, bytes: Bytes, reserved: usize) {
+    /// Add a block: to the read queue if a reader already consumed it (or it was there).
+    fn put(&mut self, key: BlockKey, bytes: Bytes, reserved: usize, consumed: bool) {
         self.used += bytes.len();
-        let old = match self.read.contains(&key) {
+        let old = match consumed || self.read.contains(&key) {
             true => self.read.put(key, bytes),
             false => self.unread.put(key, bytes),
         };
@@ -175,7 +179,11 @@ impl BlockCache {
             return Claim::Pending(slot.clone());
         }
         let progress =
-            Arc::new(Progress { buf: Mutex::new(Vec::new()), state: watch::Sender::new(State::Receiving(0)) });
+            Arc::new(Progress {
+            buf: Mutex::new(Vec::new()),
+            state: watch::Sender::new(State::Receiving(0)),
+            consumed: false.into(),
+        });
         inner.in_flight.insert(key.clone(), Slot { progress: progress.clone() });
         let limit = inner.main.budget.saturating_sub(inner.in_flight.len() * self.block_size);
         inner.main.shrink_to(limit);
@@ -186,7 +194,10 @@ impl BlockCache {
     pub fn consumed(&self, keys: impl Iterator<Item = BlockKey>) {
         let mut inner = self.inner.lock().unwrap();
         for key in keys {
-            inner.main.consumed(&key);
+            match inner.in_flight.get(&key) {
+                Some(slot) => slot.progress.consumed.store(true, Ordering::Relaxed),
+                None => inner.main.consumed(&key),
+            }
         }
     }
 
@@ -210,11 +221,11 @@ impl BlockCache {
 
     fn finish(&self, key: &BlockKey, probe: bool, result: &Result<Bytes>) {
         let mut inner = self.inner.lock().unwrap();
-        inner.in_flight.remove(key);
+        let consumed = inner.in_flight.remove(key).is_some_and(|slot| slot.progress.consumed.load(Ordering::Relaxed));
         let reserved = inner.in_flight.len() * self.block_size;
         if let Ok(bytes) = result {
             let (pool, reserved) = if probe { (&mut inner.probes, 0) } else { (&mut inner.main, reserved) };
-            pool.put(key.clone(), bytes.clone(), reserved);
+            pool.put(key.clone(), bytes.clone(), reserved, consumed);
         }
     }
 }
@@ -408,6 +419,21 @@ mod tests {
         assert!(matches!(cache.claim(key(2), false), Claim::Ready(_)), "unread read-ahead stays");
         assert!(matches!(cache.claim(key(0), false), Claim::Fetch(_)), "what was read goes first");
         assert!(matches!(cache.claim(key(1), false), Claim::Fetch(_)));
+    }
+
+    #[test]
+    fn a_block_read_while_it_arrived_counts_as_read() {
+        // Main pool 70. Block 0 is read while in flight; blocks 1..8 are read-ahead.
+        let cache = BlockCache::new(80, 10);
+        let Claim::Fetch(first) = cache.claim(key(0), false) else { panic!() };
+        cache.consumed([key(0)].into_iter());
+        first.complete(Bytes::from(vec![0u8; 10]));
+        for i in 1..8 {
+            let Claim::Fetch(f) = cache.claim(key(i), false) else { panic!() };
+            f.complete(Bytes::from(vec![0u8; 10]));
+        }
+        assert!(matches!(cache.claim(key(1), false), Claim::Ready(_)), "unread read-ahead stayed");
+        assert!(matches!(cache.claim(key(0), false), Claim::Fetch(_)), "the read block went first");
     }
 
     #[test]
