@@ -201,6 +201,12 @@ impl BlockCache {
         }
     }
 
+    /// Bytes of cached blocks and bytes reserved by blocks in flight, at one moment.
+    pub fn usage(&self) -> (usize, usize) {
+        let inner = self.inner.lock().unwrap();
+        (inner.main.used + inner.probes.used, inner.in_flight.len() * self.block_size)
+    }
+
     pub fn used_bytes(&self) -> usize {
         let inner = self.inner.lock().unwrap();
         inner.main.used + inner.probes.used

@@ -349,10 +349,9 @@ impl Fs {
             out.push_str(&s.stats.line(&s.path));
             out.push('\n');
         }
+        let (used, in_flight) = self.reader.cache_usage();
         out.push_str(&format!(
-            "block_cache used_bytes={} in_flight_bytes={} budget_bytes={} open_handles={} inodes={}\n",
-            self.reader.cached_bytes(),
-            self.reader.in_flight_bytes(),
+            "block_cache used_bytes={used} in_flight_bytes={in_flight} budget_bytes={} open_handles={} inodes={}\n",
             self.config.memory_limit,
             self.handles.len(),
             self.inodes.lock().unwrap().len(),

@@ -165,13 +165,10 @@ impl Reader {
         WindowConfig { max, initial: self.window.initial.min(max), ..self.window }
     }
 
-    pub fn cached_bytes(&self) -> usize {
-        self.blocks.used_bytes()
-    }
-
-    /// What blocks being downloaded reserve of the budget.
-    pub fn in_flight_bytes(&self) -> usize {
-        self.blocks.in_flight() * self.blocks.block_size()
+    /// Bytes of cached blocks, and what blocks being downloaded reserve of the budget, taken
+    /// at one moment (apart, a block finishing in between would count twice).
+    pub fn cache_usage(&self) -> (usize, usize) {
+        self.blocks.usage()
     }
 
     /// Up to `size` bytes at `offset`; fewer only at the end of the file.
