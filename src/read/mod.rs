@@ -166,7 +166,8 @@ impl Reader {
     }
 
     /// Bytes of cached blocks, and what blocks being downloaded reserve of the budget, taken
-    /// at one moment (apart, a block finishing in between would count twice).
+    /// at one moment (apart, a claim in between, which evicts cached blocks to reserve its
+    /// room, would count twice).
     pub fn cache_usage(&self) -> (usize, usize) {
         self.blocks.usage()
     }
