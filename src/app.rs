@@ -7,9 +7,9 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use crate::cli::ByteRange;
 use crate::cache::disk::DiskCache;
 use crate::cache::store::MetaStore;
+use crate::cli::ByteRange;
 use crate::config::{Config, ConfigError};
 use crate::drivers::{self, BuildContext};
 use crate::error::Error;
@@ -96,7 +96,8 @@ fn fs_config(config: &Config) -> FsConfig {
     let (uid, gid) = unsafe { (libc::getuid(), libc::getgid()) };
     let memory_limit = (cache.memory_limit_mb.max(8) << 20) as usize;
     // Read-ahead in flight may take at most half of the memory budget (`read::Reader::read`).
-    let max_window = (cache.max_read_ahead_mb << 20).clamp(INITIAL_WINDOW, (memory_limit as u64 / 2).max(INITIAL_WINDOW));
+    let max_window =
+        (cache.max_read_ahead_mb << 20).clamp(INITIAL_WINDOW, (memory_limit as u64 / 2).max(INITIAL_WINDOW));
     FsConfig {
         owner: Owner {
             uid: config.fuse.uid.unwrap_or(uid),
@@ -108,7 +109,12 @@ fn fs_config(config: &Config) -> FsConfig {
         link_margin: cache.link_expiry_margin,
         block_size: BLOCK_SIZE,
         memory_limit,
-        window: WindowConfig { initial: INITIAL_WINDOW, max: max_window, stream_after: STREAM_AFTER, step: READ_AHEAD_STEP },
+        window: WindowConfig {
+            initial: INITIAL_WINDOW,
+            max: max_window,
+            stream_after: STREAM_AFTER,
+            step: READ_AHEAD_STEP,
+        },
         connections_per_file: cache.connections_per_file as usize,
         disk: None,
         store: None,
@@ -207,9 +213,8 @@ async fn wait_for_stop(mounted: &fuse::Mounted, fs: &Fs) -> &'static str {
 /// `panmount stats`: the running mount's telemetry, read from its hidden stats file.
 pub fn stats(mountpoint: &Path) -> Result<(), AppError> {
     let path = mountpoint.join(crate::stats::STATS_FILE);
-    let report = std::fs::read_to_string(&path).map_err(|e| {
-        AppError::Failed(format!("{}: not a running panmount mount point ({e})", mountpoint.display()))
-    })?;
+    let report = std::fs::read_to_string(&path)
+        .map_err(|e| AppError::Failed(format!("{}: not a running panmount mount point ({e})", mountpoint.display())))?;
     print!("{report}");
     Ok(())
 }
@@ -301,7 +306,10 @@ pub async fn cat(config: &Config, path: &str, range: Option<ByteRange>) -> Resul
     let (start, end) = match range {
         None => (0, attr.size),
         Some(r) if r.start >= attr.size && attr.size > 0 || (r.start > 0 && attr.size == 0) => {
-            return Err(AppError::Failed(format!("{path}: range starts at {} but the file has {} bytes", r.start, attr.size)));
+            return Err(AppError::Failed(format!(
+                "{path}: range starts at {} but the file has {} bytes",
+                r.start, attr.size
+            )));
         }
         Some(r) => (r.start, r.end.map_or(attr.size, |e| (e + 1).min(attr.size))),
     };

@@ -6,7 +6,11 @@ use std::path::PathBuf;
 use clap::{Parser, Subcommand};
 
 #[derive(Debug, Parser)]
-#[command(name = "panmount", version, about = "Mount PikPak and 123pan drives, shares and signed direct links as a local folder (FUSE).")]
+#[command(
+    name = "panmount",
+    version,
+    about = "Mount PikPak and 123pan drives, shares and signed direct links as a local folder (FUSE)."
+)]
 pub struct Cli {
     /// More log output (-v: debug, -vv: trace); the same as --log-level debug or trace.
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]

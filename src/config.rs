@@ -133,7 +133,8 @@ pub struct StorageConfig {
 
 /// The driver options that hold a credential: their values never reach a log, and a config
 /// file that holds one itself (not through `X_file` or `${ENV}`) should be private.
-pub const SECRET_OPTIONS: &[&str] = &["password", "refresh_token", "captcha_token", "private_key", "share_password", "access_token"];
+pub const SECRET_OPTIONS: &[&str] =
+    &["password", "refresh_token", "captcha_token", "private_key", "share_password", "access_token"];
 
 /// Whether `option = value` holds a credential: one of [`SECRET_OPTIONS`], or a `proxy` URL
 /// with a password in it (`http://user:pass@host:port`).
@@ -165,7 +166,11 @@ impl std::fmt::Debug for Options {
                 (k.as_str(), shown)
             })
             .collect();
-        f.debug_struct("Options").field("file", &self.file).field("table", &self.table).field("values", &values).finish_non_exhaustive()
+        f.debug_struct("Options")
+            .field("file", &self.file)
+            .field("table", &self.table)
+            .field("values", &values)
+            .finish_non_exhaustive()
     }
 }
 
@@ -209,8 +214,7 @@ impl Options {
 
     /// A string option that must be given.
     pub fn require_str(&self, key: &str) -> Result<String, ConfigError> {
-        self.str(key)?
-            .ok_or_else(|| self.error(key, "missing required option"))
+        self.str(key)?.ok_or_else(|| self.error(key, "missing required option"))
     }
 
     /// A boolean option. The strings `"true"` and `"false"` are accepted too, since a
@@ -229,15 +233,11 @@ impl Options {
     pub fn u64_or(&self, key: &str, default: u64) -> Result<u64, ConfigError> {
         match self.get(key) {
             None => Ok(default),
-            Some(toml::Value::Integer(i)) => u64::try_from(*i).map_err(|_| {
-                self.error(key, format!("expected a non-negative integer, found {i}"))
-            }),
-            Some(toml::Value::String(s)) => parse_digits(s).ok_or_else(|| {
-                self.error(
-                    key,
-                    format!("expected a non-negative integer, found the string {s:?}"),
-                )
-            }),
+            Some(toml::Value::Integer(i)) => {
+                u64::try_from(*i).map_err(|_| self.error(key, format!("expected a non-negative integer, found {i}")))
+            }
+            Some(toml::Value::String(s)) => parse_digits(s)
+                .ok_or_else(|| self.error(key, format!("expected a non-negative integer, found the string {s:?}"))),
             Some(_) => Err(self.type_error(key, "a non-negative integer")),
         }
     }
@@ -247,9 +247,10 @@ impl Options {
         match self.get(key) {
             None => Ok(default),
             Some(toml::Value::Integer(i)) => Ok(*i),
-            Some(toml::Value::String(s)) => s.parse::<i64>().ok().ok_or_else(|| {
-                self.error(key, format!("expected an integer, found the string {s:?}"))
-            }),
+            Some(toml::Value::String(s)) => s
+                .parse::<i64>()
+                .ok()
+                .ok_or_else(|| self.error(key, format!("expected an integer, found the string {s:?}"))),
             Some(_) => Err(self.type_error(key, "an integer")),
         }
     }
@@ -257,12 +258,7 @@ impl Options {
 
 impl Default for FuseConfig {
     fn default() -> Self {
-        FuseConfig {
-            allow_other: false,
-            uid: None,
-            gid: None,
-            umask: 0o022,
-        }
+        FuseConfig { allow_other: false, uid: None, gid: None, umask: 0o022 }
     }
 }
 
@@ -307,7 +303,9 @@ impl Config {
 /// One warning when the config file holds a credential itself and other users may read it.
 fn warn_if_shared(config: &Config) {
     use std::os::unix::fs::PermissionsExt;
-    let Some((table, option)) = config.storages.iter().find_map(|s| s.options.inline_secrets.first().map(|o| (&s.options.table, o))) else {
+    let Some((table, option)) =
+        config.storages.iter().find_map(|s| s.options.inline_secrets.first().map(|o| (&s.options.table, o)))
+    else {
         return;
     };
     let Ok(meta) = std::fs::metadata(&config.file) else { return };

@@ -69,10 +69,7 @@ impl Error {
 
     /// Whether a request that failed this way may succeed when sent again unchanged.
     pub fn is_transient(&self) -> bool {
-        matches!(
-            self,
-            Error::RateLimited { .. } | Error::ServerError { .. } | Error::Network(_)
-        )
+        matches!(self, Error::RateLimited { .. } | Error::ServerError { .. } | Error::Network(_))
     }
 
     /// Expected outcomes (a missing `.nfo` probed by a media server) are logged at debug level;

@@ -23,7 +23,7 @@ pub mod read;
 pub mod service;
 #[cfg(feature = "sim")]
 pub mod sim;
+pub mod state;
 pub mod stats;
 pub mod time;
-pub mod state;
 pub mod warm;

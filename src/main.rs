@@ -59,7 +59,9 @@ fn run(rt: &tokio::runtime::Runtime, command: Command) -> Result<(), AppError> {
                     let watch = watch.then(|| Watch { interval: std::time::Duration::from_secs(interval), follow });
                     (config, storage, Action::List { watch })
                 }
-                OfflineCommand::Remove { config, storage, task_ids } => (config, storage, Action::Remove { ids: task_ids }),
+                OfflineCommand::Remove { config, storage, task_ids } => {
+                    (config, storage, Action::Remove { ids: task_ids })
+                }
             };
             rt.block_on(run(&Config::load(&config)?, &storage, action))
         }

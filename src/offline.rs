@@ -24,20 +24,27 @@ pub enum Action {
 pub async fn run(config: &Config, storage_path: &str, action: Action) -> Result<(), AppError> {
     let fs = build_fs(config)?;
     let wanted = crate::config::normalize_storage_path(storage_path).unwrap_or_else(|_| storage_path.to_owned());
-    let storage = fs
-        .storages()
-        .iter()
-        .find(|s| s.path == wanted)
-        .ok_or_else(|| AppError::Usage(format!("no storage with path {storage_path} in {}", config.file.display())))?;
+    let storage =
+        fs.storages().iter().find(|s| s.path == wanted).ok_or_else(|| {
+            AppError::Usage(format!("no storage with path {storage_path} in {}", config.file.display()))
+        })?;
     let fail = |e: Error| AppError::Failed(format!("storage {}: {e}", storage.path));
     let tasks = storage.driver.offline().ok_or_else(|| {
-        AppError::Failed(format!("storage {} ({} driver) has no offline downloads", storage.path, storage.driver.kind()))
+        AppError::Failed(format!(
+            "storage {} ({} driver) has no offline downloads",
+            storage.path,
+            storage.driver.kind()
+        ))
     })?;
     storage.login().await.map_err(|e| AppError::Failed(e.to_string()))?;
     match action {
         Action::Add { urls, to } => {
             let folder = match to {
-                Some(dir) => Some(resolve_folder(storage, &dir).await.map_err(|e| AppError::Failed(format!("storage {}: {dir}: {e}", storage.path)))?),
+                Some(dir) => Some(
+                    resolve_folder(storage, &dir)
+                        .await
+                        .map_err(|e| AppError::Failed(format!("storage {}: {dir}: {e}", storage.path)))?,
+                ),
                 None => None,
             };
             add(tasks, &urls, folder.as_ref()).await.map_err(fail)

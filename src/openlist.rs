@@ -52,10 +52,12 @@ pub fn convert_file(path: &Path) -> Result<Import, ConfigError> {
 
 /// Convert an export's bytes; `file` is named in errors and in the output's header.
 pub fn convert(bytes: &[u8], file: &Path) -> Result<Import, ConfigError> {
-    let doc: Value = serde_json::from_slice(bytes)
-        .map_err(|e| export_error(file, format!("not a JSON document: {e}")))?;
-    let storages = wire::storages(doc).map_err(|m| export_error(file, format!("not an OpenList storage export: {m}")))?;
-    let mut import = Import { toml: String::new(), notes: Vec::new(), converted: 0, total: storages.len(), file: file.into() };
+    let doc: Value =
+        serde_json::from_slice(bytes).map_err(|e| export_error(file, format!("not a JSON document: {e}")))?;
+    let storages =
+        wire::storages(doc).map_err(|m| export_error(file, format!("not an OpenList storage export: {m}")))?;
+    let mut import =
+        Import { toml: String::new(), notes: Vec::new(), converted: 0, total: storages.len(), file: file.into() };
     import.comment(&format!("panmount storages converted from the OpenList export {}.", file.display()));
     import.comment("Put `mountpoint = \"/mnt/pan\"` (and [fuse], [cache]) above the first [[storage]],");
     import.comment("or pass --mountpoint to `panmount mount`. Keep this file private (chmod 600).");
@@ -143,15 +145,23 @@ impl Import {
         let mut warnings = c.problems.iter().map(|p| format!("left out, unreadable: {p}")).collect::<Vec<_>>();
         for (key, value) in &c.options {
             if value.as_str().is_some_and(|v| v.starts_with("${") && v.ends_with('}')) {
-                warnings.push(format!("`{key}` looks like ${{NAME}}, which panmount reads from the environment variable NAME"));
+                warnings.push(format!(
+                    "`{key}` looks like ${{NAME}}, which panmount reads from the environment variable NAME"
+                ));
             }
             for line in mapping::advice(map.panmount, key).iter().flat_map(|a| a.lines()) {
                 self.comment(line);
             }
         }
         if let Some(first) = c.secrets.first() {
-            self.comment(&format!("Secrets copied as given: {}. To keep them out of this file write", c.secrets.join(", ")));
-            self.comment(&format!("e.g. {first}_file = \"/etc/panmount/{first}\" or {first} = \"${{PANMOUNT_{}}}\".", first.to_uppercase()));
+            self.comment(&format!(
+                "Secrets copied as given: {}. To keep them out of this file write",
+                c.secrets.join(", ")
+            ));
+            self.comment(&format!(
+                "e.g. {first}_file = \"/etc/panmount/{first}\" or {first} = \"${{PANMOUNT_{}}}\".",
+                first.to_uppercase()
+            ));
         }
         if !c.dropped.is_empty() {
             warnings.push(format!("not carried over (panmount has no such option): {}", c.dropped.join(", ")));

@@ -120,7 +120,8 @@ fn remove_orphans(dir: &Path, name: &str) {
     let prefix = format!(".{name}.");
     for entry in entries.flatten() {
         let file = entry.file_name();
-        let Some(rest) = file.to_str().and_then(|f| f.strip_prefix(&prefix)).and_then(|f| f.strip_suffix(".tmp")) else {
+        let Some(rest) = file.to_str().and_then(|f| f.strip_prefix(&prefix)).and_then(|f| f.strip_suffix(".tmp"))
+        else {
             continue;
         };
         let Some(pid) = rest.split('.').next().and_then(|p| p.parse::<u32>().ok()) else { continue };

@@ -44,7 +44,9 @@ pub async fn run(config: &Config, path: Option<&str>) -> Result<(), AppError> {
         async move {
             let storage = &fs.storages()[i];
             storage.login().await?;
-            fs.walk(i, dir, count).await.map_err(|e| crate::error::Error::Remote(format!("storage {}: {e}", storage.path)))
+            fs.walk(i, dir, count)
+                .await
+                .map_err(|e| crate::error::Error::Remote(format!("storage {}: {e}", storage.path)))
         }
     });
     let results = tokio::select! {

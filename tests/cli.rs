@@ -22,18 +22,36 @@ const LINK: &str = "driver = \"123pan_link\"\norigin_urls = \"http://127.0.0.1:9
 
 #[test]
 fn config_mistakes_exit_2_naming_file_key_and_line() {
-    assert_config_error(&format!("[[storage]]\npath = \"/a\"\n{LINK}colour = \"blue\"\n"), &[":5", "storage[1].colour", "unknown"]);
-    assert_config_error("mountpoint = \"/mnt\"\nbogus = 1\n[[storage]]\npath = \"/a\"\ndriver = \"123pan_link\"\norigin_urls = \"http://x/a\"\n", &[":2", "bogus"]);
+    assert_config_error(
+        &format!("[[storage]]\npath = \"/a\"\n{LINK}colour = \"blue\"\n"),
+        &[":5", "storage[1].colour", "unknown"],
+    );
+    assert_config_error(
+        "mountpoint = \"/mnt\"\nbogus = 1\n[[storage]]\npath = \"/a\"\ndriver = \"123pan_link\"\norigin_urls = \"http://x/a\"\n",
+        &[":2", "bogus"],
+    );
     assert_config_error("[[storage]]\npath = \"/a\"\ndriver = \"123pan_link\"\n", &["origin_urls", "missing"]);
-    assert_config_error(&format!("[[storage]]\npath = \"/a\"\n{LINK}[[storage]]\npath = \"/a\"\n{LINK}"), &["/a", "both"]);
+    assert_config_error(
+        &format!("[[storage]]\npath = \"/a\"\n{LINK}[[storage]]\npath = \"/a\"\n{LINK}"),
+        &["/a", "both"],
+    );
     assert_config_error(&format!("[[storage]]\npath = \"a\"\n{LINK}"), &["storage[1].path", "absolute"]);
-    assert_config_error("[[storage]]\npath = \"/a\"\ndriver = \"dropbox\"\n", &["storage[1].driver", "dropbox", "123pan_link"]);
+    assert_config_error(
+        "[[storage]]\npath = \"/a\"\ndriver = \"dropbox\"\n",
+        &["storage[1].driver", "dropbox", "123pan_link"],
+    );
     assert_config_error(
         "[[storage]]\npath = \"/a\"\ndriver = \"123pan_link\"\norigin_urls = \"\"\"\nFolder:\n   http://x/a.mp4\n\"\"\"\n",
         &["origin_urls", "line 2", "multiple of 2"],
     );
-    assert_config_error("[fuse]\numask = 22\n[[storage]]\npath = \"/a\"\ndriver = \"123pan_link\"\norigin_urls = \"http://x/a\"\n", &["fuse.umask"]);
-    assert_config_error("[cache]\ndir_cache_time = \"soon\"\n[[storage]]\npath = \"/a\"\ndriver = \"123pan_link\"\norigin_urls = \"http://x/a\"\n", &["cache.dir_cache_time"]);
+    assert_config_error(
+        "[fuse]\numask = 22\n[[storage]]\npath = \"/a\"\ndriver = \"123pan_link\"\norigin_urls = \"http://x/a\"\n",
+        &["fuse.umask"],
+    );
+    assert_config_error(
+        "[cache]\ndir_cache_time = \"soon\"\n[[storage]]\npath = \"/a\"\ndriver = \"123pan_link\"\norigin_urls = \"http://x/a\"\n",
+        &["cache.dir_cache_time"],
+    );
     assert_config_error("[[storage]\n", &["TOML"]);
     assert_config_error("", &["storage"]);
 }
@@ -90,7 +108,9 @@ fn check_ls_and_cat() {
     let (code, out, err) = run(&["cat", cfg, "/links/Movies/movie.mp4"]);
     assert_eq!(code, 0, "{err}");
     assert!(out == movie, "cat: {} bytes, expected {}", out.len(), movie.len());
-    for (range, from, to) in [("0-0", 0, 1), ("1048570-1048580", 1_048_570, 1_048_581), ("5000000-", 5_000_000, movie.len())] {
+    for (range, from, to) in
+        [("0-0", 0, 1), ("1048570-1048580", 1_048_570, 1_048_581), ("5000000-", 5_000_000, movie.len())]
+    {
         let (code, out, err) = run(&["cat", cfg, "/links/Movies/movie.mp4", "--range", range]);
         assert_eq!(code, 0, "{err}");
         assert!(out == movie[from..to], "range {range}");
@@ -134,7 +154,10 @@ fn sim_command_serves_the_sample_and_its_admin_endpoints() {
     };
     let readme = get("/cdn/Docs/readme.txt");
     assert!(readme.starts_with("HTTP/1.1 200"), "{readme}");
-    assert!(readme.ends_with(&String::from_utf8_lossy(&panmount::sim::sample::content("/Docs/readme.txt", 100)).into_owned()));
+    assert!(
+        readme
+            .ends_with(&String::from_utf8_lossy(&panmount::sim::sample::content("/Docs/readme.txt", 100)).into_owned())
+    );
     let stats = get("/_sim/stats");
     assert!(stats.starts_with("HTTP/1.1 200") && stats.contains("\"requests\":1"), "{stats}");
     // SAFETY: kill(2) on our own child.
@@ -190,30 +213,62 @@ fn s(v: &str) -> toml::Value {
 #[test]
 fn import_openlist_converts_each_driver_into_a_config_panmount_loads() {
     let expected: [(&str, Loaded); 5] = [
-        ("pikpak.json", loaded("/pikpak", "pikpak", vec![
-            ("device_id", s("0123456789abcdef0123456789abcdef")),
-            ("password", s("fake \"quoted\" pass\\word")),
-            ("platform", s("android")),
-            ("refresh_token", s("fake-refresh-token-1")),
-            ("username", s("someone@example.com")),
-        ])),
-        ("pikpak-share.json", loaded("/shared/anime", "pikpak_share", vec![
-            ("root_folder_id", s("VNfakefolder0001")),
-            ("share_id", s("VNfakeshare0001")),
-            ("use_transcoding_address", toml::Value::Boolean(true)),
-        ])),
-        ("123pan.json", loaded("/123", "123pan", vec![("password", s("fake-123-pass")), ("username", s("13800000000"))])),
-        ("123pan-share.json", loaded("/123 share", "123pan_share", vec![
-            ("root_folder_id", s("1234567")),
-            ("share_key", s("abcd-FakeK")),
-            ("share_password", s("Ab12")),
-        ])),
-        ("123pan-link.json", loaded("/links", "123pan_link", vec![
-            ("origin_urls", s("Movies:\n  1048576:1717200000:https://vip.123pan.com/1814435971/Movies/a.mp4\n  https://vip.123pan.com/1814435971/Movies/b \"quoted\".mkv\nreadme.txt:\n")),
-            ("private_key", s("fake-private-key")),
-            ("uid", toml::Value::Integer(1_814_435_971)),
-            ("valid_duration", toml::Value::Integer(60)),
-        ])),
+        (
+            "pikpak.json",
+            loaded(
+                "/pikpak",
+                "pikpak",
+                vec![
+                    ("device_id", s("0123456789abcdef0123456789abcdef")),
+                    ("password", s("fake \"quoted\" pass\\word")),
+                    ("platform", s("android")),
+                    ("refresh_token", s("fake-refresh-token-1")),
+                    ("username", s("someone@example.com")),
+                ],
+            ),
+        ),
+        (
+            "pikpak-share.json",
+            loaded(
+                "/shared/anime",
+                "pikpak_share",
+                vec![
+                    ("root_folder_id", s("VNfakefolder0001")),
+                    ("share_id", s("VNfakeshare0001")),
+                    ("use_transcoding_address", toml::Value::Boolean(true)),
+                ],
+            ),
+        ),
+        (
+            "123pan.json",
+            loaded("/123", "123pan", vec![("password", s("fake-123-pass")), ("username", s("13800000000"))]),
+        ),
+        (
+            "123pan-share.json",
+            loaded(
+                "/123 share",
+                "123pan_share",
+                vec![("root_folder_id", s("1234567")), ("share_key", s("abcd-FakeK")), ("share_password", s("Ab12"))],
+            ),
+        ),
+        (
+            "123pan-link.json",
+            loaded(
+                "/links",
+                "123pan_link",
+                vec![
+                    (
+                        "origin_urls",
+                        s(
+                            "Movies:\n  1048576:1717200000:https://vip.123pan.com/1814435971/Movies/a.mp4\n  https://vip.123pan.com/1814435971/Movies/b \"quoted\".mkv\nreadme.txt:\n",
+                        ),
+                    ),
+                    ("private_key", s("fake-private-key")),
+                    ("uid", toml::Value::Integer(1_814_435_971)),
+                    ("valid_duration", toml::Value::Integer(60)),
+                ],
+            ),
+        ),
     ];
     for (file, want) in expected {
         let (code, out, err) = import(file);
@@ -234,7 +289,14 @@ fn import_openlist_explains_every_storage_it_skips() {
     let (code, out, err) = import("unsupported.json");
     assert_eq!(code, 1, "nothing converted: {err}");
     assert!(!out.lines().any(|l| l == "[[storage]]"), "{out}");
-    for why in ["disabled", "123 Open", "no driver for OpenList's AliyundriveOpen", "missing share_key", "not valid JSON", "mount_path"] {
+    for why in [
+        "disabled",
+        "123 Open",
+        "no driver for OpenList's AliyundriveOpen",
+        "missing share_key",
+        "not valid JSON",
+        "mount_path",
+    ] {
         assert_eq!(out.matches(why).count(), 1, "{why:?} in the output once:\n{out}");
         assert_eq!(err.lines().filter(|l| l.contains(why) && l.contains("skipped")).count(), 1, "{why:?}: {err}");
     }
@@ -244,7 +306,8 @@ fn import_openlist_explains_every_storage_it_skips() {
     let dir = tempfile::tempdir().unwrap();
     let mut all = Vec::new();
     for name in ["pikpak", "pikpak-share", "123pan", "123pan-share", "123pan-link", "unsupported"] {
-        let text = std::fs::read_to_string(format!("{}/tests/data/openlist/{name}.json", env!("CARGO_MANIFEST_DIR"))).unwrap();
+        let text =
+            std::fs::read_to_string(format!("{}/tests/data/openlist/{name}.json", env!("CARGO_MANIFEST_DIR"))).unwrap();
         let doc: serde_json::Value = serde_json::from_str(&text).unwrap();
         let list = doc.get("storages").or(doc.pointer("/data/content")).unwrap_or(&doc);
         all.extend(list.as_array().unwrap().iter().cloned());
@@ -261,7 +324,12 @@ fn import_openlist_explains_every_storage_it_skips() {
 #[test]
 fn import_openlist_refuses_what_is_not_an_export_with_exit_2() {
     let dir = tempfile::tempdir().unwrap();
-    for (text, needle) in [("{\"code\":200,", "JSON"), ("{\"settings\":[]}", "storages"), ("42", "a number"), ("{\"code\":401,\"message\":\"token is expired\",\"data\":null}", "token is expired")] {
+    for (text, needle) in [
+        ("{\"code\":200,", "JSON"),
+        ("{\"settings\":[]}", "storages"),
+        ("42", "a number"),
+        ("{\"code\":401,\"message\":\"token is expired\",\"data\":null}", "token is expired"),
+    ] {
         let file = dir.path().join("export.json");
         std::fs::write(&file, text).unwrap();
         let (code, _, err) = run(&["import-openlist", file.to_str().unwrap()]);

@@ -64,7 +64,10 @@ impl Driver for CountingDriver {
 }
 
 fn percent(path: &str) -> String {
-    path.split('/').map(|s| percent_encoding::utf8_percent_encode(s, percent_encoding::NON_ALPHANUMERIC).to_string()).collect::<Vec<_>>().join("/")
+    path.split('/')
+        .map(|s| percent_encoding::utf8_percent_encode(s, percent_encoding::NON_ALPHANUMERIC).to_string())
+        .collect::<Vec<_>>()
+        .join("/")
 }
 
 fn entry(id: &str, name: &str, is_dir: bool, size: Option<u64>) -> Entry {
@@ -90,18 +93,21 @@ fn fs(storages: Vec<(&str, Arc<CountingDriver>)>, dir_ttl: Duration) -> Arc<Fs> 
 fn fs_with_memory(storages: Vec<(&str, Arc<CountingDriver>)>, dir_ttl: Duration, memory: usize) -> Arc<Fs> {
     let http = HttpClient::new(None).unwrap();
     let storages = storages.into_iter().map(|(p, d)| Storage::new(p.into(), d, http.clone())).collect();
-    Arc::new(Fs::new(storages, FsConfig {
-        owner: Owner { uid: 0, gid: 0, umask: 0o022 },
-        dir_ttl,
-        negative_ttl: Duration::from_secs(60),
-        link_margin: Duration::from_secs(60),
-        block_size: 1 << 20,
-        memory_limit: memory,
-        window: WindowConfig { initial: 1 << 20, max: 8 << 20, stream_after: 1 << 20, step: 8 << 20 },
-        connections_per_file: 0,
-        disk: None,
-        store: None,
-    }))
+    Arc::new(Fs::new(
+        storages,
+        FsConfig {
+            owner: Owner { uid: 0, gid: 0, umask: 0o022 },
+            dir_ttl,
+            negative_ttl: Duration::from_secs(60),
+            link_margin: Duration::from_secs(60),
+            block_size: 1 << 20,
+            memory_limit: memory,
+            window: WindowConfig { initial: 1 << 20, max: 8 << 20, stream_after: 1 << 20, step: 8 << 20 },
+            connections_per_file: 0,
+            disk: None,
+            store: None,
+        },
+    ))
 }
 
 #[test]
@@ -115,7 +121,9 @@ fn listings_links_and_negatives_cost_one_remote_call_each() {
         // 20 concurrent lookups of different names in a folder not yet listed: one listing.
         let lookups = (0..20).map(|i| {
             let fs = fs.clone();
-            tokio::spawn(async move { fs.lookup(root, if i % 2 == 0 { "movie.mp4" } else { "movie.nfo" }).await.map(|_| ()) })
+            tokio::spawn(async move {
+                fs.lookup(root, if i % 2 == 0 { "movie.mp4" } else { "movie.nfo" }).await.map(|_| ())
+            })
         });
         for l in lookups {
             l.await.unwrap().unwrap();

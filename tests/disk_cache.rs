@@ -43,13 +43,20 @@ fn cat_twice_downloads_once_and_a_new_version_is_fetched_fresh() {
     let (code, out, err) = run(&["cat", cfg, "/links/Movies/movie.mp4"]);
     assert_eq!(code, 0, "{err}");
     assert!(out == movie, "damaged cache bytes were served");
-    assert_eq!(sim.stats().bytes_sent, first + panmount::app::BLOCK_SIZE, "exactly the damaged block was fetched again");
+    assert_eq!(
+        sim.stats().bytes_sent,
+        first + panmount::app::BLOCK_SIZE,
+        "exactly the damaged block was fetched again"
+    );
 
     // The remote file changes (new content, new mtime in the tree): no stale bytes.
     let changed: Vec<u8> = movie.iter().map(|b| b.wrapping_add(1)).collect();
     std::fs::write(sim.data.path().join("Movies/movie.mp4"), &changed).unwrap();
     let text = std::fs::read_to_string(&path).unwrap();
-    let text = text.replace(&format!("{}:", sim.files.iter().find(|f| f.rel_path == "/Movies/movie.mp4").unwrap().mtime), "1800000000:");
+    let text = text.replace(
+        &format!("{}:", sim.files.iter().find(|f| f.rel_path == "/Movies/movie.mp4").unwrap().mtime),
+        "1800000000:",
+    );
     std::fs::write(&path, text).unwrap();
     let (code, out, err) = run(&["cat", cfg, "/links/Movies/movie.mp4"]);
     assert_eq!(code, 0, "{err}");

@@ -11,8 +11,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use common::{Mount, Sim, assert_eio, fuse_tests_enabled, mount_stat, read_all, sha256};
-use panmount::sim::pikpak::Counters;
 use panmount::sim::pan123::{LoginFault, PASSWORD, PHONE, Pan123Counters};
+use panmount::sim::pikpak::Counters;
 
 /// The most a read that fails for good may take (see faults_cdn.rs).
 const EIO_WITHIN: Duration = Duration::from_secs(30);
@@ -281,7 +281,9 @@ fn dns_failure_is_eio_for_that_storage_only() {
     let port = sim.handle().addr.port();
     let unresolvable = pikpak(&sim, "/dns", "").replace("127.0.0.1", "panmount-test.invalid");
     // A link tree whose CDN host does not resolve: the API is fine, the downloads are not.
-    let links = sim.config(panmount::sim::SizeMode::Full, "", "").replace(&format!("127.0.0.1:{port}"), &format!("cdn.invalid:{port}"));
+    let links = sim
+        .config(panmount::sim::SizeMode::Full, "", "")
+        .replace(&format!("127.0.0.1:{port}"), &format!("cdn.invalid:{port}"));
     let started = Instant::now();
     let mount = Mount::start(&[pikpak(&sim, "/pikpak", ""), unresolvable, links].concat());
     assert!(started.elapsed() < EIO_WITHIN, "mounted after {:?}", started.elapsed());

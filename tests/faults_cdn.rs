@@ -27,7 +27,12 @@ fn start() -> (Sim, Mount) {
 
 /// Read all of `rel` with `fault` set on the CDN (and cleared after): the outcome, the CDN's
 /// counters for this read alone, and how long it took.
-fn read_with(sim: &Sim, mount: &Mount, rel: &str, fault: impl FnOnce(&mut KnobValues)) -> (io::Result<Vec<u8>>, StatsSnapshot, Duration) {
+fn read_with(
+    sim: &Sim,
+    mount: &Mount,
+    rel: &str,
+    fault: impl FnOnce(&mut KnobValues),
+) -> (io::Result<Vec<u8>>, StatsSnapshot, Duration) {
     sim.knobs().reset();
     sim.knobs().update(fault);
     sim.handle().stats.reset();

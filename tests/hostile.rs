@@ -57,7 +57,8 @@ fn hostile_names_and_sizes_show_and_read_through_a_mount() {
         let parent = rel.rsplit_once('/').unwrap().0;
         let path = mount.path(&format!("/pikpak{parent}/{shown}"));
         let want = sim.file_bytes(rel);
-        let meta = std::fs::metadata(&path).unwrap_or_else(|e| panic!("{rel} shown as {shown}: {e}; {:?}", listed(path.parent().unwrap())));
+        let meta = std::fs::metadata(&path)
+            .unwrap_or_else(|e| panic!("{rel} shown as {shown}: {e}; {:?}", listed(path.parent().unwrap())));
         assert_eq!(meta.len(), want.len() as u64, "{rel} shown as {shown}");
         assert!(read_all(&path).unwrap() == want, "{rel} shown as {shown}: other bytes");
     }
@@ -67,7 +68,16 @@ fn hostile_names_and_sizes_show_and_read_through_a_mount() {
     pikpak.update(|k| k.offline_delay_ms = 0);
     let (_dir, config) = write_config(&text);
     let cfg = config.to_str().unwrap();
-    let (code, _, err) = run(&["offline", "add", cfg, "--storage", "/pikpak", "magnet:?xt=urn:btih:00ff&dn=x.iso", "--to", "/Music/A／B"]);
+    let (code, _, err) = run(&[
+        "offline",
+        "add",
+        cfg,
+        "--storage",
+        "/pikpak",
+        "magnet:?xt=urn:btih:00ff&dn=x.iso",
+        "--to",
+        "/Music/A／B",
+    ]);
     assert_eq!(code, 0, "{err}");
     let deadline = Instant::now() + Duration::from_secs(15);
     loop {
@@ -94,11 +104,17 @@ fn a_link_whose_name_holds_a_slash_is_shown_and_read() {
     let slashed = url.replacen("/Docs/", "/Docs%2F", 1);
     assert_ne!(url, slashed);
     let tree = format!("{slashed}\n{url}\n");
-    let text = format!("[[storage]]\npath = \"/links\"\ndriver = \"123pan_link\"\norigin_urls = {}\n", toml::Value::String(tree));
+    let text = format!(
+        "[[storage]]\npath = \"/links\"\ndriver = \"123pan_link\"\norigin_urls = {}\n",
+        toml::Value::String(tree)
+    );
     let mount = Mount::start(&text);
     assert_eq!(listed(&mount.path("/links")), ["Docs／readme.txt", "readme.txt"].map(String::from).into());
     for name in ["Docs／readme.txt", "readme.txt"] {
-        assert!(read_all(&mount.path(&format!("/links/{name}"))).unwrap() == sim.file_bytes("/Docs/readme.txt"), "{name}");
+        assert!(
+            read_all(&mount.path(&format!("/links/{name}"))).unwrap() == sim.file_bytes("/Docs/readme.txt"),
+            "{name}"
+        );
     }
     assert!(mount.stop().success());
 }

@@ -58,7 +58,10 @@ fn keep_busy(root: &Path, want: &[u8], stop: &AtomicBool, error: &Mutex<Option<(
 }
 
 fn persisted_token(state: &Path) -> Option<String> {
-    let file = std::fs::read_dir(state).ok()?.map(|e| e.unwrap().path()).find(|p| p.extension().is_some_and(|e| e == "json"))?;
+    let file = std::fs::read_dir(state)
+        .ok()?
+        .map(|e| e.unwrap().path())
+        .find(|p| p.extension().is_some_and(|e| e == "json"))?;
     let value: serde_json::Value = serde_json::from_slice(&std::fs::read(file).ok()?).ok()?;
     value["refresh_token"].as_str().map(str::to_owned)
 }
@@ -74,7 +77,9 @@ fn repeated_kill_9_at_random_moments() {
     let short = panmount::sim::pikpak::PikPakKnobs { access_ttl_secs: 1, link_ttl_secs: 1, ..Default::default() };
     sim.handle().pikpak.set_knobs(short);
     let pp = &sim.handle().pikpak;
-    let count = |f: fn(&panmount::sim::pikpak::Counters) -> &std::sync::atomic::AtomicU64| f(&pp.counters).load(Ordering::Relaxed);
+    let count = |f: fn(&panmount::sim::pikpak::Counters) -> &std::sync::atomic::AtomicU64| {
+        f(&pp.counters).load(Ordering::Relaxed)
+    };
     let state = tempfile::tempdir().unwrap();
     let b = sim.handle().base_url();
     let text = format!(
@@ -98,9 +103,21 @@ fn repeated_kill_9_at_random_moments() {
         // The first start signs in with the password; later ones with the persisted token,
         // unless the last kill lost it in flight (then the token is refused, once).
         let fallback = round == 0 || token_lost;
-        assert_eq!(count(|c| &c.signins) - signins, u64::from(fallback), "round {round}: password signins at start:\n{log}");
-        assert_eq!(count(|c| &c.refresh_refused) - refused, u64::from(token_lost), "round {round}: refused tokens:\n{log}");
-        assert_eq!(read_all(&mount.path("/pikpak/Docs/readme.txt")).unwrap(), sim.file_bytes("/Docs/readme.txt"), "round {round}");
+        assert_eq!(
+            count(|c| &c.signins) - signins,
+            u64::from(fallback),
+            "round {round}: password signins at start:\n{log}"
+        );
+        assert_eq!(
+            count(|c| &c.refresh_refused) - refused,
+            u64::from(token_lost),
+            "round {round}: refused tokens:\n{log}"
+        );
+        assert_eq!(
+            read_all(&mount.path("/pikpak/Docs/readme.txt")).unwrap(),
+            sim.file_bytes("/Docs/readme.txt"),
+            "round {round}"
+        );
         if round == ROUNDS {
             assert_eq!(read_all(&mount.path("/pikpak/Movies/movie.mp4")).unwrap(), *want);
             assert_eq!(mount.stop_with(libc::SIGTERM).code(), Some(0));
@@ -140,7 +157,10 @@ fn repeated_kill_9_at_random_moments() {
         // The server has answered whatever was in flight by now: is the persisted token live?
         token_lost = !persisted_token(state.path()).is_some_and(|t| pp.refresh_token_is_live(&t));
         lost += usize::from(token_lost);
-        eprintln!("round {round}: killed after {delay:?}; refreshes so far {}; token lost in flight: {token_lost}", count(|c| &c.refreshes));
+        eprintln!(
+            "round {round}: killed after {delay:?}; refreshes so far {}; token lost in flight: {token_lost}",
+            count(|c| &c.refreshes)
+        );
         // Keep the stale mount point for the next start; this Mount's drop must not clean it.
         dir = std::mem::replace(&mut mount.dir, tempfile::tempdir().unwrap());
     }

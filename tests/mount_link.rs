@@ -197,10 +197,7 @@ fn a_stale_mount_from_a_crash_is_cleaned() {
     crashed.stop_with(libc::SIGKILL);
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
     while !common::is_stale(crashed.dir.path()) {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "SIGKILL should leave a stale mount"
-        );
+        assert!(std::time::Instant::now() < deadline, "SIGKILL should leave a stale mount");
         std::thread::sleep(Duration::from_millis(50));
     }
     // Keep the stale mount point; the crashed Mount's drop must not clean it.

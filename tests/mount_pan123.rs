@@ -109,7 +109,12 @@ fn shares_conform_with_password_and_access_token() {
     let config = format!(
         "{}{}",
         // The extraction code is not case-sensitive; the access token is sent when given.
-        share(&sim, "/all", "https://www.123pan.com/s/whole-Share1.html", "share_password = \"abcd\"\naccess_token = \"tok\""),
+        share(
+            &sim,
+            "/all",
+            "https://www.123pan.com/s/whole-Share1.html",
+            "share_password = \"abcd\"\naccess_token = \"tok\""
+        ),
         share(&sim, "/movies", "movies-only", "")
     );
     let mount = Mount::start(&config);

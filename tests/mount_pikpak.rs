@@ -24,7 +24,9 @@ fn pikpak(sim: &Sim, path: &str, extra: &str) -> String {
 fn share(sim: &Sim, path: &str, extra: &str) -> String {
     let b = sim.handle().base_url();
     let id = sim.handle().pikpak.knobs().share_id;
-    format!("[[storage]]\npath = \"{path}\"\ndriver = \"pikpak_share\"\napi_base = \"{b}\"\nuser_base = \"{b}\"\nshare_id = \"{id}\"\n{extra}\n")
+    format!(
+        "[[storage]]\npath = \"{path}\"\ndriver = \"pikpak_share\"\napi_base = \"{b}\"\nuser_base = \"{b}\"\nshare_id = \"{id}\"\n{extra}\n"
+    )
 }
 
 fn counter(sim: &Sim, f: impl Fn(&panmount::sim::pikpak::Counters) -> &std::sync::atomic::AtomicU64) -> u64 {
@@ -85,7 +87,8 @@ fn share_password_right_wrong_and_missing() {
     let (code, out, err) = run(&["check", config.to_str().unwrap()]);
     let out = String::from_utf8_lossy(&out);
     assert_eq!(code, 1, "{out}{err}");
-    let row = |p: &str| out.lines().find(|l| l.starts_with(p)).unwrap_or_else(|| panic!("no row {p}: {out}")).to_owned();
+    let row =
+        |p: &str| out.lines().find(|l| l.starts_with(p)).unwrap_or_else(|| panic!("no row {p}: {out}")).to_owned();
     assert!(row("/right ").contains(" ok "), "{out}");
     assert!(row("/wrong ").contains("password is wrong"), "{out}");
     assert!(row("/missing ").contains("needs a password"), "{out}");
@@ -108,7 +111,8 @@ fn wrong_password_and_captcha_wall_fail_only_their_storage() {
     let token = sim.handle().pikpak.issue_refresh_token();
     let walled = [
         pikpak(&sim, "/walled", ""),
-        pikpak(&sim, "/ok", &format!("refresh_token = \"{token}\"")).replace("username = \"alice@example.com\"\npassword = \"secret\"\n", ""),
+        pikpak(&sim, "/ok", &format!("refresh_token = \"{token}\""))
+            .replace("username = \"alice@example.com\"\npassword = \"secret\"\n", ""),
     ]
     .concat();
     let (_d2, config) = write_config(&walled);
@@ -166,7 +170,10 @@ fn refresh_token_rotation_survives_kill_9() {
     drop(mount);
     // The restart logs in with the persisted token: no password signin, no refused refresh.
     let mount = Mount::start(&text);
-    assert_eq!(read_all(&mount.path("/pikpak/Docs/notes #1 (100%).txt")).unwrap(), sim.file_bytes("/Docs/notes #1 (100%).txt"));
+    assert_eq!(
+        read_all(&mount.path("/pikpak/Docs/notes #1 (100%).txt")).unwrap(),
+        sim.file_bytes("/Docs/notes #1 (100%).txt")
+    );
     assert_eq!(counter(&sim, |c| &c.signins), 1, "restart signed in with the password:\n{}", mount.log());
     assert_eq!(counter(&sim, |c| &c.refresh_refused), 0, "{}", mount.log());
     assert!(counter(&sim, |c| &c.refreshes) >= 2);
@@ -203,7 +210,10 @@ fn token_captcha_and_link_expiry_mid_read() {
     assert_eq!(sha256(&tail), sha256(&want[3_000_000..]));
     let c = pp.counters.snapshot();
     assert!(counter(&sim, |c| &c.details) > before.0, "the expired link was re-minted: {c}");
-    assert!(counter(&sim, |c| &c.refreshes) + counter(&sim, |c| &c.signins) > before.1, "the access token was renewed: {c}");
+    assert!(
+        counter(&sim, |c| &c.refreshes) + counter(&sim, |c| &c.signins) > before.1,
+        "the access token was renewed: {c}"
+    );
     assert!(counter(&sim, |c| &c.captcha_refused) >= 1, "an expired captcha was refused and re-minted: {c}");
     drop(file);
     assert!(mount.stop().success());
@@ -242,7 +252,16 @@ fn offline_add_list_remove_and_rate_limits() {
     let text = [pikpak(&sim, "/pikpak", ""), share(&sim, "/share", "")].concat();
     let (_dir, config) = write_config(&text);
     let cfg = config.to_str().unwrap();
-    let (code, out, err) = run(&["offline", "add", cfg, "--storage", "/pikpak", "magnet:?xt=urn:btih:0123456789abcdef&dn=ubuntu.iso", "--to", "/Movies"]);
+    let (code, out, err) = run(&[
+        "offline",
+        "add",
+        cfg,
+        "--storage",
+        "/pikpak",
+        "magnet:?xt=urn:btih:0123456789abcdef&dn=ubuntu.iso",
+        "--to",
+        "/Movies",
+    ]);
     assert_eq!(code, 0, "{err}");
     let out = String::from_utf8(out).unwrap();
     let ids: Vec<&str> = out.lines().collect();
@@ -272,7 +291,8 @@ fn offline_add_list_remove_and_rate_limits() {
     let (code, _, err) = run(&["offline", "list", cfg, "--storage", "/share"]);
     assert_eq!(code, 1);
     assert!(err.contains("/share") && err.contains("no offline downloads"), "{err}");
-    let (code, _, err) = run(&["offline", "add", cfg, "--storage", "/pikpak", "https://example.com/a.iso", "--to", "/Nope"]);
+    let (code, _, err) =
+        run(&["offline", "add", cfg, "--storage", "/pikpak", "https://example.com/a.iso", "--to", "/Nope"]);
     assert_eq!(code, 1, "{err}");
 
     // Rate limits (error_code 10 on drive calls, 4002 on captcha/signin) are backed off.
@@ -305,7 +325,16 @@ fn a_folder_that_changed_is_not_served_from_the_kernels_copy() {
     // The folder changes on the server: an offline download lands in it.
     let (_dir, config) = write_config(&text);
     let cfg = config.to_str().unwrap();
-    let (code, _, err) = run(&["offline", "add", cfg, "--storage", "/pikpak", "magnet:?xt=urn:btih:00ff&dn=ubuntu.iso", "--to", "/Movies"]);
+    let (code, _, err) = run(&[
+        "offline",
+        "add",
+        cfg,
+        "--storage",
+        "/pikpak",
+        "magnet:?xt=urn:btih:00ff&dn=ubuntu.iso",
+        "--to",
+        "/Movies",
+    ]);
     assert_eq!(code, 0, "{err}");
     // Once the listing's validity (1 s) has passed, opening the folder shows the new file:
     // the kernel's cached copy of the old listing must have been dropped.
@@ -329,7 +358,13 @@ impl Running {
     fn start(args: &[&str]) -> Running {
         use std::io::Read;
         use std::process::{Command, Stdio};
-        let mut child = Command::new(common::bin()).args(args).stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+        let mut child = Command::new(common::bin())
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
         let collect = |mut pipe: Box<dyn Read + Send>| {
             let text = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
             let sink = text.clone();
@@ -358,7 +393,12 @@ impl Running {
                 std::thread::sleep(Duration::from_millis(100)); // let the readers drain the pipes
                 return status.code().unwrap_or(-1);
             }
-            assert!(Instant::now() < deadline, "still running after {secs} s:\n{}\n{}", self.out(), self.err.lock().unwrap());
+            assert!(
+                Instant::now() < deadline,
+                "still running after {secs} s:\n{}\n{}",
+                self.out(),
+                self.err.lock().unwrap()
+            );
             std::thread::sleep(Duration::from_millis(50));
         }
     }
@@ -377,7 +417,8 @@ fn offline_list_watch_follows_a_task_to_the_end_and_stops() {
     sim.handle().pikpak.update(|k| k.offline_delay_ms = 3000);
     let (_dir, config) = write_config(&pikpak(&sim, "/pikpak", ""));
     let cfg = config.to_str().unwrap();
-    let (code, out, err) = run(&["offline", "add", cfg, "--storage", "/pikpak", "magnet:?xt=urn:btih:feedface&dn=watched.iso"]);
+    let (code, out, err) =
+        run(&["offline", "add", cfg, "--storage", "/pikpak", "magnet:?xt=urn:btih:feedface&dn=watched.iso"]);
     assert_eq!(code, 0, "{err}");
     let id = String::from_utf8(out).unwrap().trim().to_owned();
 

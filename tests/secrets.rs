@@ -100,7 +100,12 @@ fn no_secret_reaches_the_log_at_trace_level() {
     let (config_dir, config_path) = write_config(&text);
     std::fs::set_permissions(&config_path, std::fs::Permissions::from_mode(0o644)).unwrap();
     // `RUST_LOG=trace` without a flag: every crate at trace, the broadest output there is.
-    let mount = Mount::start_with_args((config_dir, config_path.clone()), tempfile::tempdir().unwrap(), &[("RUST_LOG", "trace")], &[]);
+    let mount = Mount::start_with_args(
+        (config_dir, config_path.clone()),
+        tempfile::tempdir().unwrap(),
+        &[("RUST_LOG", "trace")],
+        &[],
+    );
     for storage in STORAGES {
         common::conformance(&mount.path(storage), sim.data.path(), 5);
     }
@@ -183,7 +188,8 @@ fn a_config_without_inline_secrets_may_be_readable() {
     let sim = Sim::start(true);
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("key"), KEY).unwrap();
-    let text = sim.config(SizeMode::Full, KEY, "").replace(&format!("private_key = \"{KEY}\""), "private_key_file = \"key\"");
+    let text =
+        sim.config(SizeMode::Full, KEY, "").replace(&format!("private_key = \"{KEY}\""), "private_key_file = \"key\"");
     let path = dir.path().join("panmount.toml");
     std::fs::write(&path, text).unwrap();
     std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();

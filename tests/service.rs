@@ -45,7 +45,8 @@ fn notify_ready_status_watchdog_and_stopping() {
 
 #[test]
 fn the_unit_file_verifies() {
-    let unit = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/packaging/systemd/panmount@.service")).unwrap();
+    let unit =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/packaging/systemd/panmount@.service")).unwrap();
     let dir = tempfile::tempdir().unwrap();
     // Verify against the binary just built (the packaged path does not exist here).
     std::fs::write(dir.path().join("panmount@.service"), unit.replace("/usr/bin/panmount", common::bin())).unwrap();
@@ -84,7 +85,10 @@ fn the_fstab_helper_mounts_in_the_background_and_umount_stops_it() {
     let info = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
     let line = info.lines().find(|l| l.contains(dir.path().to_str().unwrap())).unwrap();
     assert!(line.contains("allow_other"), "{line}");
-    assert_eq!(common::read_all(&dir.path().join("links/Docs/readme.txt")).unwrap(), sim.file_bytes("/Docs/readme.txt"));
+    assert_eq!(
+        common::read_all(&dir.path().join("links/Docs/readme.txt")).unwrap(),
+        sim.file_bytes("/Docs/readme.txt")
+    );
     assert!(std::process::Command::new("umount").arg(dir.path()).status().unwrap().success());
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
     while common::is_mounted(dir.path()) {
@@ -96,5 +100,9 @@ fn the_fstab_helper_mounts_in_the_background_and_umount_stops_it() {
     let dir2 = tempfile::tempdir().unwrap();
     let out = fstab_helper(&[bad.to_str().unwrap(), dir2.path().to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(1));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("unknown driver"), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("unknown driver"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }

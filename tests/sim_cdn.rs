@@ -11,9 +11,7 @@ use md5::{Digest, Md5};
 use panmount::sim::{self, CdnAuth, KnobValues, SimConfig, SimHandle, SizeMode};
 use percent_encoding::percent_decode_str;
 use reqwest::StatusCode;
-use reqwest::header::{
-    ACCEPT_RANGES, CONTENT_LENGTH, CONTENT_RANGE, LAST_MODIFIED, RANGE, RETRY_AFTER,
-};
+use reqwest::header::{ACCEPT_RANGES, CONTENT_LENGTH, CONTENT_RANGE, LAST_MODIFIED, RANGE, RETRY_AFTER};
 
 const MIB: u64 = 1024 * 1024;
 const KEY: &str = "s3cr3tKey";
@@ -22,24 +20,13 @@ const UID: u64 = 1814435971;
 async fn start(auth: bool) -> (tempfile::TempDir, SimHandle) {
     let dir = tempfile::tempdir().unwrap();
     sim::generate(dir.path()).unwrap();
-    let cdn_auth = auth.then(|| CdnAuth {
-        private_key: KEY.into(),
-        uid: UID,
-    });
-    let config = SimConfig {
-        listen: "127.0.0.1:0".parse().unwrap(),
-        data_dir: dir.path().into(),
-        cdn_auth,
-    };
+    let cdn_auth = auth.then(|| CdnAuth { private_key: KEY.into(), uid: UID });
+    let config = SimConfig { listen: "127.0.0.1:0".parse().unwrap(), data_dir: dir.path().into(), cdn_auth };
     (dir, sim::start(config).await.unwrap())
 }
 
 fn client() -> reqwest::Client {
-    reqwest::Client::builder()
-        .no_proxy()
-        .timeout(Duration::from_secs(10))
-        .build()
-        .unwrap()
+    reqwest::Client::builder().no_proxy().timeout(Duration::from_secs(10)).build().unwrap()
 }
 
 fn disk(dir: &tempfile::TempDir, rel: &str) -> Vec<u8> {
@@ -47,10 +34,7 @@ fn disk(dir: &tempfile::TempDir, rel: &str) -> Vec<u8> {
 }
 
 fn now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_secs()
+    SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs()
 }
 
 /// Sign `url` the way pan123-protocol.md §4.3 says: md5 of "decoded path-ts-rand-uid-key".
@@ -96,10 +80,7 @@ async fn full_get_has_exact_bytes_and_headers() {
     assert_eq!(status, StatusCode::OK);
     assert_eq!(body.len(), 2_000);
     let (status, h, body) = get(&sim.cdn_url("/Docs/empty.txt"), None).await;
-    assert_eq!(
-        (status, header(&h, CONTENT_LENGTH), body.len()),
-        (StatusCode::OK, "0", 0)
-    );
+    assert_eq!((status, header(&h, CONTENT_LENGTH), body.len()), (StatusCode::OK, "0", 0));
     sim.shutdown().await;
 }
 
@@ -121,47 +102,25 @@ async fn ranges_are_exact_and_416_past_the_end() {
     for &(range, start, end) in cases {
         let (status, h, body) = get(&url, Some(range)).await;
         assert_eq!(status, StatusCode::PARTIAL_CONTENT, "{range}");
-        assert_eq!(
-            header(&h, CONTENT_RANGE),
-            format!("bytes {start}-{end}/{size}"),
-            "{range}"
-        );
-        assert_eq!(
-            header(&h, CONTENT_LENGTH),
-            (end - start + 1).to_string(),
-            "{range}"
-        );
+        assert_eq!(header(&h, CONTENT_RANGE), format!("bytes {start}-{end}/{size}"), "{range}");
+        assert_eq!(header(&h, CONTENT_LENGTH), (end - start + 1).to_string(), "{range}");
         assert_eq!(body, &data[start as usize..=end as usize], "{range}");
     }
-    for range in [
-        format!("bytes={size}-"),
-        format!("bytes={}-{}", size + 5, size + 10),
-        "bytes=-0".into(),
-    ] {
+    for range in [format!("bytes={size}-"), format!("bytes={}-{}", size + 5, size + 10), "bytes=-0".into()] {
         let (status, h, body) = get(&url, Some(&range)).await;
         assert_eq!(status, StatusCode::RANGE_NOT_SATISFIABLE, "{range}");
         assert_eq!(header(&h, CONTENT_RANGE), format!("bytes */{size}"));
         assert!(body.is_empty());
     }
     let (status, h, _) = get(&sim.cdn_url("/Docs/empty.txt"), Some("bytes=0-")).await;
-    assert_eq!(
-        (status, header(&h, CONTENT_RANGE)),
-        (StatusCode::RANGE_NOT_SATISFIABLE, "bytes */0")
-    );
+    assert_eq!((status, header(&h, CONTENT_RANGE)), (StatusCode::RANGE_NOT_SATISFIABLE, "bytes */0"));
     // Invalid and multi-range requests are answered with the full body (documented choice).
     for range in ["bytes=10-5", "bytes=0-1,4-5"] {
         let (status, _, body) = get(&url, Some(range)).await;
-        assert_eq!(
-            (status, body.len() as u64),
-            (StatusCode::OK, size),
-            "{range}"
-        );
+        assert_eq!((status, body.len() as u64), (StatusCode::OK, size), "{range}");
     }
     let stats = sim.stats.snapshot();
-    assert_eq!(
-        (stats.ranges, stats.unsatisfiable_416, stats.full),
-        (5, 4, 2)
-    );
+    assert_eq!((stats.ranges, stats.unsatisfiable_416, stats.full), (5, 4, 2));
     sim.shutdown().await;
 }
 
@@ -169,49 +128,24 @@ async fn ranges_are_exact_and_416_past_the_end() {
 async fn head_missing_directories_and_traversal() {
     let (_dir, sim) = start(false).await;
     let c = client();
-    let res = c
-        .head(sim.cdn_url("/Movies/movie.srt"))
-        .send()
-        .await
-        .unwrap();
+    let res = c.head(sim.cdn_url("/Movies/movie.srt")).send().await.unwrap();
     assert_eq!(res.status(), StatusCode::OK);
     assert_eq!(header(res.headers(), CONTENT_LENGTH), "4321");
     assert_eq!(header(res.headers(), ACCEPT_RANGES), "bytes");
     assert!(res.headers().contains_key(LAST_MODIFIED));
     assert!(res.bytes().await.unwrap().is_empty());
-    let res = c
-        .head(sim.cdn_url("/Movies/movie.srt"))
-        .header(RANGE, "bytes=10-19")
-        .send()
-        .await
-        .unwrap();
+    let res = c.head(sim.cdn_url("/Movies/movie.srt")).header(RANGE, "bytes=10-19").send().await.unwrap();
     assert_eq!(res.status(), StatusCode::PARTIAL_CONTENT);
     assert_eq!(header(res.headers(), CONTENT_RANGE), "bytes 10-19/4321");
     assert_eq!(header(res.headers(), CONTENT_LENGTH), "10");
 
-    for rel in [
-        "/Movies/nope.mp4",
-        "/Movies",
-        "/Movies/Extras/",
-        "/nope/deeper/x",
-    ] {
+    for rel in ["/Movies/nope.mp4", "/Movies", "/Movies/Extras/", "/nope/deeper/x"] {
         let res = c.get(sim.cdn_url(rel)).send().await.unwrap();
         assert_eq!(res.status(), StatusCode::NOT_FOUND, "{rel}");
     }
     // `..` hidden from URL normalisation by an encoded slash.
-    let res = c
-        .get(format!(
-            "{}/cdn/Movies%2F..%2F..%2F..%2Fetc%2Fpasswd",
-            sim.base_url()
-        ))
-        .send()
-        .await
-        .unwrap();
-    assert!(
-        matches!(res.status(), StatusCode::FORBIDDEN | StatusCode::NOT_FOUND),
-        "{}",
-        res.status()
-    );
+    let res = c.get(format!("{}/cdn/Movies%2F..%2F..%2F..%2Fetc%2Fpasswd", sim.base_url())).send().await.unwrap();
+    assert!(matches!(res.status(), StatusCode::FORBIDDEN | StatusCode::NOT_FOUND), "{}", res.status());
     assert_eq!(sim.stats.snapshot().head_requests, 2);
     sim.shutdown().await;
 }
@@ -248,8 +182,7 @@ async fn auth_key_is_required_and_checked() {
         sign(&url, ts, "1", UID, "wrong key"),
         sign(&url, ts, "1", UID + 1, KEY),
         sign(&url, now() - 10, "1", UID, KEY),
-        sign(&sim.cdn_url("/Docs/readme.txt"), ts, "1", UID, KEY)
-            .replace("/Docs/readme.txt", "/Docs/empty.txt"),
+        sign(&sim.cdn_url("/Docs/readme.txt"), ts, "1", UID, KEY).replace("/Docs/readme.txt", "/Docs/empty.txt"),
         raw_path_md5,
     ];
     for (i, u) in refused.iter().enumerate() {
@@ -266,10 +199,7 @@ async fn link_ttl_refuses_a_link_seen_too_long_ago() {
     let url = sim.cdn_url("/Movies/movie.nfo");
     let first = sign(&url, now() + 3600, "1", UID, KEY);
     assert_eq!(get(&first, None).await.0, StatusCode::OK);
-    assert_eq!(
-        get(&first, Some("bytes=0-9")).await.0,
-        StatusCode::PARTIAL_CONTENT
-    );
+    assert_eq!(get(&first, Some("bytes=0-9")).await.0, StatusCode::PARTIAL_CONTENT);
     tokio::time::sleep(Duration::from_millis(400)).await;
     assert_eq!(get(&first, None).await.0, StatusCode::FORBIDDEN);
     let fresh = sign(&url, now() + 3600, "2", UID, KEY);
@@ -292,11 +222,7 @@ async fn reset_after_bytes_cuts_the_body() {
             Err(e) => break Some(e),
         }
     };
-    assert!(
-        err.is_some(),
-        "the client must see an error, got a clean end after {} bytes",
-        got.len()
-    );
+    assert!(err.is_some(), "the client must see an error, got a clean end after {} bytes", got.len());
     assert!(got.len() <= 100_000);
     assert_eq!(got, &disk(&dir, rel)[..got.len()]);
     // A body shorter than the limit is whole.
@@ -351,10 +277,7 @@ async fn error_burst_then_ok() {
         k.error_status = 429;
     });
     let (status, h, _) = get(&url, None).await;
-    assert_eq!(
-        (status, header(&h, RETRY_AFTER)),
-        (StatusCode::TOO_MANY_REQUESTS, "1")
-    );
+    assert_eq!((status, header(&h, RETRY_AFTER)), (StatusCode::TOO_MANY_REQUESTS, "1"));
     assert_eq!(get(&url, None).await.0, StatusCode::OK);
     assert_eq!(sim.stats.snapshot().injected_errors, 3);
     sim.shutdown().await;
@@ -369,10 +292,7 @@ async fn misbehaving_range_knobs() {
     let (status, h, body) = get(&sim.cdn_url(rel), Some("bytes=100-199")).await;
     assert_eq!((status, body.as_slice()), (StatusCode::OK, data.as_slice()));
     assert!(!h.contains_key(CONTENT_RANGE));
-    sim.knobs.set(KnobValues {
-        wrong_content_range: true,
-        ..Default::default()
-    });
+    sim.knobs.set(KnobValues { wrong_content_range: true, ..Default::default() });
     let (status, h, body) = get(&sim.cdn_url(rel), Some("bytes=100-199")).await;
     assert_eq!(status, StatusCode::PARTIAL_CONTENT);
     assert_eq!(header(&h, CONTENT_RANGE), "bytes 101-199/4321");
@@ -384,30 +304,15 @@ async fn misbehaving_range_knobs() {
 async fn throughput_and_first_byte_delay_slow_things_down() {
     let (_dir, sim) = start(false).await;
     let url = sim.cdn_url("/Movies/movie.mp4");
-    sim.knobs
-        .update(|k| k.throughput_bytes_per_sec = Some(400_000));
+    sim.knobs.update(|k| k.throughput_bytes_per_sec = Some(400_000));
     let t = Instant::now();
     let (_, _, body) = get(&url, Some("bytes=0-199999")).await;
     assert_eq!(body.len(), 200_000);
-    assert!(
-        t.elapsed() >= Duration::from_millis(450),
-        "{:?}",
-        t.elapsed()
-    );
-    sim.knobs.set(KnobValues {
-        first_byte_delay_ms: 300,
-        ..Default::default()
-    });
+    assert!(t.elapsed() >= Duration::from_millis(450), "{:?}", t.elapsed());
+    sim.knobs.set(KnobValues { first_byte_delay_ms: 300, ..Default::default() });
     let t = Instant::now();
-    assert_eq!(
-        get(&url, Some("bytes=0-0")).await.0,
-        StatusCode::PARTIAL_CONTENT
-    );
-    assert!(
-        t.elapsed() >= Duration::from_millis(300),
-        "{:?}",
-        t.elapsed()
-    );
+    assert_eq!(get(&url, Some("bytes=0-0")).await.0, StatusCode::PARTIAL_CONTENT);
+    assert!(t.elapsed() >= Duration::from_millis(300), "{:?}", t.elapsed());
     sim.shutdown().await;
 }
 
@@ -416,66 +321,28 @@ async fn admin_endpoints_round_trip() {
     let (_dir, sim) = start(false).await;
     let c = client();
     let base = sim.base_url();
-    let knobs: serde_json::Value = c
-        .get(format!("{base}/_sim/knobs"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let knobs: serde_json::Value = c.get(format!("{base}/_sim/knobs")).send().await.unwrap().json().await.unwrap();
     assert_eq!(knobs["error_status"], 503);
     assert_eq!(knobs["error_burst"], 0);
     assert!(knobs["link_ttl_secs"].is_null());
 
-    let res = c
-        .put(format!("{base}/_sim/knobs"))
-        .body(r#"{"error_burst": 1, "link_ttl_secs": 2.5}"#)
-        .send()
-        .await
-        .unwrap();
+    let res =
+        c.put(format!("{base}/_sim/knobs")).body(r#"{"error_burst": 1, "link_ttl_secs": 2.5}"#).send().await.unwrap();
     assert_eq!(res.status(), StatusCode::OK);
     let echoed: serde_json::Value = res.json().await.unwrap();
-    assert_eq!(
-        (
-            echoed["error_burst"].as_u64(),
-            echoed["error_status"].as_u64()
-        ),
-        (Some(1), Some(503))
-    );
+    assert_eq!((echoed["error_burst"].as_u64(), echoed["error_status"].as_u64()), (Some(1), Some(503)));
     let k = sim.knobs.get();
-    assert_eq!(
-        (k.error_burst, k.link_ttl_secs, k.ignore_range),
-        (1, Some(2.5), false)
-    );
-    let res = c
-        .put(format!("{base}/_sim/knobs"))
-        .body("{not json")
-        .send()
-        .await
-        .unwrap();
+    assert_eq!((k.error_burst, k.link_ttl_secs, k.ignore_range), (1, Some(2.5), false));
+    let res = c.put(format!("{base}/_sim/knobs")).body("{not json").send().await.unwrap();
     assert_eq!(res.status(), StatusCode::BAD_REQUEST);
     assert_eq!(sim.knobs.get().error_burst, 1, "a bad PUT changes nothing");
 
     let url = sim.cdn_url("/Docs/readme.txt");
     assert_eq!(get(&url, None).await.0, StatusCode::SERVICE_UNAVAILABLE);
     assert_eq!(get(&url, None).await.0, StatusCode::OK);
-    assert_eq!(
-        get(&url, Some("bytes=0-9")).await.0,
-        StatusCode::PARTIAL_CONTENT
-    );
-    assert_eq!(
-        get(&sim.cdn_url("/nope"), None).await.0,
-        StatusCode::NOT_FOUND
-    );
-    let stats: serde_json::Value = c
-        .get(format!("{base}/_sim/stats"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    assert_eq!(get(&url, Some("bytes=0-9")).await.0, StatusCode::PARTIAL_CONTENT);
+    assert_eq!(get(&sim.cdn_url("/nope"), None).await.0, StatusCode::NOT_FOUND);
+    let stats: serde_json::Value = c.get(format!("{base}/_sim/stats")).send().await.unwrap().json().await.unwrap();
     assert_eq!(stats["requests"], 4);
     assert_eq!(stats["bytes_sent"], 110);
     assert_eq!(stats["ranges"], 1);
@@ -483,18 +350,10 @@ async fn admin_endpoints_round_trip() {
     assert_eq!(stats["not_found"], 1);
     assert_eq!(sim.stats.snapshot().bytes_sent, 110);
 
-    let res = c
-        .post(format!("{base}/_sim/stats/reset"))
-        .send()
-        .await
-        .unwrap();
+    let res = c.post(format!("{base}/_sim/stats/reset")).send().await.unwrap();
     assert_eq!(res.status(), StatusCode::OK);
     assert_eq!(sim.stats.snapshot(), Default::default());
-    c.put(format!("{base}/_sim/knobs"))
-        .body("{}")
-        .send()
-        .await
-        .unwrap();
+    c.put(format!("{base}/_sim/knobs")).body("{}").send().await.unwrap();
     assert_eq!(sim.knobs.get(), KnobValues::default());
     sim.shutdown().await;
 }
@@ -502,31 +361,16 @@ async fn admin_endpoints_round_trip() {
 #[tokio::test(flavor = "multi_thread")]
 async fn shutdown_is_prompt_even_mid_body() {
     let (_dir, sim) = start(false).await;
-    sim.knobs
-        .update(|k| k.throughput_bytes_per_sec = Some(50_000));
+    sim.knobs.update(|k| k.throughput_bytes_per_sec = Some(50_000));
     let url = sim.cdn_url("/Movies/movie.mp4");
-    let download =
-        tokio::spawn(async move { client().get(url).send().await.unwrap().bytes().await });
+    let download = tokio::spawn(async move { client().get(url).send().await.unwrap().bytes().await });
     tokio::time::sleep(Duration::from_millis(200)).await;
     let addr = sim.addr;
     let t = Instant::now();
     sim.shutdown().await;
-    assert!(
-        t.elapsed() < Duration::from_millis(1500),
-        "{:?}",
-        t.elapsed()
-    );
-    assert!(
-        download.await.unwrap().is_err(),
-        "the cut body must be an error"
-    );
-    assert!(
-        client()
-            .get(format!("http://{addr}/cdn/Docs/readme.txt"))
-            .send()
-            .await
-            .is_err()
-    );
+    assert!(t.elapsed() < Duration::from_millis(1500), "{:?}", t.elapsed());
+    assert!(download.await.unwrap().is_err(), "the cut body must be an error");
+    assert!(client().get(format!("http://{addr}/cdn/Docs/readme.txt")).send().await.is_err());
 }
 
 #[test]
@@ -537,17 +381,9 @@ fn works_from_a_dedicated_runtime_thread() {
     let (tx, rx) = std::sync::mpsc::channel();
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let server = std::thread::spawn(move || {
-        let rt = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(1)
-            .enable_all()
-            .build()
-            .unwrap();
+        let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
         rt.block_on(async {
-            let config = SimConfig {
-                listen: "127.0.0.1:0".parse().unwrap(),
-                data_dir,
-                cdn_auth: None,
-            };
+            let config = SimConfig { listen: "127.0.0.1:0".parse().unwrap(), data_dir, cdn_auth: None };
             let sim = sim::start(config).await.unwrap();
             tx.send(sim.cdn_url("/Movies/movie.nfo")).unwrap();
             let _ = stop_rx.await;
@@ -555,15 +391,11 @@ fn works_from_a_dedicated_runtime_thread() {
         });
     });
     let url = rx.recv().unwrap();
-    let body = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap()
-        .block_on(async {
-            let (status, _, body) = get(&url, None).await;
-            assert_eq!(status, StatusCode::OK);
-            body
-        });
+    let body = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+        let (status, _, body) = get(&url, None).await;
+        assert_eq!(status, StatusCode::OK);
+        body
+    });
     assert_eq!(body.len(), 789);
     stop_tx.send(()).unwrap();
     server.join().unwrap();
@@ -579,21 +411,11 @@ fn sample_generation_is_deterministic() {
     assert!((8 * MIB..=12 * MIB).contains(&total));
     for f in &files_a {
         let rel = f.rel_path.trim_start_matches('/');
-        let (da, db) = (
-            std::fs::read(a.path().join(rel)).unwrap(),
-            std::fs::read(b.path().join(rel)).unwrap(),
-        );
+        let (da, db) = (std::fs::read(a.path().join(rel)).unwrap(), std::fs::read(b.path().join(rel)).unwrap());
         assert_eq!(da.len() as u64, f.size, "{}", f.rel_path);
         assert!(da == db, "{} differs between runs", f.rel_path);
         let meta = std::fs::metadata(a.path().join(rel)).unwrap();
-        assert_eq!(
-            meta.modified()
-                .unwrap()
-                .duration_since(UNIX_EPOCH)
-                .unwrap()
-                .as_secs(),
-            f.mtime
-        );
+        assert_eq!(meta.modified().unwrap().duration_since(UNIX_EPOCH).unwrap().as_secs(), f.mtime);
     }
     // Different files have different content (no accidental constant fill).
     let one = std::fs::read(a.path().join("Ünïcödé folder/exactly 1 MiB.bin")).unwrap();
@@ -626,14 +448,8 @@ fn parse_tree(text: &str) -> Vec<TreeFile> {
             let parts: Vec<&str> = info.strip_suffix(':').unwrap().split(':').collect();
             (parts[0].parse().unwrap(), parts[1].parse().unwrap())
         });
-        let name = percent_decode_str(url.rsplit('/').next().unwrap())
-            .decode_utf8()
-            .unwrap()
-            .into_owned();
-        let path = stack
-            .iter()
-            .chain(std::iter::once(&name))
-            .fold(String::new(), |p, s| format!("{p}/{s}"));
+        let name = percent_decode_str(url.rsplit('/').next().unwrap()).decode_utf8().unwrap().into_owned();
+        let path = stack.iter().chain(std::iter::once(&name)).fold(String::new(), |p, s| format!("{p}/{s}"));
         out.push((path, sizes, url.to_owned()));
     }
     out
@@ -646,47 +462,31 @@ async fn link_tree_lists_the_sample_and_its_urls_serve_it() {
     let text = sim::link_tree(dir.path(), |rel| sim.cdn_url(rel), SizeMode::Full).unwrap();
     let lines: Vec<&str> = text.lines().collect();
     assert_eq!(lines[0], "Docs:");
-    assert!(
-        lines.contains(&"  Extras:") && lines.contains(&"    Deleted Scenes:"),
-        "{text}"
-    );
+    assert!(lines.contains(&"  Extras:") && lines.contains(&"    Deleted Scenes:"), "{text}");
     assert!(lines.contains(&"Ünïcödé folder:"));
     let parsed = parse_tree(&text);
     assert_eq!(parsed.len(), files.len());
     for f in &files {
-        let (_, sizes, url) = parsed
-            .iter()
-            .find(|(p, ..)| *p == f.rel_path)
-            .unwrap_or_else(|| panic!("{} missing", f.rel_path));
+        let (_, sizes, url) =
+            parsed.iter().find(|(p, ..)| *p == f.rel_path).unwrap_or_else(|| panic!("{} missing", f.rel_path));
         assert_eq!(*sizes, Some((f.size, f.mtime)), "{}", f.rel_path);
         let (status, _, body) = get(url, None).await;
         assert_eq!(status, StatusCode::OK);
         assert_eq!(body, disk(&dir, &f.rel_path), "{}", f.rel_path);
     }
 
-    let bare =
-        parse_tree(&sim::link_tree(dir.path(), |rel| sim.cdn_url(rel), SizeMode::None).unwrap());
+    let bare = parse_tree(&sim::link_tree(dir.path(), |rel| sim.cdn_url(rel), SizeMode::None).unwrap());
     assert!(bare.iter().all(|(_, s, _)| s.is_none()));
-    let mixed =
-        parse_tree(&sim::link_tree(dir.path(), |rel| sim.cdn_url(rel), SizeMode::Mixed).unwrap());
+    let mixed = parse_tree(&sim::link_tree(dir.path(), |rel| sim.cdn_url(rel), SizeMode::Mixed).unwrap());
     let with: Vec<bool> = mixed.iter().map(|(_, s, _)| s.is_some()).collect();
-    assert!(
-        with.iter().step_by(2).all(|b| *b) && with.iter().skip(1).step_by(2).all(|b| !*b),
-        "{with:?}"
-    );
-    assert_eq!(
-        bare.iter().map(|x| &x.0).collect::<Vec<_>>(),
-        mixed.iter().map(|x| &x.0).collect::<Vec<_>>()
-    );
+    assert!(with.iter().step_by(2).all(|b| *b) && with.iter().skip(1).step_by(2).all(|b| !*b), "{with:?}");
+    assert_eq!(bare.iter().map(|x| &x.0).collect::<Vec<_>>(), mixed.iter().map(|x| &x.0).collect::<Vec<_>>());
     sim.shutdown().await;
 }
 
 /// The `href` values of an HTML index, in order.
 fn hrefs(html: &str) -> Vec<String> {
-    html.split("<a href=\"")
-        .skip(1)
-        .map(|rest| rest.split('"').next().unwrap().to_owned())
-        .collect()
+    html.split("<a href=\"").skip(1).map(|rest| rest.split('"').next().unwrap().to_owned()).collect()
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -698,10 +498,7 @@ async fn directory_urls_with_a_trailing_slash_answer_an_html_index() {
     assert!(header(&h, reqwest::header::CONTENT_TYPE).starts_with("text/html"));
     let html = String::from_utf8(body).unwrap();
     // Folders first (with a trailing slash), then files, each sorted; no parent link.
-    assert_eq!(
-        hrefs(&html),
-        ["Extras/", "movie.mp4", "movie.nfo", "movie.srt"]
-    );
+    assert_eq!(hrefs(&html), ["Extras/", "movie.mp4", "movie.nfo", "movie.srt"]);
 
     // Names are percent-encoded in hrefs and HTML-escaped in the text; every file href
     // resolves to that file's bytes.

@@ -182,7 +182,12 @@ fn sixteen_readers_sixty_four_files_and_ls_loops() {
             // A sender dropped without reporting: that thread panicked; join says why.
             Err(mpsc::RecvTimeoutError::Disconnected) => break,
             Err(mpsc::RecvTimeoutError::Timeout) => {
-                panic!("deadlock? {} of {} threads still busy {GRACE:?} after the end:\n{}", threads.len() - reports.len(), threads.len(), mount.log())
+                panic!(
+                    "deadlock? {} of {} threads still busy {GRACE:?} after the end:\n{}",
+                    threads.len() - reports.len(),
+                    threads.len(),
+                    mount.log()
+                )
             }
         }
     }

@@ -91,8 +91,10 @@ fn a_change_made_while_unmounted_is_found_in_the_background() {
 
     let mount = Mount::start(&text);
     let names = |rel: &str| -> Vec<String> {
-        let mut names: Vec<String> =
-            std::fs::read_dir(mount.path(rel)).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+        let mut names: Vec<String> = std::fs::read_dir(mount.path(rel))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
         names.sort();
         names
     };
@@ -126,11 +128,23 @@ fn warm_lists_each_folder_once_and_a_mount_then_lists_nothing() {
     assert_eq!(code, 0, "{out}{err}");
     let folders = folders(&sim);
     assert_eq!(list_calls(&sim), folders, "one listing call per folder");
-    assert!(out.contains(&format!("warmed {folders} folders")) && out.contains(&format!("{folders} listing calls")), "{out}");
+    assert!(
+        out.contains(&format!("warmed {folders} folders")) && out.contains(&format!("{folders} listing calls")),
+        "{out}"
+    );
     assert!(err.contains("warm: ") || folders < 20, "progress on stderr: {err}");
     let api = &sim.handle().pan123;
-    assert_eq!(api.count(|c| &c.rate_limited), 0, "warm obeyed the rate limit; min gap {} ms", api.count(|c| &c.min_list_gap_ms));
-    assert!(api.count(|c| &c.min_list_gap_ms) >= SIM_INTERVAL_MS, "calls {} ms apart", api.count(|c| &c.min_list_gap_ms));
+    assert_eq!(
+        api.count(|c| &c.rate_limited),
+        0,
+        "warm obeyed the rate limit; min gap {} ms",
+        api.count(|c| &c.min_list_gap_ms)
+    );
+    assert!(
+        api.count(|c| &c.min_list_gap_ms) >= SIM_INTERVAL_MS,
+        "calls {} ms apart",
+        api.count(|c| &c.min_list_gap_ms)
+    );
 
     let mount = Mount::start(&text);
     assert_eq!(walk(&mount.path("/123")), walk(sim.data.path()));

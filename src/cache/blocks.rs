@@ -178,8 +178,7 @@ impl BlockCache {
         if let Some(slot) = inner.in_flight.get(&key) {
             return Claim::Pending(slot.clone());
         }
-        let progress =
-            Arc::new(Progress {
+        let progress = Arc::new(Progress {
             buf: Mutex::new(Vec::new()),
             state: watch::Sender::new(State::Receiving(0)),
             consumed: false.into(),

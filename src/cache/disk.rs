@@ -72,7 +72,12 @@ impl DiskCache {
         Self::open_with(dir, max_size, block_size, filesystem_space)
     }
 
-    fn open_with(dir: &Path, max_size: u64, block_size: u64, space: fn(&Path) -> Option<(u64, u64)>) -> io::Result<Arc<Self>> {
+    fn open_with(
+        dir: &Path,
+        max_size: u64,
+        block_size: u64,
+        space: fn(&Path) -> Option<(u64, u64)>,
+    ) -> io::Result<Arc<Self>> {
         std::fs::create_dir_all(dir)?;
         let mut index = Index::default();
         for entry in std::fs::read_dir(dir)? {
@@ -188,7 +193,15 @@ impl DiskCache {
         if short > 0 {
             let mut idx = self.index.lock().unwrap();
             while short > 0 {
-                let Some(oldest) = idx.files.iter().filter(|(n, _)| n.as_str() != name).min_by_key(|(_, m)| m.last_used).map(|(n, _)| n.clone()) else { break };
+                let Some(oldest) = idx
+                    .files
+                    .iter()
+                    .filter(|(n, _)| n.as_str() != name)
+                    .min_by_key(|(_, m)| m.last_used)
+                    .map(|(n, _)| n.clone())
+                else {
+                    break;
+                };
                 let map = idx.files.remove(&oldest).expect("just found");
                 idx.total -= map.stored;
                 short = short.saturating_sub(map.stored.max(1));
@@ -202,7 +215,12 @@ impl DiskCache {
             tracing::debug!(dir = %self.dir.display(), "disk cache: the disk is nearly full; block not stored");
             return Ok(());
         }
-        let data = OpenOptions::new().create(true).write(true).truncate(false).mode(0o600).open(self.dir.join(format!("{name}.data")))?;
+        let data = OpenOptions::new()
+            .create(true)
+            .write(true)
+            .truncate(false)
+            .mode(0o600)
+            .open(self.dir.join(format!("{name}.data")))?;
         data.write_all_at(bytes, index * self.block_size)?;
         {
             let mut idx = self.index.lock().unwrap();
@@ -224,7 +242,15 @@ impl DiskCache {
             map.last_used = tick;
             idx.total += added;
             while idx.total > self.max_size {
-                let Some(oldest) = idx.files.iter().filter(|(n, _)| n.as_str() != name).min_by_key(|(_, m)| m.last_used).map(|(n, _)| n.clone()) else { break };
+                let Some(oldest) = idx
+                    .files
+                    .iter()
+                    .filter(|(n, _)| n.as_str() != name)
+                    .min_by_key(|(_, m)| m.last_used)
+                    .map(|(n, _)| n.clone())
+                else {
+                    break;
+                };
                 let map = idx.files.remove(&oldest).expect("just found");
                 idx.total -= map.stored;
                 victims.push(oldest);
@@ -268,7 +294,8 @@ impl DiskCache {
         for (name, bytes) in dirty {
             let path = self.dir.join(format!("{name}.map"));
             let tmp = self.dir.join(format!("{name}.map.tmp"));
-            let written = File::create(&tmp).and_then(|mut f| f.write_all(&bytes)).and_then(|()| std::fs::rename(&tmp, &path));
+            let written =
+                File::create(&tmp).and_then(|mut f| f.write_all(&bytes)).and_then(|()| std::fs::rename(&tmp, &path));
             if let Err(err) = written {
                 tracing::debug!(error = %err, "disk cache: could not write a block map");
             }
@@ -357,7 +384,6 @@ mod tests {
     use super::*;
 
     const BS: u64 = 16;
-
 
     #[tokio::test]
     async fn blocks_survive_a_restart_and_damage_is_never_served() {

@@ -27,7 +27,8 @@ const CACHE_KEYS: &[&str] = &[
     "dir",
     "max_size",
 ];
-const DURATION_HINT: &str = "a duration (whole seconds as an integer, or a string like \"90s\", \"5m\", \"1h30m\", \"500ms\")";
+const DURATION_HINT: &str =
+    "a duration (whole seconds as an integer, or a string like \"90s\", \"5m\", \"1h30m\", \"500ms\")";
 
 type Key<'i> = Spanned<DeString<'i>>;
 type Val<'i> = Spanned<DeValue<'i>>;
@@ -41,19 +42,10 @@ impl<'a> Parser<'a> {
     /// 1-based line of a byte offset.
     fn line_at(&self, offset: usize) -> usize {
         let offset = offset.min(self.text.len());
-        self.text.as_bytes()[..offset]
-            .iter()
-            .filter(|&&b| b == b'\n')
-            .count()
-            + 1
+        self.text.as_bytes()[..offset].iter().filter(|&&b| b == b'\n').count() + 1
     }
 
-    fn err(
-        &self,
-        span: Option<Range<usize>>,
-        key: Option<&str>,
-        msg: impl Into<String>,
-    ) -> ConfigError {
+    fn err(&self, span: Option<Range<usize>>, key: Option<&str>, msg: impl Into<String>) -> ConfigError {
         ConfigError {
             file: self.file.to_path_buf(),
             line: span.map(|s| self.line_at(s.start)),
@@ -64,17 +56,12 @@ impl<'a> Parser<'a> {
 
     pub(super) fn document(&self) -> Result<Config, ConfigError> {
         let root = DeTable::parse(self.text).map_err(|e| {
-            let mut err = self.err(
-                e.span(),
-                None,
-                format!("invalid TOML: {}", e.message().trim_end()),
-            );
+            let mut err = self.err(e.span(), None, format!("invalid TOML: {}", e.message().trim_end()));
             if let Some(line) = err.line.and_then(|l| self.text.lines().nth(l - 1)) {
                 // `umask = 022` is a TOML error (leading zero): say what to write instead.
                 let line = line.trim_start();
                 if line.starts_with("umask") && line.contains('=') && !line.contains('"') {
-                    err.message
-                        .push_str("; write the umask as a quoted string, e.g. umask = \"022\"");
+                    err.message.push_str("; write the umask as a quoted string, e.g. umask = \"022\"");
                 }
             }
             err
@@ -118,20 +105,12 @@ impl<'a> Parser<'a> {
         self.err(
             Some(k.span()),
             Some(full_key),
-            format!(
-                "unknown key `{}`; valid {what}: {}",
-                k.get_ref(),
-                valid.join(", ")
-            ),
+            format!("unknown key `{}`; valid {what}: {}", k.get_ref(), valid.join(", ")),
         )
     }
 
     fn type_err(&self, v: &Val<'_>, key: &str, expected: &str) -> ConfigError {
-        self.err(
-            Some(v.span()),
-            Some(key),
-            format!("expected {expected}, found {}", de_type_name(v.get_ref())),
-        )
+        self.err(Some(v.span()), Some(key), format!("expected {expected}, found {}", de_type_name(v.get_ref())))
     }
 
     /// A string value with `${NAME}` expanded.
@@ -165,11 +144,7 @@ impl<'a> Parser<'a> {
             _ => return Err(self.type_err(v, key, "a non-negative integer")),
         };
         n.filter(|&n| n <= max).ok_or_else(|| {
-            self.err(
-                Some(v.span()),
-                Some(key),
-                format!("expected a non-negative integer no larger than {max}"),
-            )
+            self.err(Some(v.span()), Some(key), format!("expected a non-negative integer no larger than {max}"))
         })
     }
 
@@ -189,22 +164,11 @@ impl<'a> Parser<'a> {
         match v.get_ref() {
             DeValue::Integer(i) => u64::from_str_radix(i.as_str(), i.radix())
                 .map(Duration::from_secs)
-                .map_err(|_| {
-                    self.err(
-                        Some(v.span()),
-                        Some(key),
-                        format!("expected {DURATION_HINT}, found {i}"),
-                    )
-                }),
+                .map_err(|_| self.err(Some(v.span()), Some(key), format!("expected {DURATION_HINT}, found {i}"))),
             DeValue::String(_) => {
                 let s = self.string(key, v)?;
-                parse_duration(&s).map_err(|m| {
-                    self.err(
-                        Some(v.span()),
-                        Some(key),
-                        format!("{m}; expected {DURATION_HINT}"),
-                    )
-                })
+                parse_duration(&s)
+                    .map_err(|m| self.err(Some(v.span()), Some(key), format!("{m}; expected {DURATION_HINT}")))
             }
             _ => Err(self.type_err(v, key, DURATION_HINT)),
         }
@@ -244,15 +208,16 @@ impl<'a> Parser<'a> {
                 // suggest the quoted form with the digits the user most likely meant.
                 let digits = match i.radix() {
                     10 => i.as_str().trim_start_matches('+').to_string(),
-                    _ => format!(
-                        "{:o}",
-                        i64::from_str_radix(i.as_str(), i.radix()).unwrap_or(0o22)
-                    ),
+                    _ => format!("{:o}", i64::from_str_radix(i.as_str(), i.radix()).unwrap_or(0o22)),
                 };
-                return Err(self.err(Some(v.span()), Some(key), format!(
-                    "write the umask as a quoted string of octal digits, e.g. umask = \"{digits:0>3}\" \
+                return Err(self.err(
+                    Some(v.span()),
+                    Some(key),
+                    format!(
+                        "write the umask as a quoted string of octal digits, e.g. umask = \"{digits:0>3}\" \
                      (an unquoted number is ambiguous)"
-                )));
+                    ),
+                ));
             }
             DeValue::String(_) => self.string(key, v)?,
             _ => return Err(self.type_err(v, key, "a string of octal digits, e.g. \"022\"")),
@@ -263,9 +228,7 @@ impl<'a> Parser<'a> {
             _ => Err(self.err(
                 Some(v.span()),
                 Some(key),
-                format!(
-                    "expected octal digits between \"000\" and \"777\", e.g. \"022\", found {s:?}"
-                ),
+                format!("expected octal digits between \"000\" and \"777\", e.g. \"022\", found {s:?}"),
             )),
         }
     }
@@ -281,9 +244,7 @@ impl<'a> Parser<'a> {
                 "link_expiry_margin" => cache.link_expiry_margin = self.duration(&key, v)?,
                 "memory_limit_mb" => cache.memory_limit_mb = self.uint_min(&key, v, 1)?,
                 "max_read_ahead_mb" => cache.max_read_ahead_mb = self.uint_min(&key, v, 1)?,
-                "kernel_read_ahead_kb" => {
-                    cache.kernel_read_ahead_kb = self.uint(&key, v, u32::MAX.into())? as u32
-                }
+                "kernel_read_ahead_kb" => cache.kernel_read_ahead_kb = self.uint(&key, v, u32::MAX.into())? as u32,
                 "direct_io" => cache.direct_io = self.bool(&key, v)?,
                 "connections_per_file" => cache.connections_per_file = self.uint(&key, v, 64)? as u32,
                 "dir" => cache.dir = Some(self.path_value(&key, v)?),
@@ -303,16 +264,9 @@ impl<'a> Parser<'a> {
     }
 
     /// The storages, and the line of each one's `path` (for the overlap check).
-    fn storages(
-        &self,
-        v: &Val<'_>,
-    ) -> Result<(Vec<StorageConfig>, Vec<Option<usize>>), ConfigError> {
+    fn storages(&self, v: &Val<'_>) -> Result<(Vec<StorageConfig>, Vec<Option<usize>>), ConfigError> {
         let DeValue::Array(items) = v.get_ref() else {
-            return Err(self.type_err(
-                v,
-                "storage",
-                "an array of tables ([[storage]], with two brackets)",
-            ));
+            return Err(self.type_err(v, "storage", "an array of tables ([[storage]], with two brackets)"));
         };
         let mut out = Vec::new();
         let mut lines = Vec::new();
@@ -324,11 +278,7 @@ impl<'a> Parser<'a> {
         Ok((out, lines))
     }
 
-    fn storage(
-        &self,
-        n: usize,
-        item: &Val<'_>,
-    ) -> Result<(StorageConfig, Option<usize>), ConfigError> {
+    fn storage(&self, n: usize, item: &Val<'_>) -> Result<(StorageConfig, Option<usize>), ConfigError> {
         let table_name = format!("storage[{n}]");
         let DeValue::Table(t) = item.get_ref() else {
             return Err(self.type_err(item, &table_name, "a table ([[storage]])"));
@@ -341,10 +291,7 @@ impl<'a> Parser<'a> {
             return Err(self.err(
                 header,
                 Some(&format!("{table_name}.driver")),
-                format!(
-                    "missing required key `driver`; known drivers: {}",
-                    driver_names()
-                ),
+                format!("missing required key `driver`; known drivers: {}", driver_names()),
             ));
         };
         let driver_key = format!("{table_name}.driver");
@@ -353,16 +300,16 @@ impl<'a> Parser<'a> {
             return Err(self.err(
                 Some(dv.span()),
                 Some(&driver_key),
-                format!(
-                    "unknown driver `{driver}`; known drivers: {}",
-                    driver_names()
-                ),
+                format!("unknown driver `{driver}`; known drivers: {}", driver_names()),
             ));
         };
 
         let Some((_, pv)) = find("path") else {
-            return Err(self.err(header, Some(&format!("{table_name}.path")),
-                "missing required key `path` (where the storage appears under the mount point, e.g. \"/pikpak\")"));
+            return Err(self.err(
+                header,
+                Some(&format!("{table_name}.path")),
+                "missing required key `path` (where the storage appears under the mount point, e.g. \"/pikpak\")",
+            ));
         };
         let path_key = format!("{table_name}.path");
         let path = normalize_storage_path(&self.string(&path_key, pv)?)
@@ -402,10 +349,7 @@ impl<'a> Parser<'a> {
                 return Err(self.err(
                     Some(k.span()),
                     Some(&key),
-                    format!(
-                        "both `{}` and `{name}` are given; use only one",
-                        first.get_ref()
-                    ),
+                    format!("both `{}` and `{name}` are given; use only one", first.get_ref()),
                 ));
             }
             given.push((option, from_file, k, v));
@@ -421,25 +365,15 @@ impl<'a> Parser<'a> {
                     other => to_toml(other),
                 }
             };
-            if is_secret(option, &value) && !from_file && !matches!(v.get_ref(), DeValue::String(raw) if env_name(raw).is_some()) {
+            if is_secret(option, &value)
+                && !from_file
+                && !matches!(v.get_ref(), DeValue::String(raw) if env_name(raw).is_some())
+            {
                 options.inline_secrets.push(option.to_string());
             }
-            options.values.insert(
-                option.to_string(),
-                OptionValue {
-                    value,
-                    line: Some(self.line_at(k.span().start)),
-                },
-            );
+            options.values.insert(option.to_string(), OptionValue { value, line: Some(self.line_at(k.span().start)) });
         }
-        Ok((
-            StorageConfig {
-                path,
-                driver,
-                options,
-            },
-            Some(self.line_at(pv.span().start)),
-        ))
+        Ok((StorageConfig { path, driver, options }, Some(self.line_at(pv.span().start))))
     }
 
     fn read_option_file(&self, key: &str, v: &Val<'_>, file: &str) -> Result<String, ConfigError> {
@@ -449,20 +383,10 @@ impl<'a> Parser<'a> {
                 path = dir.join(path);
             }
         }
-        let bytes = std::fs::read(&path).map_err(|e| {
-            self.err(
-                Some(v.span()),
-                Some(key),
-                format!("cannot read file {}: {e}", path.display()),
-            )
-        })?;
-        let text = String::from_utf8(bytes).map_err(|_| {
-            self.err(
-                Some(v.span()),
-                Some(key),
-                format!("file {} is not valid UTF-8", path.display()),
-            )
-        })?;
+        let bytes = std::fs::read(&path)
+            .map_err(|e| self.err(Some(v.span()), Some(key), format!("cannot read file {}: {e}", path.display())))?;
+        let text = String::from_utf8(bytes)
+            .map_err(|_| self.err(Some(v.span()), Some(key), format!("file {} is not valid UTF-8", path.display())))?;
         let mut s = text.as_str();
         loop {
             if let Some(rest) = s.strip_suffix("\r\n") {
@@ -476,11 +400,7 @@ impl<'a> Parser<'a> {
         Ok(s.to_string())
     }
 
-    fn check_overlaps(
-        &self,
-        storages: &[StorageConfig],
-        path_lines: &[Option<usize>],
-    ) -> Result<(), ConfigError> {
+    fn check_overlaps(&self, storages: &[StorageConfig], path_lines: &[Option<usize>]) -> Result<(), ConfigError> {
         for (j, later) in storages.iter().enumerate() {
             for (i, earlier) in storages[..j].iter().enumerate() {
                 let (a, b) = (&earlier.path, &later.path);
@@ -488,9 +408,7 @@ impl<'a> Parser<'a> {
                 let key = format!("storage[{nj}].path");
                 let line = path_lines.get(j).copied().flatten();
                 let msg = if a == b {
-                    format!(
-                        "storage[{ni}] and storage[{nj}] both use the path {b}; each storage needs its own path"
-                    )
+                    format!("storage[{ni}] and storage[{nj}] both use the path {b}; each storage needs its own path")
                 } else if a == "/" || b == "/" {
                     format!(
                         "storage[{ni}] ({a}) and storage[{nj}] ({b}) overlap: a storage at \"/\" must be the only storage"
@@ -503,12 +421,7 @@ impl<'a> Parser<'a> {
                 } else {
                     continue;
                 };
-                return Err(ConfigError {
-                    file: self.file.to_path_buf(),
-                    line,
-                    key: Some(key),
-                    message: msg,
-                });
+                return Err(ConfigError { file: self.file.to_path_buf(), line, key: Some(key), message: msg });
             }
         }
         Ok(())
@@ -523,11 +436,7 @@ fn sorted<'t, 'i>(t: &'t DeTable<'i>) -> Vec<(&'t Key<'i>, &'t Val<'i>)> {
 }
 
 fn driver_names() -> String {
-    DRIVERS
-        .iter()
-        .map(|(n, _)| *n)
-        .collect::<Vec<_>>()
-        .join(", ")
+    DRIVERS.iter().map(|(n, _)| *n).collect::<Vec<_>>().join(", ")
 }
 
 fn de_type_name(v: &DeValue<'_>) -> &'static str {
@@ -558,17 +467,13 @@ pub(super) fn toml_type_name(v: &toml::Value) -> &'static str {
 fn to_toml(v: &DeValue<'_>) -> toml::Value {
     match v {
         DeValue::String(s) => toml::Value::String(s.to_string()),
-        DeValue::Integer(i) => {
-            toml::Value::Integer(i64::from_str_radix(i.as_str(), i.radix()).unwrap_or(i64::MAX))
-        }
+        DeValue::Integer(i) => toml::Value::Integer(i64::from_str_radix(i.as_str(), i.radix()).unwrap_or(i64::MAX)),
         DeValue::Float(f) => toml::Value::Float(f.as_str().parse().unwrap_or(f64::NAN)),
         DeValue::Boolean(b) => toml::Value::Boolean(*b),
         DeValue::Datetime(d) => toml::Value::Datetime(*d),
         DeValue::Array(a) => toml::Value::Array(a.iter().map(|x| to_toml(x.get_ref())).collect()),
-        DeValue::Table(t) => toml::Value::Table(
-            t.iter()
-                .map(|(k, x)| (k.get_ref().to_string(), to_toml(x.get_ref())))
-                .collect(),
-        ),
+        DeValue::Table(t) => {
+            toml::Value::Table(t.iter().map(|(k, x)| (k.get_ref().to_string(), to_toml(x.get_ref()))).collect())
+        }
     }
 }

@@ -24,10 +24,7 @@ fn err(text: &str) -> ConfigError {
 fn assert_err(e: &ConfigError, key: Option<&str>, line: Option<usize>, fragment: &str) {
     assert_eq!(e.key.as_deref(), key, "key of {e}");
     assert_eq!(e.line, line, "line of {e}");
-    assert!(
-        e.message.contains(fragment),
-        "message of {e:?} lacks {fragment:?}"
-    );
+    assert!(e.message.contains(fragment), "message of {e:?} lacks {fragment:?}");
     assert_eq!(e.file, Path::new("/etc/panmount.toml"));
 }
 
@@ -40,15 +37,7 @@ fn minimal_config_gets_the_defaults() {
     let c = parse(&link_storage("/links")).unwrap();
     assert_eq!(c.mountpoint, None);
     assert_eq!(c.state_dir, None);
-    assert_eq!(
-        c.fuse,
-        FuseConfig {
-            allow_other: false,
-            uid: None,
-            gid: None,
-            umask: 0o022
-        }
-    );
+    assert_eq!(c.fuse, FuseConfig { allow_other: false, uid: None, gid: None, umask: 0o022 });
     assert_eq!(c.cache.dir_cache_time, Duration::from_secs(300));
     assert_eq!(c.cache.negative_cache_time, Duration::from_secs(60));
     assert_eq!(c.cache.link_expiry_margin, Duration::from_secs(60));
@@ -59,10 +48,7 @@ fn minimal_config_gets_the_defaults() {
     assert_eq!(c.cache, CacheConfig::default());
     assert_eq!(c.storages.len(), 1);
     let s = &c.storages[0];
-    assert_eq!(
-        (s.path.as_str(), s.driver.as_str()),
-        ("/links", "123pan_link")
-    );
+    assert_eq!((s.path.as_str(), s.driver.as_str()), ("/links", "123pan_link"));
     assert_eq!(s.options.table, "storage[1]");
     assert_eq!(s.options.require_str("origin_urls").unwrap(), LINK);
     assert_eq!(s.options.values["origin_urls"].line, Some(4));
@@ -106,15 +92,7 @@ valid_duration = "45"
     let c = parse(&text).unwrap();
     assert_eq!(c.mountpoint.as_deref(), Some(Path::new("/mnt/pan")));
     assert_eq!(c.state_dir.as_deref(), Some(Path::new("/var/lib/panmount")));
-    assert_eq!(
-        c.fuse,
-        FuseConfig {
-            allow_other: true,
-            uid: Some(1000),
-            gid: Some(1001),
-            umask: 0o027
-        }
-    );
+    assert_eq!(c.fuse, FuseConfig { allow_other: true, uid: Some(1000), gid: Some(1001), umask: 0o027 });
     assert_eq!(c.cache.dir_cache_time, Duration::from_secs(5400));
     assert_eq!(c.cache.negative_cache_time, Duration::from_secs(30));
     assert_eq!(c.cache.link_expiry_margin, Duration::from_millis(500));
@@ -125,10 +103,7 @@ valid_duration = "45"
     assert_eq!(c.storages[1].path, "/b/c");
     let o = &c.storages[1].options;
     assert_eq!(o.table, "storage[2]");
-    assert_eq!(
-        o.require_str("origin_urls").unwrap(),
-        format!("Movies:\n  {LINK}\n")
-    );
+    assert_eq!(o.require_str("origin_urls").unwrap(), format!("Movies:\n  {LINK}\n"));
     assert_eq!(o.str("private_key").unwrap().as_deref(), Some("k"));
     assert_eq!(o.u64_or("uid", 0).unwrap(), 13);
     assert_eq!(o.i64_or("valid_duration", 30).unwrap(), 45);
@@ -147,33 +122,17 @@ fn toml_syntax_error_has_its_line() {
 
 #[test]
 fn unknown_keys() {
-    let e = err(&format!(
-        "mountpoint = \"/m\"\nmount_point = \"/m\"\n{}",
-        link_storage("/a")
-    ));
+    let e = err(&format!("mountpoint = \"/m\"\nmount_point = \"/m\"\n{}", link_storage("/a")));
     assert_err(
         &e,
         Some("mount_point"),
         Some(2),
         "unknown key `mount_point`; valid top-level keys: mountpoint, state_dir, fuse, cache, storage",
     );
-    let e = err(&format!(
-        "[fuse]\nalow_other = true\n{}",
-        link_storage("/a")
-    ));
-    assert_err(
-        &e,
-        Some("fuse.alow_other"),
-        Some(2),
-        "valid keys in [fuse]: allow_other, uid, gid, umask",
-    );
+    let e = err(&format!("[fuse]\nalow_other = true\n{}", link_storage("/a")));
+    assert_err(&e, Some("fuse.alow_other"), Some(2), "valid keys in [fuse]: allow_other, uid, gid, umask");
     let e = err(&format!("{}[cache]\n\ndir_cache = 5\n", link_storage("/a")));
-    assert_err(
-        &e,
-        Some("cache.dir_cache"),
-        Some(7),
-        "unknown key `dir_cache`; valid keys in [cache]: dir_cache_time,",
-    );
+    assert_err(&e, Some("cache.dir_cache"), Some(7), "unknown key `dir_cache`; valid keys in [cache]: dir_cache_time,");
     let e = err(&format!("{}privatekey = \"x\"\n", link_storage("/a")));
     assert_err(
         &e,
@@ -183,94 +142,34 @@ fn unknown_keys() {
     );
     // `X_file` exists only for real options.
     let e = err(&format!("{}path_file = \"/x\"\n", link_storage("/a")));
-    assert_err(
-        &e,
-        Some("storage[1].path_file"),
-        Some(5),
-        "unknown option `path_file`",
-    );
+    assert_err(&e, Some("storage[1].path_file"), Some(5), "unknown option `path_file`");
 }
 
 #[test]
 fn wrong_types_say_what_was_expected() {
     let s = link_storage("/a");
     let e = err(&format!("mountpoint = 3\n{s}"));
-    assert_err(
-        &e,
-        Some("mountpoint"),
-        Some(1),
-        "expected a string, found an integer",
-    );
+    assert_err(&e, Some("mountpoint"), Some(1), "expected a string, found an integer");
     let e = err(&format!("[fuse]\nallow_other = \"yes\"\n{s}"));
-    assert_err(
-        &e,
-        Some("fuse.allow_other"),
-        Some(2),
-        "expected a boolean (true or false), found a string",
-    );
+    assert_err(&e, Some("fuse.allow_other"), Some(2), "expected a boolean (true or false), found a string");
     let e = err(&format!("[fuse]\nuid = -1\n{s}"));
-    assert_err(
-        &e,
-        Some("fuse.uid"),
-        Some(2),
-        "expected a non-negative integer no larger than 4294967295",
-    );
+    assert_err(&e, Some("fuse.uid"), Some(2), "expected a non-negative integer no larger than 4294967295");
     let e = err(&format!("[fuse]\ngid = 1.5\n{s}"));
-    assert_err(
-        &e,
-        Some("fuse.gid"),
-        Some(2),
-        "expected a non-negative integer, found a float",
-    );
+    assert_err(&e, Some("fuse.gid"), Some(2), "expected a non-negative integer, found a float");
     let e = err(&format!("{s}[cache]\nmemory_limit_mb = \"lots\"\n"));
-    assert_err(
-        &e,
-        Some("cache.memory_limit_mb"),
-        Some(6),
-        "expected a non-negative integer",
-    );
+    assert_err(&e, Some("cache.memory_limit_mb"), Some(6), "expected a non-negative integer");
     let e = err(&format!("{s}[cache]\nmemory_limit_mb = 0\n"));
-    assert_err(
-        &e,
-        Some("cache.memory_limit_mb"),
-        Some(6),
-        "must be at least 1",
-    );
+    assert_err(&e, Some("cache.memory_limit_mb"), Some(6), "must be at least 1");
     let e = err(&format!("{s}[cache]\ndir_cache_time = \"5 minutes\"\n"));
-    assert_err(
-        &e,
-        Some("cache.dir_cache_time"),
-        Some(6),
-        "invalid duration \"5 minutes\"; expected a duration",
-    );
+    assert_err(&e, Some("cache.dir_cache_time"), Some(6), "invalid duration \"5 minutes\"; expected a duration");
     let e = err(&format!("{s}[cache]\nlink_expiry_margin = true\n"));
-    assert_err(
-        &e,
-        Some("cache.link_expiry_margin"),
-        Some(6),
-        "expected a duration",
-    );
+    assert_err(&e, Some("cache.link_expiry_margin"), Some(6), "expected a duration");
     let e = err(&format!("fuse = 1\n{s}"));
-    assert_err(
-        &e,
-        Some("fuse"),
-        Some(1),
-        "expected a table ([fuse]), found an integer",
-    );
+    assert_err(&e, Some("fuse"), Some(1), "expected a table ([fuse]), found an integer");
     let e = err("[storage]\npath = \"/a\"\n");
-    assert_err(
-        &e,
-        Some("storage"),
-        Some(1),
-        "expected an array of tables ([[storage]]",
-    );
+    assert_err(&e, Some("storage"), Some(1), "expected an array of tables ([[storage]]");
     let e = err("[[storage]]\npath = 1\ndriver = \"123pan_link\"\n");
-    assert_err(
-        &e,
-        Some("storage[1].path"),
-        Some(2),
-        "expected a string, found an integer",
-    );
+    assert_err(&e, Some("storage[1].path"), Some(2), "expected a string, found an integer");
 }
 
 #[test]
@@ -283,18 +182,9 @@ fn umask_forms() {
     // TOML itself refuses a leading zero; the syntax error gets a hint.
     let e = umask("022").unwrap_err();
     assert_err(&e, None, Some(2), "invalid TOML");
-    assert!(
-        e.message
-            .contains("write the umask as a quoted string, e.g. umask = \"022\""),
-        "{e}"
-    );
+    assert!(e.message.contains("write the umask as a quoted string, e.g. umask = \"022\""), "{e}");
     let e = umask("22").unwrap_err();
-    assert_err(
-        &e,
-        Some("fuse.umask"),
-        Some(2),
-        "quoted string of octal digits, e.g. umask = \"022\"",
-    );
+    assert_err(&e, Some("fuse.umask"), Some(2), "quoted string of octal digits, e.g. umask = \"022\"");
     let e = umask("0o27").unwrap_err();
     assert_err(&e, Some("fuse.umask"), Some(2), "umask = \"027\"");
     let e = umask("\"089\"").unwrap_err();
@@ -311,10 +201,7 @@ fn durations() {
     assert_eq!(parse_duration("1h").unwrap(), Duration::from_secs(3600));
     assert_eq!(parse_duration("1h30m").unwrap(), Duration::from_secs(5400));
     assert_eq!(parse_duration("500ms").unwrap(), Duration::from_millis(500));
-    assert_eq!(
-        parse_duration("1m500ms").unwrap(),
-        Duration::from_millis(60_500)
-    );
+    assert_eq!(parse_duration("1m500ms").unwrap(), Duration::from_millis(60_500));
     assert_eq!(parse_duration("0").unwrap(), Duration::ZERO);
     for bad in ["", "m", "5x", "1.5h", "-1s", "5 m", "h1"] {
         assert!(parse_duration(bad).is_err(), "{bad:?}");
@@ -324,22 +211,9 @@ fn durations() {
 #[test]
 fn missing_required_keys_point_at_the_table() {
     let e = err("mountpoint = \"/m\"\n\n[[storage]]\ndriver = \"123pan_link\"\n");
-    assert_err(
-        &e,
-        Some("storage[1].path"),
-        Some(3),
-        "missing required key `path`",
-    );
-    let e = err(&format!(
-        "{}\n[[storage]]\npath = \"/b\"\n",
-        link_storage("/a")
-    ));
-    assert_err(
-        &e,
-        Some("storage[2].driver"),
-        Some(6),
-        "missing required key `driver`; known drivers: pikpak,",
-    );
+    assert_err(&e, Some("storage[1].path"), Some(3), "missing required key `path`");
+    let e = err(&format!("{}\n[[storage]]\npath = \"/b\"\n", link_storage("/a")));
+    assert_err(&e, Some("storage[2].driver"), Some(6), "missing required key `driver`; known drivers: pikpak,");
 }
 
 #[test]
@@ -373,30 +247,15 @@ fn storage_paths_are_normalised_and_checked() {
 fn storages_must_not_overlap() {
     let two = |a: &str, b: &str| parse(&format!("{}\n{}", link_storage(a), link_storage(b)));
     let e = two("/a", "/a/").unwrap_err();
-    assert_err(
-        &e,
-        Some("storage[2].path"),
-        Some(7),
-        "storage[1] and storage[2] both use the path /a",
-    );
+    assert_err(&e, Some("storage[2].path"), Some(7), "storage[1] and storage[2] both use the path /a");
     let e = two("/a", "/a/b").unwrap_err();
     assert_err(&e, Some("storage[2].path"), Some(7), "/a/b is inside /a");
     let e = two("/a/b", "/a").unwrap_err();
     assert_err(&e, Some("storage[2].path"), Some(7), "/a/b is inside /a");
     let e = two("/", "/a").unwrap_err();
-    assert_err(
-        &e,
-        Some("storage[2].path"),
-        Some(7),
-        "a storage at \"/\" must be the only storage",
-    );
+    assert_err(&e, Some("storage[2].path"), Some(7), "a storage at \"/\" must be the only storage");
     let e = two("/a", "/").unwrap_err();
-    assert_err(
-        &e,
-        Some("storage[2].path"),
-        Some(7),
-        "must be the only storage",
-    );
+    assert_err(&e, Some("storage[2].path"), Some(7), "must be the only storage");
     // Siblings and shared prefixes that are not parents are fine.
     let c = two("/a", "/ab").unwrap();
     assert_eq!(c.storages[1].path, "/ab");
@@ -430,59 +289,28 @@ fn load_reads_the_file_or_says_why_not() {
 
 #[test]
 fn option_accessors() {
-    let text = format!(
-        "{}private_key = 7\nuid = \"12x\"\nvalid_duration = -5\nproxy = true\n",
-        link_storage("/a")
-    );
+    let text = format!("{}private_key = 7\nuid = \"12x\"\nvalid_duration = -5\nproxy = true\n", link_storage("/a"));
     let c = parse(&text).unwrap();
     let o = &c.storages[0].options;
     let e = o.str("private_key").unwrap_err();
-    assert_err(
-        &e,
-        Some("storage[1].private_key"),
-        Some(5),
-        "expected a string, found an integer",
-    );
+    assert_err(&e, Some("storage[1].private_key"), Some(5), "expected a string, found an integer");
     let e = o.u64_or("uid", 0).unwrap_err();
-    assert_err(
-        &e,
-        Some("storage[1].uid"),
-        Some(6),
-        "expected a non-negative integer, found the string \"12x\"",
-    );
+    assert_err(&e, Some("storage[1].uid"), Some(6), "expected a non-negative integer, found the string \"12x\"");
     assert_eq!(o.i64_or("valid_duration", 30).unwrap(), -5);
     let e = o.u64_or("valid_duration", 30).unwrap_err();
-    assert_err(
-        &e,
-        Some("storage[1].valid_duration"),
-        Some(7),
-        "non-negative",
-    );
+    assert_err(&e, Some("storage[1].valid_duration"), Some(7), "non-negative");
     assert!(o.bool_or("proxy", false).unwrap());
     assert!(o.bool_or("missing", true).unwrap());
     assert_eq!(o.u64_or("missing", 9).unwrap(), 9);
     let e = o.require_str("missing").unwrap_err();
-    assert_err(
-        &e,
-        Some("storage[1].missing"),
-        None,
-        "missing required option",
-    );
+    assert_err(&e, Some("storage[1].missing"), None, "missing required option");
     let e = o.bool_or("origin_urls", false).unwrap_err();
-    assert_err(
-        &e,
-        Some("storage[1].origin_urls"),
-        Some(4),
-        "expected a boolean",
-    );
+    assert_err(&e, Some("storage[1].origin_urls"), Some(4), "expected a boolean");
 }
 
 #[test]
 fn display_format() {
-    let e = err(&format!(
-        "[fuse]\nalow_other = true\n{}",
-        link_storage("/a")
-    ));
+    let e = err(&format!("[fuse]\nalow_other = true\n{}", link_storage("/a")));
     assert_eq!(
         e.to_string(),
         "/etc/panmount.toml:2: fuse.alow_other: unknown key `alow_other`; valid keys in [fuse]: allow_other, uid, gid, umask"
@@ -502,6 +330,8 @@ fn disk_cache_and_connection_keys() {
     assert_eq!(parse_size("3MiB"), Ok(3 << 20));
     assert_eq!(parse_size("100"), Ok(100));
     assert!(parse_size("lots").is_err());
-    let err = err("[cache]\nmax_size = \"big\"\n[[storage]]\npath = \"/a\"\ndriver = \"123pan_link\"\norigin_urls = \"http://x/a\"\n");
+    let err = err(
+        "[cache]\nmax_size = \"big\"\n[[storage]]\npath = \"/a\"\ndriver = \"123pan_link\"\norigin_urls = \"http://x/a\"\n",
+    );
     assert_eq!(err.key.as_deref(), Some("cache.max_size"));
 }

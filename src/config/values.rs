@@ -16,22 +16,15 @@ pub(super) fn expand_env(s: &str) -> Result<String, String> {
     };
     match std::env::var(name) {
         Ok(v) => Ok(v),
-        Err(std::env::VarError::NotPresent) => {
-            Err(format!("environment variable {name} is not set"))
-        }
-        Err(std::env::VarError::NotUnicode(_)) => {
-            Err(format!("environment variable {name} is not valid UTF-8"))
-        }
+        Err(std::env::VarError::NotPresent) => Err(format!("environment variable {name} is not set")),
+        Err(std::env::VarError::NotUnicode(_)) => Err(format!("environment variable {name} is not valid UTF-8")),
     }
 }
 
 /// `NAME` when `s` is exactly `${NAME}` (a letter or `_`, then letters, digits, `_`).
 pub(super) fn env_name(s: &str) -> Option<&str> {
     let name = s.strip_prefix("${")?.strip_suffix('}')?;
-    let valid = name
-        .chars()
-        .next()
-        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+    let valid = name.chars().next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
         && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
     valid.then_some(name)
 }
@@ -39,16 +32,12 @@ pub(super) fn env_name(s: &str) -> Option<&str> {
 /// Normalise a storage path: absolute, no repeated or trailing `/`, no `.` or `..` segments.
 pub fn normalize_storage_path(p: &str) -> Result<String, String> {
     if !p.starts_with('/') {
-        return Err(format!(
-            "the path {p:?} must be absolute (start with \"/\"), e.g. \"/pikpak\""
-        ));
+        return Err(format!("the path {p:?} must be absolute (start with \"/\"), e.g. \"/pikpak\""));
     }
     let mut out = String::new();
     for seg in p.split('/').filter(|s| !s.is_empty()) {
         if seg == "." || seg == ".." {
-            return Err(format!(
-                "the path {p:?} must not contain \".\" or \"..\" segments"
-            ));
+            return Err(format!("the path {p:?} must not contain \".\" or \"..\" segments"));
         }
         if seg.contains('\0') {
             return Err("the path must not contain a NUL character".to_string());
@@ -100,14 +89,8 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
             "ms" => Duration::from_millis(n),
             "s" => Duration::from_secs(n),
             "m" => n.checked_mul(60).map(Duration::from_secs).ok_or_else(bad)?,
-            "h" => n
-                .checked_mul(3600)
-                .map(Duration::from_secs)
-                .ok_or_else(bad)?,
-            "d" => n
-                .checked_mul(86400)
-                .map(Duration::from_secs)
-                .ok_or_else(bad)?,
+            "h" => n.checked_mul(3600).map(Duration::from_secs).ok_or_else(bad)?,
+            "d" => n.checked_mul(86400).map(Duration::from_secs).ok_or_else(bad)?,
             _ => return Err(bad()),
         };
         total = total.checked_add(d).ok_or_else(bad)?;

@@ -8,9 +8,9 @@
 pub mod pages;
 pub mod pan123;
 pub mod pan123_link;
+pub mod pan123_share;
 pub mod pikpak;
 pub mod pikpak_share;
-pub mod pan123_share;
 
 use std::sync::Arc;
 use std::time::SystemTime;
@@ -152,7 +152,9 @@ pub fn size<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Er
     use serde::Deserialize;
     use serde_json::Value;
     let n = match Option::<Value>::deserialize(d)? {
-        Some(Value::Number(n)) => n.as_u64().or_else(|| n.as_f64().filter(|f| f.fract() == 0.0 && (0.0..9.2e18).contains(f)).map(|f| f as u64)),
+        Some(Value::Number(n)) => n
+            .as_u64()
+            .or_else(|| n.as_f64().filter(|f| f.fract() == 0.0 && (0.0..9.2e18).contains(f)).map(|f| f as u64)),
         Some(Value::String(s)) => s.trim().parse().ok(),
         _ => None,
     };
@@ -171,15 +173,31 @@ pub const DRIVERS: &[(&str, &[&str])] = &[
     (
         "pikpak",
         &[
-            "username", "password", "refresh_token", "captcha_token", "device_id", "platform",
-            "root_folder_id", "disable_media_link", "api_base", "user_base", "proxy",
+            "username",
+            "password",
+            "refresh_token",
+            "captcha_token",
+            "device_id",
+            "platform",
+            "root_folder_id",
+            "disable_media_link",
+            "api_base",
+            "user_base",
+            "proxy",
         ],
     ),
     (
         "pikpak_share",
         &[
-            "share_id", "share_password", "root_folder_id", "use_transcoding_address", "platform",
-            "device_id", "api_base", "user_base", "proxy",
+            "share_id",
+            "share_password",
+            "root_folder_id",
+            "use_transcoding_address",
+            "platform",
+            "device_id",
+            "api_base",
+            "user_base",
+            "proxy",
         ],
     ),
     ("123pan", pan123::OPTIONS),
@@ -195,9 +213,8 @@ pub fn build(storage: &StorageConfig, ctx: &BuildContext) -> Result<Arc<dyn Driv
         "123pan_link" => Ok(Arc::new(pan123_link::Pan123Link::from_options(&storage.options, ctx)?)),
         "pikpak" => Ok(Arc::new(pikpak::PikPak::from_options(&storage.options, ctx)?)),
         "pikpak_share" => Ok(Arc::new(pikpak_share::PikPakShare::from_options(&storage.options, ctx)?)),
-        other => Err(storage.options.error(
-            "driver",
-            format!("the {other} driver is not available in this version of panmount yet"),
-        )),
+        other => Err(storage
+            .options
+            .error("driver", format!("the {other} driver is not available in this version of panmount yet"))),
     }
 }

@@ -24,7 +24,11 @@ impl Fs {
             Kind::Remote { storage, entry } => (storage, entry),
             Kind::Stats => {
                 let report = bytes::Bytes::from(self.stats_report());
-                return Ok(Opened { fh: self.handles.insert(Handle::Stats(report)), direct_io: true, keep_cache: false });
+                return Ok(Opened {
+                    fh: self.handles.insert(Handle::Stats(report)),
+                    direct_io: true,
+                    keep_cache: false,
+                });
             }
             Kind::Virtual { .. } => return Err(Error::IsDir),
         };

@@ -40,7 +40,10 @@ pub fn listing_digest(slots: &[DirSlot]) -> u64 {
 }
 
 pub enum Handle {
-    Dir { ino: u64, slots: Arc<Vec<DirSlot>> },
+    Dir {
+        ino: u64,
+        slots: Arc<Vec<DirSlot>>,
+    },
     File(Arc<FileReader>),
     /// A snapshot of the telemetry report, taken at open.
     Stats(bytes::Bytes),

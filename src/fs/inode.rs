@@ -123,8 +123,7 @@ impl InodeTable {
         }
         let ino = self.next;
         self.next += 1;
-        let node =
-            Node { parent, name: name.to_string(), kind, lookups: 0, pinned: false, cached_version: None };
+        let node = Node { parent, name: name.to_string(), kind, lookups: 0, pinned: false, cached_version: None };
         self.nodes.insert(ino, node);
         self.by_name.insert(key, ino);
         ino

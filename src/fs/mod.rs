@@ -25,15 +25,15 @@ use crate::cache::meta::{DirKey, MetaCache};
 use crate::cache::store::MetaStore;
 use crate::drivers::Entry;
 use crate::error::{Error, Result};
+use crate::read::Reader;
 use crate::read::connections::ConnectionLimit;
 use crate::read::window::WindowConfig;
-use crate::read::Reader;
+use crate::stats::STATS_FILE;
 pub use attr::{Attr, Owner};
 use handles::{DirChild, DirSlot, Handle, Handles};
 use inode::{InodeTable, Kind, ROOT};
 pub use revalidate::Invalidate;
 pub use storage::Storage;
-use crate::stats::STATS_FILE;
 
 /// Virtual folders never change while mounted: the kernel may trust them for a long time.
 const VIRTUAL_TTL: Duration = Duration::from_secs(24 * 3600);
@@ -60,9 +60,14 @@ pub struct FsConfig {
 }
 
 pub enum Lookup {
-    Found { attr: Attr, ttl: Duration },
+    Found {
+        attr: Attr,
+        ttl: Duration,
+    },
     /// The name does not exist; the kernel may remember that for `ttl`.
-    Missing { ttl: Duration },
+    Missing {
+        ttl: Duration,
+    },
 }
 
 /// One entry of a `readdir` reply.
@@ -222,10 +227,11 @@ impl Fs {
                 let fresh = children.iter().find(|c| c.name == node.name).ok_or(Error::NotFound)?;
                 let fresh = self.with_size(*storage, fresh.clone()).await?;
                 if fresh != *entry {
-                    self.inodes.lock().unwrap().upsert(node.parent, &node.name, Kind::Remote {
-                        storage: *storage,
-                        entry: fresh.clone(),
-                    });
+                    self.inodes.lock().unwrap().upsert(
+                        node.parent,
+                        &node.name,
+                        Kind::Remote { storage: *storage, entry: fresh.clone() },
+                    );
                 }
                 (fresh, ttl)
             }
@@ -244,9 +250,9 @@ impl Fs {
             DirSlot { name: "..".into(), child: DirChild::Dot(node.parent) },
         ];
         match node.kind {
-            Kind::Virtual { children } => slots.extend(
-                children.into_iter().map(|(name, ino)| DirSlot { name, child: DirChild::Virtual(ino) }),
-            ),
+            Kind::Virtual { children } => {
+                slots.extend(children.into_iter().map(|(name, ino)| DirSlot { name, child: DirChild::Virtual(ino) }))
+            }
             Kind::Remote { entry, .. } if !entry.is_dir => return Err(Error::NotDir),
             Kind::Stats => return Err(Error::NotDir),
             Kind::Remote { storage, entry } => {

@@ -187,7 +187,9 @@ impl Fs {
                         self.announce(storage, &dir.id, &old.entries, &new);
                     }
                 }
-                Err(err) => tracing::warn!(storage = %s.path, folder = %dir.name, error = %err, "background listing failed; serving the stored one"),
+                Err(err) => {
+                    tracing::warn!(storage = %s.path, folder = %dir.name, error = %err, "background listing failed; serving the stored one")
+                }
             }
         }
         drop(guard);

@@ -35,7 +35,14 @@ enum Health {
 
 impl Storage {
     pub fn new(path: String, driver: Arc<dyn Driver>, http: HttpClient) -> Self {
-        Storage { path, driver, http, stats: Arc::default(), health: Mutex::new(Health::Unknown), login: tokio::sync::Mutex::new(()) }
+        Storage {
+            path,
+            driver,
+            http,
+            stats: Arc::default(),
+            health: Mutex::new(Health::Unknown),
+            login: tokio::sync::Mutex::new(()),
+        }
     }
 
     /// Log in and record the outcome (logging it if it changed).

@@ -32,15 +32,8 @@ pub fn file_attr(attr: &Attr) -> FileAttr {
 
 /// The attributes of a negative entry: inode 0 tells the kernel to cache "no such name".
 pub fn negative_attr() -> FileAttr {
-    let mut attr = file_attr(&Attr {
-        ino: 0,
-        size: 0,
-        is_dir: false,
-        mtime: std::time::UNIX_EPOCH,
-        perm: 0,
-        uid: 0,
-        gid: 0,
-    });
+    let mut attr =
+        file_attr(&Attr { ino: 0, size: 0, is_dir: false, mtime: std::time::UNIX_EPOCH, perm: 0, uid: 0, gid: 0 });
     attr.ino = INodeNo(0);
     attr
 }

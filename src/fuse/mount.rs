@@ -39,7 +39,12 @@ pub struct Mounted {
     pub mountpoint: PathBuf,
 }
 
-pub fn mount(fs: Arc<Fs>, rt: tokio::runtime::Handle, mountpoint: &Path, options: &MountOptions) -> io::Result<Mounted> {
+pub fn mount(
+    fs: Arc<Fs>,
+    rt: tokio::runtime::Handle,
+    mountpoint: &Path,
+    options: &MountOptions,
+) -> io::Result<Mounted> {
     clean_stale_mount(mountpoint);
     let mut config = Config::default();
     config.mount_options = vec![

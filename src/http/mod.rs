@@ -41,8 +41,7 @@ impl HttpClient {
             .pool_idle_timeout(Duration::from_secs(60));
         if let Some(proxy) = proxy {
             check_proxy_scheme(proxy)?;
-            let proxy = reqwest::Proxy::all(proxy)
-                .map_err(|e| crate::error::Error::internal(format!("proxy: {e}")))?;
+            let proxy = reqwest::Proxy::all(proxy).map_err(|e| crate::error::Error::internal(format!("proxy: {e}")))?;
             builder = builder.proxy(proxy);
         }
         Ok(HttpClient { inner: builder.build()? })
@@ -55,7 +54,8 @@ pub const MAX_API_BODY: usize = 16 << 20;
 
 /// The body of an API answer, refused past [`MAX_API_BODY`] (whether announced or not).
 pub async fn api_body(mut response: reqwest::Response) -> crate::error::Result<Vec<u8>> {
-    let too_large = || crate::error::Error::InvalidResponse(format!("an API answer larger than {} MiB", MAX_API_BODY >> 20));
+    let too_large =
+        || crate::error::Error::InvalidResponse(format!("an API answer larger than {} MiB", MAX_API_BODY >> 20));
     if response.content_length().is_some_and(|n| n > MAX_API_BODY as u64) {
         return Err(too_large());
     }
@@ -72,11 +72,7 @@ pub async fn api_body(mut response: reqwest::Response) -> crate::error::Result<V
 /// A URL without its query string or fragment, safe to log (signatures live in the query).
 pub fn redact_url(url: &str) -> String {
     let end = url.find(['?', '#']).unwrap_or(url.len());
-    if end < url.len() {
-        format!("{}?…", &url[..end])
-    } else {
-        url.to_string()
-    }
+    if end < url.len() { format!("{}?…", &url[..end]) } else { url.to_string() }
 }
 
 pub mod limit;

@@ -30,9 +30,10 @@ impl RangeBody {
             return Ok(None);
         }
         match self.response.chunk().await? {
-            Some(chunk) if chunk.len() as u64 > self.remaining => Err(Error::InvalidResponse(
-                format!("body longer than its Content-Range by {} bytes", chunk.len() as u64 - self.remaining),
-            )),
+            Some(chunk) if chunk.len() as u64 > self.remaining => Err(Error::InvalidResponse(format!(
+                "body longer than its Content-Range by {} bytes",
+                chunk.len() as u64 - self.remaining
+            ))),
             Some(chunk) => {
                 self.remaining -= chunk.len() as u64;
                 Ok(Some(chunk))
@@ -104,7 +105,9 @@ pub async fn probe_size(http: &HttpClient, link: &Link) -> Result<u64> {
         },
         StatusCode::OK => match response.content_length() {
             Some(len) if len <= MAX_SIZE => Ok(len),
-            Some(len) => Err(Error::InvalidResponse(format!("size probe: Content-Length {len} is past what a file system can show"))),
+            Some(len) => Err(Error::InvalidResponse(format!(
+                "size probe: Content-Length {len} is past what a file system can show"
+            ))),
             None => Err(Error::InvalidResponse("size probe: no Content-Length".into())),
         },
         status => Err(Error::InvalidResponse(format!("size probe: unexpected HTTP {status}"))),

@@ -55,7 +55,8 @@ async fn refresh_loop(tasks: &dyn OfflineTasks, watch: Watch, screen: &mut Scree
             Ok(list) => {
                 interval = watch.interval;
                 let running = list.iter().filter(|t| active(t)).count();
-                let status = format!("{} tasks, {running} running; every {} s, Ctrl-C stops", list.len(), interval.as_secs());
+                let status =
+                    format!("{} tasks, {running} running; every {} s, Ctrl-C stops", list.len(), interval.as_secs());
                 show(&screen.frame(&list, &status));
                 if running == 0 && !watch.follow {
                     eprintln!("no offline task is running or pending; stopping (--follow keeps watching)");
@@ -190,7 +191,9 @@ mod tests {
 
     #[test]
     fn only_complete_and_failed_tasks_are_finished() {
-        assert!(active(&task("a", "RUNNING", 1)) && active(&task("a", "PENDING", 0)) && active(&task("a", "PAUSED", 0)));
+        assert!(
+            active(&task("a", "RUNNING", 1)) && active(&task("a", "PENDING", 0)) && active(&task("a", "PAUSED", 0))
+        );
         assert!(!active(&task("a", "COMPLETE", 100)) && !active(&task("a", "ERROR", 3)));
     }
 }

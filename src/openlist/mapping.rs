@@ -175,7 +175,9 @@ impl DriverMap {
 fn value_of(kind: Kind, v: &Value) -> Result<Option<toml::Value>, &'static str> {
     let value = match (kind, v) {
         (_, Value::Null) => return Ok(None),
-        (Kind::Str(default), Value::String(s)) => (s != default && !s.is_empty()).then(|| toml::Value::String(s.clone())),
+        (Kind::Str(default), Value::String(s)) => {
+            (s != default && !s.is_empty()).then(|| toml::Value::String(s.clone()))
+        }
         (Kind::Str(default), Value::Number(n)) => {
             let s = n.to_string();
             (s != default).then_some(toml::Value::String(s))

@@ -95,10 +95,18 @@ fn text_from_the_export_cannot_leave_its_comment() {
 #[test]
 fn defaults_are_left_out_and_other_values_kept() {
     let doc = json!([
-        storage("/p", "PikPak", json!({"username": "u", "password": "p", "platform": "web", "root_folder_id": "",
-            "disable_media_link": false, "refresh_token": "", "captcha_token": null})),
+        storage(
+            "/p",
+            "PikPak",
+            json!({"username": "u", "password": "p", "platform": "web", "root_folder_id": "",
+            "disable_media_link": false, "refresh_token": "", "captcha_token": null})
+        ),
         storage("/s", "123PanShare", json!({"sharekey": "k", "root_folder_id": 0, "accesstoken": "t"})),
-        storage("/l", "123PanLink", json!({"origin_urls": "http://h/a", "uid": "42", "valid_duration": 30, "private_key": ""})),
+        storage(
+            "/l",
+            "123PanLink",
+            json!({"origin_urls": "http://h/a", "uid": "42", "valid_duration": 30, "private_key": ""})
+        ),
         storage("/ps", "PikPakShare", json!({"share_id": "s", "use_transcoding_address": "false", "platform": "pc"})),
     ]);
     let config = load(&import(&doc));

@@ -66,7 +66,14 @@ impl ConnectionLimit {
     pub fn new(limit: usize) -> Arc<Self> {
         let limit = limit.max(1);
         Arc::new(ConnectionLimit {
-            queue: Mutex::new(Queue { free: limit, limit, initial: limit, successes: 0, waiters: BTreeMap::new(), arrivals: 0 }),
+            queue: Mutex::new(Queue {
+                free: limit,
+                limit,
+                initial: limit,
+                successes: 0,
+                waiters: BTreeMap::new(),
+                arrivals: 0,
+            }),
         })
     }
 

@@ -13,7 +13,6 @@
 use std::collections::VecDeque;
 use std::sync::Arc;
 
-use bytes::Bytes;
 use super::OpenFile;
 use super::connections::ConnectionLimit;
 use crate::cache::blocks::Filler;
@@ -21,6 +20,7 @@ use crate::error::Error;
 use crate::http::range::get_range;
 use crate::http::retry::Backoff;
 use crate::stats::StorageStats;
+use bytes::Bytes;
 
 /// How long a finished request keeps its connection permit (see `fetch_run`).
 const POOL_RETURN: std::time::Duration = std::time::Duration::from_millis(2);

@@ -57,7 +57,14 @@ pub struct OpenFile {
 }
 
 impl OpenFile {
-    pub fn new(storage: usize, owner: Arc<Storage>, entry: Entry, size: u64, block_size: u64, links: Arc<LinkCache>) -> Self {
+    pub fn new(
+        storage: usize,
+        owner: Arc<Storage>,
+        entry: Entry,
+        size: u64,
+        block_size: u64,
+        links: Arc<LinkCache>,
+    ) -> Self {
         let file_key = Arc::from(format!("{}\0{}\0{}", owner.path, entry.id, entry.version));
         let connections = ConnectionLimit::new(owner.driver.max_connections());
         OpenFile {
@@ -161,7 +168,8 @@ impl Reader {
     /// read-ahead of several readers never evicts what one of them has not read yet.
     fn window_config(&self) -> WindowConfig {
         let streams = self.streams.load(Ordering::Relaxed).max(1) as u64;
-        let max = (self.blocks.budget() as u64 / 2 / streams).clamp(window::MIN_PART * 2, self.window.max.max(window::MIN_PART * 2));
+        let max = (self.blocks.budget() as u64 / 2 / streams)
+            .clamp(window::MIN_PART * 2, self.window.max.max(window::MIN_PART * 2));
         WindowConfig { max, initial: self.window.initial.min(max), ..self.window }
     }
 
@@ -270,7 +278,6 @@ impl Reader {
         self.blocks.consumed((first..=last).map(|index| file.block_key(index)));
         Ok(out.freeze())
     }
-
 }
 
 /// Split a run into parts of about `part` bytes, at most as many as the handle and the file

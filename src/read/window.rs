@@ -116,7 +116,11 @@ impl Window {
             // at once. What is fetched past the scanner's last read is at most `PROBE_AHEAD`.
             let run = self.next - self.run_start.min(self.next);
             if run >= PROBE_RUN && run > end - offset.min(end) {
-                let target = self.next.saturating_add(PROBE_AHEAD.min(run)).min(self.run_start.saturating_add(self.proof(config))).min(file_size);
+                let target = self
+                    .next
+                    .saturating_add(PROBE_AHEAD.min(run))
+                    .min(self.run_start.saturating_add(self.proof(config)))
+                    .min(file_size);
                 let start = self.frontier.max(self.next);
                 if target > start {
                     self.frontier = target;

@@ -19,8 +19,7 @@ pub fn expected_md5(path: &str, ts: u64, rand: &str, uid: u64, key: &str) -> Str
 
 /// A canonical decimal number (no sign, no leading zero): the form the signer produces.
 fn decimal(s: &str) -> Option<u64> {
-    let canonical =
-        !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()) && (s == "0" || !s.starts_with('0'));
+    let canonical = !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()) && (s == "0" || !s.starts_with('0'));
     if canonical { s.parse().ok() } else { None }
 }
 
@@ -77,50 +76,21 @@ mod tests {
 
     #[test]
     fn auth_key_checks() {
-        let auth = CdnAuth {
-            private_key: "289ds32418bxdba".into(),
-            uid: 13,
-        };
+        let auth = CdnAuth { private_key: "289ds32418bxdba".into(), uid: 13 };
         let good = "1689220731-123-13-3bdacc0e031fd67fe829152f37c8fbad";
         let path = "/13/files/1.txt";
         assert_eq!(verify_auth_key(&auth, path, Some(good), 1689220731), Ok(()));
+        assert_eq!(verify_auth_key(&auth, path, Some(good), 1689220732), Err("expired"));
+        assert_eq!(verify_auth_key(&auth, path, None, 0), Err("missing auth_key"));
+        assert_eq!(verify_auth_key(&auth, path, Some("1689220731-123-13"), 0), Err("malformed auth_key"));
         assert_eq!(
-            verify_auth_key(&auth, path, Some(good), 1689220732),
-            Err("expired")
-        );
-        assert_eq!(
-            verify_auth_key(&auth, path, None, 0),
-            Err("missing auth_key")
-        );
-        assert_eq!(
-            verify_auth_key(&auth, path, Some("1689220731-123-13"), 0),
+            verify_auth_key(&auth, path, Some("01689220731-123-13-3bdacc0e031fd67fe829152f37c8fbad"), 0),
             Err("malformed auth_key")
         );
-        assert_eq!(
-            verify_auth_key(
-                &auth,
-                path,
-                Some("01689220731-123-13-3bdacc0e031fd67fe829152f37c8fbad"),
-                0
-            ),
-            Err("malformed auth_key")
-        );
-        assert_eq!(
-            verify_auth_key(&auth, "/13/files/2.txt", Some(good), 0),
-            Err("md5 mismatch")
-        );
-        let other_uid = CdnAuth {
-            private_key: auth.private_key.clone(),
-            uid: 14,
-        };
-        assert_eq!(
-            verify_auth_key(&other_uid, path, Some(good), 0),
-            Err("uid mismatch")
-        );
+        assert_eq!(verify_auth_key(&auth, "/13/files/2.txt", Some(good), 0), Err("md5 mismatch"));
+        let other_uid = CdnAuth { private_key: auth.private_key.clone(), uid: 14 };
+        assert_eq!(verify_auth_key(&other_uid, path, Some(good), 0), Err("uid mismatch"));
         let upper = good.to_uppercase();
-        assert_eq!(
-            verify_auth_key(&auth, path, Some(&upper), 0),
-            Err("md5 mismatch")
-        );
+        assert_eq!(verify_auth_key(&auth, path, Some(&upper), 0), Err("md5 mismatch"));
     }
 }

@@ -53,11 +53,7 @@ const RESET_GRACE: Duration = Duration::from_millis(20);
 const MAX_SEEN: usize = 100_000;
 
 /// Characters escaped in a path segment of a CDN URL: everything but RFC 3986 unreserved.
-const SEGMENT: &AsciiSet = &NON_ALPHANUMERIC
-    .remove(b'-')
-    .remove(b'.')
-    .remove(b'_')
-    .remove(b'~');
+const SEGMENT: &AsciiSet = &NON_ALPHANUMERIC.remove(b'-').remove(b'.').remove(b'_').remove(b'~');
 
 /// The URL path (`/cdn/...`, percent-encoded) of a file at `rel_path` (`/a/b.mp4`) in `data_dir`.
 pub fn cdn_path(rel_path: &str) -> String {
@@ -134,10 +130,7 @@ pub struct CdnState {
 }
 
 fn unix_now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
 }
 
 fn plain(status: StatusCode, stats: &Stats) -> Response {
@@ -167,19 +160,12 @@ impl CdnState {
             seen.clear();
         }
         let first = *seen.entry(auth_key.to_owned()).or_insert_with(Instant::now);
-        knobs
-            .link_ttl_secs
-            .is_some_and(|ttl| first.elapsed().as_secs_f64() > ttl)
+        knobs.link_ttl_secs.is_some_and(|ttl| first.elapsed().as_secs_f64() > ttl)
     }
 }
 
 /// `GET`/`HEAD /cdn/{*path}`.
-pub async fn serve(
-    State(st): State<Arc<CdnState>>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
-) -> Response {
+pub async fn serve(State(st): State<Arc<CdnState>>, method: Method, uri: Uri, headers: HeaderMap) -> Response {
     let head = method == Method::HEAD;
     Stats::add(&st.stats.requests, 1);
     if head {
@@ -191,22 +177,10 @@ pub async fn serve(
     res
 }
 
-async fn answer(
-    st: &CdnState,
-    head: bool,
-    uri: &Uri,
-    headers: &HeaderMap,
-    knobs: &KnobValues,
-) -> Response {
+async fn answer(st: &CdnState, head: bool, uri: &Uri, headers: &HeaderMap, knobs: &KnobValues) -> Response {
     if knobs.first_byte_delay_ms > 0 {
         let mut shutdown = st.shutdown.clone();
-        if pause(
-            Duration::from_millis(knobs.first_byte_delay_ms),
-            &mut shutdown,
-        )
-        .await
-        .is_err()
-        {
+        if pause(Duration::from_millis(knobs.first_byte_delay_ms), &mut shutdown).await.is_err() {
             return plain(StatusCode::SERVICE_UNAVAILABLE, &st.stats);
         }
     }
@@ -218,8 +192,7 @@ async fn answer(
             .unwrap_or(StatusCode::SERVICE_UNAVAILABLE);
         let mut res = plain(status, &st.stats);
         if status == StatusCode::TOO_MANY_REQUESTS {
-            res.headers_mut()
-                .insert(header::RETRY_AFTER, header::HeaderValue::from_static("1"));
+            res.headers_mut().insert(header::RETRY_AFTER, header::HeaderValue::from_static("1"));
         }
         return res;
     }
@@ -228,9 +201,7 @@ async fn answer(
     };
     let param = |name: &str| {
         uri.query().and_then(|q| {
-            url::form_urlencoded::parse(q.as_bytes())
-                .find(|(k, _)| k == name)
-                .map(|(_, v)| v.into_owned())
+            url::form_urlencoded::parse(q.as_bytes()).find(|(k, _)| k == name).map(|(_, v)| v.into_owned())
         })
     };
     let sim_sig = param("sim_sig");
@@ -285,18 +256,10 @@ async fn answer(
         _ => return plain(StatusCode::NOT_FOUND, &st.stats),
     };
     let size = meta.len();
-    let mtime = meta
-        .modified()
-        .ok()
-        .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
-        .map_or(0, |d| d.as_secs());
+    let mtime = meta.modified().ok().and_then(|t| t.duration_since(UNIX_EPOCH).ok()).map_or(0, |d| d.as_secs());
 
     let range = headers.get(header::RANGE).and_then(|v| v.to_str().ok());
-    let spec = if knobs.ignore_range {
-        RangeSpec::Full
-    } else {
-        parse_range(range, size)
-    };
+    let spec = if knobs.ignore_range { RangeSpec::Full } else { parse_range(range, size) };
     let builder = Response::builder()
         .header(header::ACCEPT_RANGES, "bytes")
         .header(header::LAST_MODIFIED, http_date(mtime))
@@ -317,11 +280,7 @@ async fn answer(
         }
         RangeSpec::Partial { mut start, mut end } => {
             if knobs.wrong_content_range && size > 1 {
-                start = if start + 1 < size {
-                    start + 1
-                } else {
-                    start - 1
-                };
+                start = if start + 1 < size { start + 1 } else { start - 1 };
                 end = end.max(start);
             }
             Stats::add(&st.stats.ranges, 1);
@@ -386,9 +345,7 @@ async fn answer(
             }
         }))
     };
-    builder
-        .body(body)
-        .unwrap_or_else(|_| plain(StatusCode::INTERNAL_SERVER_ERROR, &st.stats))
+    builder.body(body).unwrap_or_else(|_| plain(StatusCode::INTERNAL_SERVER_ERROR, &st.stats))
 }
 
 /// Where a body of `len` bytes is cut: `reset_after_bytes`, or a random point drawn with
@@ -477,10 +434,7 @@ async fn dir_index(st: &CdnState, dir: &std::path::Path, decoded_path: &str) -> 
     let mut html = format!(
         "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>Index of {title}</title></head>\n<body><h1>Index of {title}</h1>\n<ul>\n"
     );
-    let items = folders
-        .iter()
-        .map(|n| (n, "/"))
-        .chain(files.iter().map(|n| (n, "")));
+    let items = folders.iter().map(|n| (n, "/")).chain(files.iter().map(|n| (n, "")));
     for (name, slash) in items {
         let href: String = utf8_percent_encode(name, SEGMENT).collect();
         let text = html_escape(name);
@@ -516,10 +470,7 @@ struct BodyStream {
 impl BodyStream {
     async fn next_chunk(&mut self) -> io::Result<Bytes> {
         if *self.shutdown.borrow() {
-            return Err(io::Error::new(
-                io::ErrorKind::ConnectionAborted,
-                "simulator shutting down",
-            ));
+            return Err(io::Error::new(io::ErrorKind::ConnectionAborted, "simulator shutting down"));
         }
         if self.remaining == 0 {
             let n = self.surplus.min(CHUNK);
@@ -541,10 +492,7 @@ impl BodyStream {
             if self.sent >= limit {
                 pause(RESET_GRACE, &mut self.shutdown).await?;
                 Stats::add(&self.stats.resets, 1);
-                return Err(io::Error::new(
-                    io::ErrorKind::ConnectionReset,
-                    "sim: reset_after_bytes",
-                ));
+                return Err(io::Error::new(io::ErrorKind::ConnectionReset, "sim: reset_after_bytes"));
             }
             n = n.min(limit - self.sent);
         }
@@ -573,10 +521,19 @@ mod tests {
     fn provider_links_check_signature_expiry_and_referer() {
         let url = provider_link("http://h", "s3", "/a b/c.mp4", 2_000, Some("https://ref/"));
         let uri: Uri = url.trim_start_matches("http://h").parse().unwrap();
-        let q: HashMap<String, String> = url::form_urlencoded::parse(uri.query().unwrap().as_bytes()).into_owned().collect();
+        let q: HashMap<String, String> =
+            url::form_urlencoded::parse(uri.query().unwrap().as_bytes()).into_owned().collect();
         let path = percent_decode_str(uri.path()).decode_utf8().unwrap();
         let check = |secret: &str, referer: Option<&str>, now: u64| {
-            verify_provider_link(secret, &path, q.get("expire").map(|s| s.as_str()), q.get("ref").map(|s| s.as_str()), &q["sim_sig"], referer, now)
+            verify_provider_link(
+                secret,
+                &path,
+                q.get("expire").map(|s| s.as_str()),
+                q.get("ref").map(|s| s.as_str()),
+                &q["sim_sig"],
+                referer,
+                now,
+            )
         };
         assert_eq!(check("s3", Some("https://ref/"), 1_999), Ok(()));
         assert!(check("s3", Some("https://ref/"), 2_001).is_err());
@@ -586,13 +543,7 @@ mod tests {
 
     #[test]
     fn cdn_paths_are_encoded_per_segment() {
-        assert_eq!(
-            cdn_path("/Movies/测试 video.mp4"),
-            "/cdn/Movies/%E6%B5%8B%E8%AF%95%20video.mp4"
-        );
-        assert_eq!(
-            cdn_path("a/#1 (100%).txt"),
-            "/cdn/a/%231%20%28100%25%29.txt"
-        );
+        assert_eq!(cdn_path("/Movies/测试 video.mp4"), "/cdn/Movies/%E6%B5%8B%E8%AF%95%20video.mp4");
+        assert_eq!(cdn_path("a/#1 (100%).txt"), "/cdn/a/%231%20%28100%25%29.txt");
     }
 }

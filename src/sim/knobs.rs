@@ -94,9 +94,7 @@ pub struct Knobs {
 
 impl Knobs {
     pub fn new(values: KnobValues) -> Self {
-        Knobs {
-            values: Mutex::new(values),
-        }
+        Knobs { values: Mutex::new(values) }
     }
 
     /// A copy of the current values.

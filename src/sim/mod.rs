@@ -28,8 +28,8 @@
 pub mod auth_key;
 pub mod cdn;
 pub mod knobs;
-pub mod pikpak;
 pub mod pan123;
+pub mod pikpak;
 pub mod range;
 pub mod sample;
 pub mod secrets;
@@ -79,10 +79,7 @@ pub struct CdnAuth {
 
 impl std::fmt::Debug for CdnAuth {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("CdnAuth")
-            .field("private_key", &"<redacted>")
-            .field("uid", &self.uid)
-            .finish()
+        f.debug_struct("CdnAuth").field("private_key", &"<redacted>").field("uid", &self.uid).finish()
     }
 }
 
@@ -117,10 +114,7 @@ impl SimHandle {
     pub async fn shutdown(mut self) {
         let _ = self.shutdown.send(true);
         if let Some(mut task) = self.task.take() {
-            if tokio::time::timeout(SHUTDOWN_GRACE, &mut task)
-                .await
-                .is_err()
-            {
+            if tokio::time::timeout(SHUTDOWN_GRACE, &mut task).await.is_err() {
                 task.abort();
             }
         }
@@ -147,8 +141,14 @@ pub async fn start(config: SimConfig) -> io::Result<SimHandle> {
         secrets.record(&auth.private_key);
     }
     let base_url = format!("http://{addr}");
-    let pikpak = Arc::new(pikpak::PikPakSim::new(base_url.clone(), link_secret.clone(), &config.data_dir, secrets.clone()));
-    let pan123 = Arc::new(pan123::Pan123Sim::new(config.data_dir.clone(), base_url.clone(), link_secret.clone(), secrets.clone()));
+    let pikpak =
+        Arc::new(pikpak::PikPakSim::new(base_url.clone(), link_secret.clone(), &config.data_dir, secrets.clone()));
+    let pan123 = Arc::new(pan123::Pan123Sim::new(
+        config.data_dir.clone(),
+        base_url.clone(),
+        link_secret.clone(),
+        secrets.clone(),
+    ));
     let state = Arc::new(cdn::CdnState {
         data_dir: config.data_dir,
         auth: config.cdn_auth,
@@ -186,16 +186,7 @@ pub async fn start(config: SimConfig) -> io::Result<SimHandle> {
         }
     });
     tracing::debug!(%addr, "simulator listening");
-    Ok(SimHandle {
-        addr,
-        knobs,
-        stats,
-        pikpak,
-        pan123,
-        secrets,
-        shutdown: shutdown_tx,
-        task: Some(task),
-    })
+    Ok(SimHandle { addr, knobs, stats, pikpak, pan123, secrets, shutdown: shutdown_tx, task: Some(task) })
 }
 
 /// `provider_down`: every request but the admin routes answers 503, before any route sees it.
@@ -217,10 +208,7 @@ fn json(status: StatusCode, value: &impl serde::Serialize) -> Response {
     let body = serde_json::to_vec(value).unwrap_or_else(|_| b"null".to_vec());
     let mut res = Response::new(Body::from(body));
     *res.status_mut() = status;
-    res.headers_mut().insert(
-        header::CONTENT_TYPE,
-        header::HeaderValue::from_static("application/json"),
-    );
+    res.headers_mut().insert(header::CONTENT_TYPE, header::HeaderValue::from_static("application/json"));
     res
 }
 
@@ -239,10 +227,7 @@ async fn put_knobs(State(st): State<Arc<cdn::CdnState>>, body: Bytes) -> Respons
             st.knobs.set(values);
             json(StatusCode::OK, &st.knobs.get())
         }
-        Err(e) => json(
-            StatusCode::BAD_REQUEST,
-            &serde_json::json!({ "error": e.to_string() }),
-        ),
+        Err(e) => json(StatusCode::BAD_REQUEST, &serde_json::json!({ "error": e.to_string() })),
     }
 }
 
@@ -271,16 +256,9 @@ pub async fn run_cli(
             dir
         }
     };
-    let cdn_auth = private_key
-        .filter(|k| !k.is_empty())
-        .map(|private_key| CdnAuth { private_key, uid });
+    let cdn_auth = private_key.filter(|k| !k.is_empty()).map(|private_key| CdnAuth { private_key, uid });
     let signed = cdn_auth.is_some();
-    let sim = start(SimConfig {
-        listen,
-        data_dir: data_dir.clone(),
-        cdn_auth,
-    })
-    .await?;
+    let sim = start(SimConfig { listen, data_dir: data_dir.clone(), cdn_auth }).await?;
     // The handler is installed before the address is printed: whoever reads it may send
     // SIGINT at once, and `ctrl_c()` would only install it when first awaited.
     let mut interrupt = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())?;

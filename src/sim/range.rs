@@ -29,11 +29,7 @@ pub fn parse_range(header: Option<&str>, size: u64) -> RangeSpec {
     };
     let num = |s: &str| -> Option<u64> {
         let s = s.trim();
-        if s.is_empty() || !s.bytes().all(|b| b.is_ascii_digit()) {
-            None
-        } else {
-            s.parse().ok()
-        }
+        if s.is_empty() || !s.bytes().all(|b| b.is_ascii_digit()) { None } else { s.parse().ok() }
     };
     match (first.trim().is_empty(), last.trim().is_empty()) {
         (true, true) => RangeSpec::Full,
@@ -41,10 +37,7 @@ pub fn parse_range(header: Option<&str>, size: u64) -> RangeSpec {
             None => RangeSpec::Full,
             Some(0) => RangeSpec::Unsatisfiable,
             Some(_) if size == 0 => RangeSpec::Unsatisfiable,
-            Some(n) => RangeSpec::Partial {
-                start: size.saturating_sub(n),
-                end: size - 1,
-            },
+            Some(n) => RangeSpec::Partial { start: size.saturating_sub(n), end: size - 1 },
         },
         (false, open_end) => {
             let Some(start) = num(first) else {
@@ -58,14 +51,7 @@ pub fn parse_range(header: Option<&str>, size: u64) -> RangeSpec {
                     _ => return RangeSpec::Full,
                 }
             };
-            if start >= size {
-                RangeSpec::Unsatisfiable
-            } else {
-                RangeSpec::Partial {
-                    start,
-                    end: end.min(size - 1),
-                }
-            }
+            if start >= size { RangeSpec::Unsatisfiable } else { RangeSpec::Partial { start, end: end.min(size - 1) } }
         }
     }
 }
@@ -76,9 +62,7 @@ pub fn http_date(unix: u64) -> String {
     let secs = unix % 86_400;
     let (year, month, day) = crate::time::civil_from_days(days as i64);
     const WD: [&str; 7] = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"];
-    const MON: [&str; 12] = [
-        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
-    ];
+    const MON: [&str; 12] = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
     format!(
         "{}, {:02} {} {} {:02}:{:02}:{:02} GMT",
         WD[(days % 7) as usize],
@@ -98,27 +82,12 @@ mod tests {
     fn range_parsing() {
         use RangeSpec::*;
         assert_eq!(parse_range(None, 10), Full);
-        assert_eq!(
-            parse_range(Some("bytes=0-0"), 10),
-            Partial { start: 0, end: 0 }
-        );
-        assert_eq!(
-            parse_range(Some("bytes=5-"), 10),
-            Partial { start: 5, end: 9 }
-        );
-        assert_eq!(
-            parse_range(Some("bytes=-3"), 10),
-            Partial { start: 7, end: 9 }
-        );
-        assert_eq!(
-            parse_range(Some("bytes=-30"), 10),
-            Partial { start: 0, end: 9 }
-        );
+        assert_eq!(parse_range(Some("bytes=0-0"), 10), Partial { start: 0, end: 0 });
+        assert_eq!(parse_range(Some("bytes=5-"), 10), Partial { start: 5, end: 9 });
+        assert_eq!(parse_range(Some("bytes=-3"), 10), Partial { start: 7, end: 9 });
+        assert_eq!(parse_range(Some("bytes=-30"), 10), Partial { start: 0, end: 9 });
         assert_eq!(parse_range(Some("bytes=10-5"), 20), Full);
-        assert_eq!(
-            parse_range(Some("bytes=2-100"), 10),
-            Partial { start: 2, end: 9 }
-        );
+        assert_eq!(parse_range(Some("bytes=2-100"), 10), Partial { start: 2, end: 9 });
         assert_eq!(parse_range(Some("bytes=10-"), 10), Unsatisfiable);
         assert_eq!(parse_range(Some("bytes=10-20"), 10), Unsatisfiable);
         assert_eq!(parse_range(Some("bytes=-0"), 10), Unsatisfiable);

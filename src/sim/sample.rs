@@ -65,9 +65,7 @@ impl SplitMix64 {
 
 /// FNV-1a over the path, the seed of that file's content.
 fn seed(rel_path: &str) -> u64 {
-    rel_path.bytes().fold(0xCBF2_9CE4_8422_2325, |h, b| {
-        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01B3)
-    })
+    rel_path.bytes().fold(0xCBF2_9CE4_8422_2325, |h, b| (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01B3))
 }
 
 /// The content of a sample file (exposed so tests can check bytes without reading the disk).
@@ -104,10 +102,7 @@ pub fn write_content(path: &Path, rel_path: &str, size: u64) -> io::Result<()> {
 pub fn generate(dir: &Path) -> io::Result<Vec<SampleFile>> {
     let mut files = Vec::with_capacity(SAMPLE.len());
     for (i, (rel_path, size)) in SAMPLE.iter().enumerate() {
-        let path = rel_path
-            .split('/')
-            .filter(|s| !s.is_empty())
-            .fold(dir.to_path_buf(), |p, s| p.join(s));
+        let path = rel_path.split('/').filter(|s| !s.is_empty()).fold(dir.to_path_buf(), |p, s| p.join(s));
         if let Some(parent) = path.parent() {
             fs::create_dir_all(parent)?;
         }
@@ -115,11 +110,7 @@ pub fn generate(dir: &Path) -> io::Result<Vec<SampleFile>> {
         let mut f = fs::File::create(&path)?;
         f.write_all(&content(rel_path, *size))?;
         f.set_modified(UNIX_EPOCH + Duration::from_secs(mtime))?;
-        files.push(SampleFile {
-            rel_path: (*rel_path).to_owned(),
-            size: *size,
-            mtime,
-        });
+        files.push(SampleFile { rel_path: (*rel_path).to_owned(), size: *size, mtime });
     }
     Ok(files)
 }
@@ -141,22 +132,10 @@ pub enum SizeMode {
 /// Folders come before files at each level, each group sorted by name (bytewise). A file line's
 /// URL is `url_for(rel_path)` with `rel_path` like `/Movies/movie.mp4`; its last segment,
 /// percent-decoded, must be the file's name (that is how the client names it).
-pub fn link_tree(
-    files_root: &Path,
-    url_for: impl Fn(&str) -> String,
-    sizes: SizeMode,
-) -> io::Result<String> {
+pub fn link_tree(files_root: &Path, url_for: impl Fn(&str) -> String, sizes: SizeMode) -> io::Result<String> {
     let mut out = String::new();
     let mut file_index = 0usize;
-    walk(
-        files_root,
-        "",
-        0,
-        &url_for,
-        sizes,
-        &mut file_index,
-        &mut out,
-    )?;
+    walk(files_root, "", 0, &url_for, sizes, &mut file_index, &mut out)?;
     Ok(out)
 }
 
@@ -173,12 +152,10 @@ fn walk(
     let mut files = Vec::new();
     for entry in fs::read_dir(dir)? {
         let entry = entry?;
-        let name = entry.file_name().into_string().map_err(|n| {
-            io::Error::new(
-                io::ErrorKind::InvalidData,
-                format!("file name is not UTF-8: {n:?}"),
-            )
-        })?;
+        let name = entry
+            .file_name()
+            .into_string()
+            .map_err(|n| io::Error::new(io::ErrorKind::InvalidData, format!("file name is not UTF-8: {n:?}")))?;
         // Follows symlinks, like the CDN does when it serves them.
         let meta = fs::metadata(entry.path())?;
         if meta.is_dir() {
@@ -192,15 +169,7 @@ fn walk(
     let indent = "  ".repeat(level);
     for name in folders {
         out.push_str(&format!("{indent}{name}:\n"));
-        walk(
-            &dir.join(&name),
-            &format!("{rel}/{name}"),
-            level + 1,
-            url_for,
-            sizes,
-            file_index,
-            out,
-        )?;
+        walk(&dir.join(&name), &format!("{rel}/{name}"), level + 1, url_for, sizes, file_index, out)?;
     }
     for (name, meta) in files {
         let url = url_for(&format!("{rel}/{name}"));
@@ -211,10 +180,7 @@ fn walk(
         };
         *file_index += 1;
         if with_size {
-            let mtime = meta
-                .modified()?
-                .duration_since(UNIX_EPOCH)
-                .map_or(0, |d| d.as_secs());
+            let mtime = meta.modified()?.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
             out.push_str(&format!("{indent}{}:{mtime}:{url}\n", meta.len()));
         } else {
             out.push_str(&format!("{indent}{url}\n"));
@@ -252,9 +218,6 @@ mod tests {
         assert!(SAMPLE.iter().any(|(_, s)| *s == 0));
         assert!(SAMPLE.iter().any(|(_, s)| *s == MIB));
         assert!(SAMPLE.iter().any(|(_, s)| *s == MIB + 1));
-        assert!(
-            SAMPLE.iter().any(|(p, _)| p.matches('/').count() == 4),
-            "3 folder levels"
-        );
+        assert!(SAMPLE.iter().any(|(p, _)| p.matches('/').count() == 4), "3 folder levels");
     }
 }

@@ -50,7 +50,11 @@ impl Sim {
         prepare(data.path());
         let cdn_auth = signed.then(|| CdnAuth { private_key: KEY.into(), uid: UID });
         let handle = rt
-            .block_on(sim::start(SimConfig { listen: "127.0.0.1:0".parse().unwrap(), data_dir: data.path().into(), cdn_auth }))
+            .block_on(sim::start(SimConfig {
+                listen: "127.0.0.1:0".parse().unwrap(),
+                data_dir: data.path().into(),
+                cdn_auth,
+            }))
             .unwrap();
         Sim { rt, handle: Some(handle), data, files }
     }
@@ -129,7 +133,12 @@ impl Mount {
 
     /// `panmount ARGS mount CONFIG --mountpoint DIR` with `env` added; `args` are the global
     /// options (`-v` for the other constructors).
-    pub fn start_with_args(config: (tempfile::TempDir, PathBuf), dir: tempfile::TempDir, env: &[(&str, &str)], args: &[&str]) -> Mount {
+    pub fn start_with_args(
+        config: (tempfile::TempDir, PathBuf),
+        dir: tempfile::TempDir,
+        env: &[(&str, &str)],
+        args: &[&str],
+    ) -> Mount {
         let stderr_path = config.0.path().join("stderr.log");
         let child = Command::new(bin())
             .envs(env.iter().copied())
@@ -328,7 +337,11 @@ pub fn mount_stat(mount: &Mount, storage: &str, name: &str) -> u64 {
     assert_eq!(code, 0, "{err}");
     let out = String::from_utf8(out).unwrap();
     let line = out.lines().find(|l| l.starts_with(&format!("storage={storage} "))).unwrap_or_else(|| panic!("{out}"));
-    line.split(' ').find_map(|kv| kv.strip_prefix(&format!("{name}="))).unwrap_or_else(|| panic!("{name}: {line}")).parse().unwrap()
+    line.split(' ')
+        .find_map(|kv| kv.strip_prefix(&format!("{name}=")))
+        .unwrap_or_else(|| panic!("{name}: {line}"))
+        .parse()
+        .unwrap()
 }
 
 /// Assert that `result` failed with EIO.

@@ -24,36 +24,17 @@ fn env_values() {
     assert_eq!(o.str("private_key").unwrap().as_deref(), Some("s3cr3t"));
     assert_eq!(o.u64_or("uid", 0).unwrap(), 1814435971);
     // Only a whole-string `${NAME}` is expanded.
-    assert_eq!(
-        o.str("proxy").unwrap().as_deref(),
-        Some("$PANMOUNT_TEST_ENV_KEY_1 ${PANMOUNT_TEST_ENV_KEY_1}")
-    );
+    assert_eq!(o.str("proxy").unwrap().as_deref(), Some("$PANMOUNT_TEST_ENV_KEY_1 ${PANMOUNT_TEST_ENV_KEY_1}"));
 }
 
 #[test]
 fn unset_env_names_key_and_variable() {
-    let text = format!(
-        "{}password = 1\nprivate_key = \"${{PANMOUNT_TEST_UNSET_2}}\"\n",
-        link_storage("/a")
-    )
-    .replace("password = 1\n", "");
+    let text = format!("{}password = 1\nprivate_key = \"${{PANMOUNT_TEST_UNSET_2}}\"\n", link_storage("/a"))
+        .replace("password = 1\n", "");
     let e = err(&text);
-    assert_err(
-        &e,
-        Some("storage[1].private_key"),
-        Some(5),
-        "environment variable PANMOUNT_TEST_UNSET_2 is not set",
-    );
-    let e = err(&format!(
-        "state_dir = \"${{PANMOUNT_TEST_UNSET_3}}\"\n{}",
-        link_storage("/a")
-    ));
-    assert_err(
-        &e,
-        Some("state_dir"),
-        Some(1),
-        "PANMOUNT_TEST_UNSET_3 is not set",
-    );
+    assert_err(&e, Some("storage[1].private_key"), Some(5), "environment variable PANMOUNT_TEST_UNSET_2 is not set");
+    let e = err(&format!("state_dir = \"${{PANMOUNT_TEST_UNSET_3}}\"\n{}", link_storage("/a")));
+    assert_err(&e, Some("state_dir"), Some(1), "PANMOUNT_TEST_UNSET_3 is not set");
 }
 
 #[test]
@@ -73,10 +54,7 @@ fn file_values() {
     );
     let c = Config::parse(&text, &cfg).unwrap();
     let o = &c.storages[0].options;
-    assert_eq!(
-        o.require_str("origin_urls").unwrap(),
-        format!("Movies:\n  {LINK}")
-    );
+    assert_eq!(o.require_str("origin_urls").unwrap(), format!("Movies:\n  {LINK}"));
     assert_eq!(o.str("private_key").unwrap().as_deref(), Some("k3y"));
     // Relative to the config file's folder; a file's contents are a string, digits accepted.
     assert_eq!(o.u64_or("uid", 0).unwrap(), 13);
@@ -86,45 +64,19 @@ fn file_values() {
 
 #[test]
 fn unreadable_file_names_key_and_file() {
-    let e = err(&format!(
-        "{}private_key_file = \"/nonexistent/panmount-test/key\"\n",
-        link_storage("/a")
-    ));
-    assert_err(
-        &e,
-        Some("storage[1].private_key_file"),
-        Some(5),
-        "cannot read file /nonexistent/panmount-test/key",
-    );
+    let e = err(&format!("{}private_key_file = \"/nonexistent/panmount-test/key\"\n", link_storage("/a")));
+    assert_err(&e, Some("storage[1].private_key_file"), Some(5), "cannot read file /nonexistent/panmount-test/key");
     let e = err(&format!("{}private_key_file = 5\n", link_storage("/a")));
-    assert_err(
-        &e,
-        Some("storage[1].private_key_file"),
-        Some(5),
-        "expected a string, found an integer",
-    );
+    assert_err(&e, Some("storage[1].private_key_file"), Some(5), "expected a string, found an integer");
 }
 
 #[test]
 fn both_x_and_x_file_is_an_error() {
-    let e = err(&format!(
-        "{}origin_urls_file = \"/x\"\n",
-        link_storage("/a")
-    ));
-    assert_err(
-        &e,
-        Some("storage[1].origin_urls_file"),
-        Some(5),
-        "both `origin_urls` and `origin_urls_file` are given",
-    );
+    let e = err(&format!("{}origin_urls_file = \"/x\"\n", link_storage("/a")));
+    assert_err(&e, Some("storage[1].origin_urls_file"), Some(5), "both `origin_urls` and `origin_urls_file` are given");
     let text = "[[storage]]\npath = \"/a\"\ndriver = \"123pan_link\"\norigin_urls_file = \"/x\"\norigin_urls = \"u\"\n";
     let e = err(text);
-    assert_err(
-        &e,
-        Some("storage[1].origin_urls"),
-        Some(5),
-        "both `origin_urls_file` and `origin_urls` are given",
-    );
+    assert_err(&e, Some("storage[1].origin_urls"), Some(5), "both `origin_urls_file` and `origin_urls` are given");
 }
 
 #[test]

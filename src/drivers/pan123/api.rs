@@ -139,7 +139,9 @@ fn parse_num<E: de::Error>(v: NumOrText) -> Result<Option<i64>, E> {
         NumOrText::Float(f) if f.fract() == 0.0 => Ok(Some(f as i64)),
         NumOrText::Float(f) => Err(E::custom(format!("expected an integer, found {f}"))),
         NumOrText::Text(s) if s.trim().is_empty() => Ok(None),
-        NumOrText::Text(s) => s.trim().parse().map(Some).map_err(|_| E::custom(format!("expected a number, found {s:?}"))),
+        NumOrText::Text(s) => {
+            s.trim().parse().map(Some).map_err(|_| E::custom(format!("expected a number, found {s:?}")))
+        }
     }
 }
 

@@ -69,7 +69,11 @@ pub struct ApiError {
 }
 
 /// The `data` of a successful envelope, or the API's error.
-pub fn decode_envelope(status: u16, body: &[u8], ok_code: i64) -> Result<std::result::Result<serde_json::Value, ApiError>> {
+pub fn decode_envelope(
+    status: u16,
+    body: &[u8],
+    ok_code: i64,
+) -> Result<std::result::Result<serde_json::Value, ApiError>> {
     let envelope: Envelope = match serde_json::from_slice(body) {
         Ok(e) => e,
         Err(_) => {
@@ -81,9 +85,7 @@ pub fn decode_envelope(status: u16, body: &[u8], ok_code: i64) -> Result<std::re
         }
     };
     match envelope.code {
-        None if envelope.info.is_some() => {
-            Ok(Err(ApiError { code: None, message: envelope.info.unwrap_or_default() }))
-        }
+        None if envelope.info.is_some() => Ok(Err(ApiError { code: None, message: envelope.info.unwrap_or_default() })),
         None => Ok(Ok(envelope.data.unwrap_or(serde_json::Value::Null))),
         Some(code) if code == ok_code => Ok(Ok(envelope.data.unwrap_or(serde_json::Value::Null))),
         Some(code) => Ok(Err(ApiError { code: Some(code), message: envelope.message.unwrap_or_default() })),
@@ -111,7 +113,9 @@ pub fn classify(err: &ApiError) -> Error {
         _ if msg.contains("签名") || msg.to_ascii_lowercase().contains("sign") => Error::Remote(format!(
             "123pan rejected the request signature (code {code}: {msg}); the signature carries the time, so check that this machine's clock is right"
         )),
-        _ if msg.contains("platform") => Error::Remote(format!("123pan refused the request (code {code}: {msg}); check the `platform` option")),
+        _ if msg.contains("platform") => {
+            Error::Remote(format!("123pan refused the request (code {code}: {msg}); check the `platform` option"))
+        }
         _ => Error::Remote(format!("123pan error (code {code}): {msg}")),
     }
 }
@@ -224,7 +228,12 @@ impl Client {
         self.login().await
     }
 
-    pub async fn get<T: DeserializeOwned>(&self, path: &str, query: &[(&str, String)], limiter: Option<&RateLimiter>) -> Result<T> {
+    pub async fn get<T: DeserializeOwned>(
+        &self,
+        path: &str,
+        query: &[(&str, String)],
+        limiter: Option<&RateLimiter>,
+    ) -> Result<T> {
         self.call(Method::GET, path, query, None::<&()>, limiter).await
     }
 
@@ -339,7 +348,8 @@ mod tests {
         assert_eq!(ok["a"], 1);
         assert!(decode_envelope(200, br#"{"code":200,"data":{"token":"t"}}"#, 200).unwrap().is_ok());
         // A non-200 status with an envelope is decided by the envelope.
-        let e = decode_envelope(401, br#"{"code":401,"message":"token is expired","data":null}"#, 0).unwrap().unwrap_err();
+        let e =
+            decode_envelope(401, br#"{"code":401,"message":"token is expired","data":null}"#, 0).unwrap().unwrap_err();
         assert_eq!(e, api(Some(401), "token is expired"));
         // Missing code: success (OpenList), unless it is the 2023 {"status","info"} shape.
         assert!(decode_envelope(200, br#"{"data":{}}"#, 0).unwrap().is_ok());
@@ -362,7 +372,9 @@ mod tests {
         assert!(!classify(&api(Some(5066), "file does not exist")).is_transient());
         let risk = classify_login(&api(Some(7012), "当前账号存在境外登录风险")).to_string();
         assert!(risk.contains("SMS") && risk.contains("7012"), "{risk}");
-        assert!(classify_login(&api(Some(1), "当前登录操作频繁，请稍后再试")).to_string().contains("wait a few minutes"));
+        assert!(
+            classify_login(&api(Some(1), "当前登录操作频繁，请稍后再试")).to_string().contains("wait a few minutes")
+        );
         assert!(classify_login(&api(Some(5201), "账号或密码错误")).to_string().contains("check username and password"));
         for e in [classify_login(&api(Some(7012), "x")), classify_login(&api(Some(1), "频繁"))] {
             assert!(!e.is_transient());

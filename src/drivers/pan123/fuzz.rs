@@ -21,7 +21,18 @@ fn block_on<T>(f: impl std::future::Future<Output = T>) -> T {
 
 #[test]
 fn absurd_sizes_are_unknown_never_wrong() {
-    let absurd = [json!(-1), json!("-1"), json!(u64::MAX), json!(1e19), json!("1e3"), json!(0.5), json!("abc"), json!(true), json!({}), json!(null)];
+    let absurd = [
+        json!(-1),
+        json!("-1"),
+        json!(u64::MAX),
+        json!(1e19),
+        json!("1e3"),
+        json!(0.5),
+        json!("abc"),
+        json!(true),
+        json!({}),
+        json!(null),
+    ];
     for size in absurd {
         let page: ListPage = decode("page", json!({"Next": "-1", "InfoList": [file(7, size.clone())]})).unwrap();
         assert_eq!(entry_of(&page.info_list.unwrap()[0]).size, None, "{size}");
@@ -30,7 +41,8 @@ fn absurd_sizes_are_unknown_never_wrong() {
     missing.as_object_mut().unwrap().remove("Size");
     let f = decode::<ListPage>("page", json!({"InfoList": [missing]})).unwrap().info_list.unwrap();
     assert_eq!(entry_of(&f[0]).size, None, "a missing size is unknown, not an empty file");
-    let info: UserInfo = decode("user info", json!({"SpaceUsed": -5, "SpacePermanent": u64::MAX, "SpaceTemp": "x"})).unwrap();
+    let info: UserInfo =
+        decode("user info", json!({"SpaceUsed": -5, "SpacePermanent": u64::MAX, "SpaceTemp": "x"})).unwrap();
     assert_eq!((info.space_used, info.space_permanent, info.space_temp), (0, 0, 0));
 }
 
@@ -78,10 +90,39 @@ fn a_page_served_twice_lists_its_files_once() {
 }
 
 const KEYS: &[&str] = &[
-    "code", "message", "msg", "data", "info", "status", "token", "Next", "next", "Total", "total", "InfoList",
-    "infoList", "FileId", "FileID", "fileId", "FileName", "fileName", "Type", "type", "Size", "size", "Etag",
-    "etag", "S3KeyFlag", "UpdateAt", "updateAt", "SpaceUsed", "SpacePermanent", "SpaceTemp", "DownloadUrl",
-    "DownloadURL", "redirect_url",
+    "code",
+    "message",
+    "msg",
+    "data",
+    "info",
+    "status",
+    "token",
+    "Next",
+    "next",
+    "Total",
+    "total",
+    "InfoList",
+    "infoList",
+    "FileId",
+    "FileID",
+    "fileId",
+    "FileName",
+    "fileName",
+    "Type",
+    "type",
+    "Size",
+    "size",
+    "Etag",
+    "etag",
+    "S3KeyFlag",
+    "UpdateAt",
+    "updateAt",
+    "SpaceUsed",
+    "SpacePermanent",
+    "SpaceTemp",
+    "DownloadUrl",
+    "DownloadURL",
+    "redirect_url",
 ];
 
 /// Decode `v` as `T`: a value goes to `then`; an error must say what and where.

@@ -90,17 +90,9 @@ pub async fn resolve(http: &reqwest::Client, download_url: &str) -> Result<(Stri
     let mut backoff = Backoff::new(MAX_ATTEMPTS);
     loop {
         let attempt = async {
-            let response = http
-                .get(&hop)
-                .header(header::REFERER, format!("{WEB_ORIGIN}/"))
-                .send()
-                .await?;
+            let response = http.get(&hop).header(header::REFERER, format!("{WEB_ORIGIN}/")).send().await?;
             let status = response.status().as_u16();
-            let location = response
-                .headers()
-                .get(header::LOCATION)
-                .and_then(|v| v.to_str().ok())
-                .map(str::to_owned);
+            let location = response.headers().get(header::LOCATION).and_then(|v| v.to_str().ok()).map(str::to_owned);
             let body = crate::http::api_body(response).await?;
             final_url(&hop, status, location.as_deref(), &body)
         };

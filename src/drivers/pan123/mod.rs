@@ -86,12 +86,7 @@ impl Pan123 {
             Some(Credentials { username, password }),
             String::new(),
         );
-        Ok(Pan123 {
-            client,
-            root_id,
-            list_limiter: list_limiter(options)?,
-            links: LinkMinter::from_options(options)?,
-        })
+        Ok(Pan123 { client, root_id, list_limiter: list_limiter(options)?, links: LinkMinter::from_options(options)? })
     }
 }
 
@@ -118,24 +113,27 @@ impl Driver for Pan123 {
     }
 
     async fn list(&self, dir: &Entry) -> Result<Vec<Entry>> {
-        list_all(|page| {
-            let query = [
-                ("driveId", "0".to_string()),
-                ("limit", paging::PAGE_LIMIT.to_string()),
-                ("next", "0".to_string()),
-                ("orderBy", "file_id".to_string()),
-                ("orderDirection", "desc".to_string()),
-                ("parentFileId", dir.id.clone()),
-                ("trashed", "false".to_string()),
-                ("SearchData", String::new()),
-                ("Page", page.to_string()),
-                ("OnlyLookAbnormalFile", "0".to_string()),
-                ("event", "homeListFile".to_string()),
-                ("operateType", "4".to_string()),
-                ("inDirectSpace", "false".to_string()),
-            ];
-            async move { self.client.get::<ListPage>(LIST_PATH, &query, Some(&self.list_limiter)).await }
-        }, &dir.id)
+        list_all(
+            |page| {
+                let query = [
+                    ("driveId", "0".to_string()),
+                    ("limit", paging::PAGE_LIMIT.to_string()),
+                    ("next", "0".to_string()),
+                    ("orderBy", "file_id".to_string()),
+                    ("orderDirection", "desc".to_string()),
+                    ("parentFileId", dir.id.clone()),
+                    ("trashed", "false".to_string()),
+                    ("SearchData", String::new()),
+                    ("Page", page.to_string()),
+                    ("OnlyLookAbnormalFile", "0".to_string()),
+                    ("event", "homeListFile".to_string()),
+                    ("operateType", "4".to_string()),
+                    ("inDirectSpace", "false".to_string()),
+                ];
+                async move { self.client.get::<ListPage>(LIST_PATH, &query, Some(&self.list_limiter)).await }
+            },
+            &dir.id,
+        )
         .await
     }
 
@@ -184,7 +182,14 @@ pub(crate) fn list_limiter(options: &Options) -> Result<RateLimiter, ConfigError
 }
 
 pub(crate) fn root_entry(id: &str) -> Entry {
-    Entry { id: id.to_string(), name: String::new(), is_dir: true, size: Some(0), mtime: UNIX_EPOCH, version: String::new() }
+    Entry {
+        id: id.to_string(),
+        name: String::new(),
+        is_dir: true,
+        size: Some(0),
+        mtime: UNIX_EPOCH,
+        version: String::new(),
+    }
 }
 
 /// Every entry of a folder, all pages, sorted by name, within the bounds of
@@ -212,7 +217,12 @@ where
     }
     let mut entries = pages.into_items();
     if let Some(total) = total.filter(|t| *t != entries.len() as i64) {
-        tracing::warn!(folder = dir_id, total, received = entries.len(), "123pan listing: Total differs from the entries received");
+        tracing::warn!(
+            folder = dir_id,
+            total,
+            received = entries.len(),
+            "123pan listing: Total differs from the entries received"
+        );
     }
     entries.sort_by(|a, b| a.name.cmp(&b.name));
     Ok(entries)
@@ -284,7 +294,9 @@ impl LinkMinter {
         let info = match info {
             Ok(info) => info,
             Err(err) => {
-                if err.to_string().starts_with(client::TRAFFIC_MESSAGE) && !self.traffic_logged.swap(true, Ordering::Relaxed) {
+                if err.to_string().starts_with(client::TRAFFIC_MESSAGE)
+                    && !self.traffic_logged.swap(true, Ordering::Relaxed)
+                {
                     tracing::error!(
                         "123pan download traffic quota exhausted (code 5113): reads fail with EIO until the quota resets (non-VIP accounts get a small daily quota) or the account is upgraded"
                     );
@@ -320,7 +332,9 @@ mod tests {
         assert_eq!(e.mtime, UNIX_EPOCH + Duration::from_secs(1_714_609_815));
         let r = FileRef::of(&e).unwrap();
         assert_eq!((r.id, r.etag.as_str(), r.s3_key_flag.as_str()), (20_000_000_002, "b6d8", "1814435971-0"));
-        let d: File = serde_json::from_str(r#"{"FileId":"7","FileName":"Movies","Type":1,"Size":0,"UpdateAt":"garbage"}"#).unwrap();
+        let d: File =
+            serde_json::from_str(r#"{"FileId":"7","FileName":"Movies","Type":1,"Size":0,"UpdateAt":"garbage"}"#)
+                .unwrap();
         let d = entry_of(&d);
         assert!(d.is_dir && d.mtime == UNIX_EPOCH && d.version.is_empty());
         assert!(matches!(FileRef::of(&d), Err(Error::IsDir)));

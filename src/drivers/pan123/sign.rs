@@ -114,10 +114,7 @@ mod tests {
             assert_eq!(sign(path, 1_700_000_000, 1_234_567), ("883022862".into(), value.into()), "{path}");
         }
         assert_eq!(sign("/b/api/user/info", 1_700_000_039, 0).0, "883022862");
-        assert_eq!(
-            sign("/b/api/user/info", 1_700_000_040, 0),
-            ("1135013016".into(), "1700000040-0-1159233043".into())
-        );
+        assert_eq!(sign("/b/api/user/info", 1_700_000_040, 0), ("1135013016".into(), "1700000040-0-1159233043".into()));
     }
 
     #[test]

@@ -28,19 +28,12 @@ pub struct SignError(pub String);
 
 /// Sign `url` so that it is valid until `expires_at_unix` (Unix seconds); `rand` is any
 /// non-negative number (OpenList uses Go's `rand.Int()`).
-pub fn sign(
-    url: &str,
-    private_key: &str,
-    uid: u64,
-    expires_at_unix: u64,
-    rand: u64,
-) -> Result<String, SignError> {
+pub fn sign(url: &str, private_key: &str, uid: u64, expires_at_unix: u64, rand: u64) -> Result<String, SignError> {
     if private_key.is_empty() {
         return Ok(url.to_string());
     }
     let u = SplitUrl::parse(url)?;
-    let path = unescape(u.path, false)
-        .ok_or_else(|| SignError("invalid percent-escape in the path".into()))?;
+    let path = unescape(u.path, false).ok_or_else(|| SignError("invalid percent-escape in the path".into()))?;
 
     let mut sstring = path.clone();
     sstring.extend_from_slice(format!("-{expires_at_unix}-{rand}-{uid}-{private_key}").as_bytes());
@@ -56,18 +49,8 @@ pub fn sign(
         .collect::<Vec<_>>()
         .join("&");
 
-    let path_out = if valid_encoded_path(u.path) {
-        u.path.to_string()
-    } else {
-        escape(&path, Mode::Path)
-    };
-    let mut out = format!(
-        "{}://{}{}?{}",
-        u.scheme.to_ascii_lowercase(),
-        u.authority,
-        path_out,
-        query
-    );
+    let path_out = if valid_encoded_path(u.path) { u.path.to_string() } else { escape(&path, Mode::Path) };
+    let mut out = format!("{}://{}{}?{}", u.scheme.to_ascii_lowercase(), u.authority, path_out, query);
     if let Some(fragment) = u.fragment {
         out.push('#');
         out.push_str(fragment);
@@ -97,28 +80,20 @@ impl<'a> SplitUrl<'a> {
             .split_once(':')
             .filter(|(s, _)| {
                 s.starts_with(|c: char| c.is_ascii_alphabetic())
-                    && s.chars()
-                        .all(|c| c.is_ascii_alphanumeric() || "+-.".contains(c))
+                    && s.chars().all(|c| c.is_ascii_alphanumeric() || "+-.".contains(c))
             })
             .ok_or_else(|| SignError("the URL has no scheme".into()))?;
         let (rest, query) = match rest.split_once('?') {
             Some((r, q)) => (r, Some(q)),
             None => (rest, None),
         };
-        let rest = rest
-            .strip_prefix("//")
-            .ok_or_else(|| SignError("the URL is not of the form scheme://host/path".into()))?;
+        let rest =
+            rest.strip_prefix("//").ok_or_else(|| SignError("the URL is not of the form scheme://host/path".into()))?;
         let (authority, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
         if authority.is_empty() {
             return Err(SignError("the URL has no host".into()));
         }
-        Ok(SplitUrl {
-            scheme,
-            authority,
-            path,
-            query,
-            fragment,
-        })
+        Ok(SplitUrl { scheme, authority, path, query, fragment })
     }
 }
 
@@ -135,10 +110,7 @@ fn should_escape(c: u8, mode: Mode) -> bool {
     if c.is_ascii_alphanumeric() || matches!(c, b'-' | b'_' | b'.' | b'~') {
         return false;
     }
-    if matches!(
-        c,
-        b'$' | b'&' | b'+' | b',' | b'/' | b':' | b';' | b'=' | b'?' | b'@'
-    ) {
+    if matches!(c, b'$' | b'&' | b'+' | b',' | b'/' | b':' | b';' | b'=' | b'?' | b'@') {
         return match mode {
             Mode::Path => c == b'?',
             Mode::Query => true,
@@ -244,18 +216,8 @@ mod tests {
 
     #[test]
     fn worked_example_1_official() {
-        assert_eq!(
-            md5_of("/13/files/1.txt-1689220731-123-13-289ds32418bxdba"),
-            "3bdacc0e031fd67fe829152f37c8fbad"
-        );
-        let signed = sign(
-            "http://vip.123pan.cn/13/files/1.txt",
-            "289ds32418bxdba",
-            13,
-            1689220731,
-            123,
-        )
-        .unwrap();
+        assert_eq!(md5_of("/13/files/1.txt-1689220731-123-13-289ds32418bxdba"), "3bdacc0e031fd67fe829152f37c8fbad");
+        let signed = sign("http://vip.123pan.cn/13/files/1.txt", "289ds32418bxdba", 13, 1689220731, 123).unwrap();
         assert_eq!(
             signed,
             "http://vip.123pan.cn/13/files/1.txt?auth_key=1689220731-123-13-3bdacc0e031fd67fe829152f37c8fbad"
@@ -267,9 +229,7 @@ mod tests {
         let url = "https://vip.123pan.cn/1814435971/movies/%E6%B5%8B%E8%AF%95%20video.mp4?foo=bar";
         // The hash is over the decoded path; the encoded one gives a different value.
         assert_eq!(
-            md5_of(
-                "/1814435971/movies/测试 video.mp4-1750001800-5577006791947779410-1814435971-s3cr3tKey"
-            ),
+            md5_of("/1814435971/movies/测试 video.mp4-1750001800-5577006791947779410-1814435971-s3cr3tKey"),
             "f73efa6cf51da5d9494afb54119823ef"
         );
         assert_eq!(
@@ -279,14 +239,7 @@ mod tests {
             "08542bf1cfba468bcbca3e500531f0b8"
         );
         let now = 1750000000;
-        let signed = sign(
-            url,
-            "s3cr3tKey",
-            1814435971,
-            now + 30 * 60,
-            5577006791947779410,
-        )
-        .unwrap();
+        let signed = sign(url, "s3cr3tKey", 1814435971, now + 30 * 60, 5577006791947779410).unwrap();
         assert_eq!(
             signed,
             "https://vip.123pan.cn/1814435971/movies/%E6%B5%8B%E8%AF%95%20video.mp4?auth_key=1750001800-5577006791947779410-1814435971-f73efa6cf51da5d9494afb54119823ef&foo=bar"
@@ -318,31 +271,18 @@ mod tests {
 
     #[test]
     fn query_is_sorted_and_form_encoded_like_go() {
-        let signed = sign(
-            "HTTPS://h/p?z=1&b=a+b%2Fc&b=2&x*=~&auth_key=old&&;bad=1&e",
-            "k",
-            1,
-            2,
-            3,
-        )
-        .unwrap();
+        let signed = sign("HTTPS://h/p?z=1&b=a+b%2Fc&b=2&x*=~&auth_key=old&&;bad=1&e", "k", 1, 2, 3).unwrap();
         let (base, query) = signed.split_once('?').unwrap();
         assert_eq!(base, "https://h/p");
         let md5 = md5_of("/p-2-3-1-k");
-        assert_eq!(
-            query,
-            format!("auth_key=old&auth_key=2-3-1-{md5}&b=a+b%2Fc&b=2&e=&x%2A=~&z=1")
-        );
+        assert_eq!(query, format!("auth_key=old&auth_key=2-3-1-{md5}&b=a+b%2Fc&b=2&e=&x%2A=~&z=1"));
     }
 
     #[test]
     fn path_encoding_is_kept_when_valid_and_fixed_when_not() {
         // Valid encoding (even unusual, like `%41` for `A`, or raw `!*'()`) is kept.
         let s = sign("https://h/%41/!*'()/x", "k", 0, 1, 1).unwrap();
-        assert!(
-            s.starts_with("https://h/%41/!*'()/x?auth_key=1-1-0-"),
-            "{s}"
-        );
+        assert!(s.starts_with("https://h/%41/!*'()/x?auth_key=1-1-0-"), "{s}");
         assert!(s.ends_with(&md5_of("/A/!*'()/x-1-1-0-k")), "{s}");
         // Raw spaces and non-ASCII are encoded (upper-case hex); the hash uses the real path.
         let s = sign("https://h/a b/测", "k", 0, 1, 1).unwrap();
@@ -353,13 +293,7 @@ mod tests {
         assert!(s.ends_with(&md5_of("/a+b-1-1-0-k")), "{s}");
         // Fragment and port are kept; an empty path hashes as "".
         let s = sign("https://h:8443?x=1#frag", "k", 0, 1, 1).unwrap();
-        assert_eq!(
-            s,
-            format!(
-                "https://h:8443?auth_key=1-1-0-{}&x=1#frag",
-                md5_of("-1-1-0-k")
-            )
-        );
+        assert_eq!(s, format!("https://h:8443?auth_key=1-1-0-{}&x=1#frag", md5_of("-1-1-0-k")));
     }
 
     #[test]
@@ -370,9 +304,6 @@ mod tests {
         assert!(sign("https:///x", "k", 0, 1, 1).is_err());
         assert!(sign("https://h/x\ny", "k", 0, 1, 1).is_err());
         let e = sign("https://h/%zz", "k", 0, 1, 1).unwrap_err();
-        assert_eq!(
-            e.to_string(),
-            "cannot sign the URL: invalid percent-escape in the path"
-        );
+        assert_eq!(e.to_string(), "cannot sign the URL: invalid percent-escape in the path");
     }
 }

@@ -27,13 +27,7 @@ use super::{BuildContext, Driver, Entry, Link};
 use crate::config::{ConfigError, Options};
 use crate::error::{Error, Result};
 
-pub const OPTIONS: &[&str] = &[
-    "origin_urls",
-    "private_key",
-    "uid",
-    "valid_duration",
-    "proxy",
-];
+pub const OPTIONS: &[&str] = &["origin_urls", "private_key", "uid", "valid_duration", "proxy"];
 
 /// OpenList's default: links valid for 30 minutes.
 const DEFAULT_VALID_MINUTES: i64 = 30;
@@ -59,22 +53,14 @@ impl Pan123Link {
         // client that fetches these links is built elsewhere.
         let _proxy = options.str("proxy")?;
 
-        let tree = tree::parse(&text, unix_now() as i64).map_err(|e| {
-            options.error(
-                "origin_urls",
-                format!("line {} of origin_urls: {}", e.line, e.message),
-            )
-        })?;
+        let tree = tree::parse(&text, unix_now() as i64)
+            .map_err(|e| options.error("origin_urls", format!("line {} of origin_urls: {}", e.line, e.message)))?;
         if !private_key.is_empty() {
             // Find unsignable URLs now rather than at the first read.
             for node in tree.files() {
                 let url = &node.file().expect("files() yields files").url;
-                auth_key::sign(url, &private_key, uid, 0, 0).map_err(|e| {
-                    options.error(
-                        "origin_urls",
-                        format!("line {} of origin_urls: {e}", node.line),
-                    )
-                })?;
+                auth_key::sign(url, &private_key, uid, 0, 0)
+                    .map_err(|e| options.error("origin_urls", format!("line {} of origin_urls: {e}", node.line)))?;
             }
         }
         for warning in &tree.warnings {
@@ -103,10 +89,7 @@ impl Pan123Link {
                 let mut h = Md5::new();
                 h.update(f.url.as_bytes());
                 h.update(format!("\0{:?}\0{}", f.size, f.mtime).as_bytes());
-                let version = h.finalize()[..8]
-                    .iter()
-                    .map(|b| format!("{b:02x}"))
-                    .collect();
+                let version = h.finalize()[..8].iter().map(|b| format!("{b:02x}")).collect();
                 Entry {
                     id: node.path.clone(),
                     name: node.name.clone(),
@@ -146,38 +129,24 @@ impl Driver for Pan123Link {
         let node = self.tree.get(&file.id).ok_or(Error::NotFound)?;
         let info = node.file().ok_or(Error::IsDir)?;
         if self.private_key.is_empty() {
-            return Ok(Link {
-                url: info.url.clone(),
-                headers: Vec::new(),
-                expires_at: None,
-            });
+            return Ok(Link { url: info.url.clone(), headers: Vec::new(), expires_at: None });
         }
         let expires = unix_now().saturating_add(self.valid_duration.as_secs());
         // Non-negative, up to 2^63-1, like Go's rand.Int() in OpenList.
         let rand = rand::random::<u64>() >> 1;
         let url = auth_key::sign(&info.url, &self.private_key, self.uid, expires, rand)
             .map_err(|e| Error::internal(format!("{}: {e}", node.path)))?;
-        Ok(Link {
-            url,
-            headers: Vec::new(),
-            expires_at: Some(UNIX_EPOCH + Duration::from_secs(expires)),
-        })
+        Ok(Link { url, headers: Vec::new(), expires_at: Some(UNIX_EPOCH + Duration::from_secs(expires)) })
     }
 }
 
 fn unix_now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
 }
 
 fn unix_to_system_time(secs: i64) -> SystemTime {
     let magnitude = Duration::from_secs(secs.unsigned_abs());
-    let t = if secs >= 0 {
-        UNIX_EPOCH.checked_add(magnitude)
-    } else {
-        UNIX_EPOCH.checked_sub(magnitude)
-    };
+    let t = if secs >= 0 { UNIX_EPOCH.checked_add(magnitude) } else { UNIX_EPOCH.checked_sub(magnitude) };
     t.unwrap_or(UNIX_EPOCH)
 }
 

@@ -15,16 +15,12 @@ https://vip.123pan.cn/1814435971/readme.txt?x=1
 ";
 
 fn ctx() -> BuildContext {
-    BuildContext {
-        http: HttpClient::new(None).unwrap(),
-        state_dir: None,
-    }
+    BuildContext { http: HttpClient::new(None).unwrap(), state_dir: None }
 }
 
 fn options(extra: &str) -> Options {
-    let text = format!(
-        "[[storage]]\npath = \"/links\"\ndriver = \"123pan_link\"\norigin_urls = '''\n{TREE}'''\n{extra}"
-    );
+    let text =
+        format!("[[storage]]\npath = \"/links\"\ndriver = \"123pan_link\"\norigin_urls = '''\n{TREE}'''\n{extra}");
     let config = Config::parse(&text, Path::new("/etc/panmount.toml")).unwrap();
     config.storages.into_iter().next().unwrap().options
 }
@@ -34,14 +30,7 @@ fn build(extra: &str) -> Result<Pan123Link, ConfigError> {
 }
 
 fn dir(id: &str) -> Entry {
-    Entry {
-        id: id.into(),
-        name: String::new(),
-        is_dir: true,
-        size: None,
-        mtime: UNIX_EPOCH,
-        version: String::new(),
-    }
+    Entry { id: id.into(), name: String::new(), is_dir: true, size: None, mtime: UNIX_EPOCH, version: String::new() }
 }
 
 #[tokio::test]
@@ -81,19 +70,10 @@ async fn lists_the_tree() {
 async fn errors_for_unknown_ids_files_and_folders() {
     let d = build("").unwrap();
     assert!(matches!(d.list(&dir("/Nope")).await, Err(Error::NotFound)));
-    assert!(matches!(
-        d.list(&dir("/Movies/")).await,
-        Err(Error::NotFound)
-    ));
-    assert!(matches!(
-        d.list(&dir("/readme.txt")).await,
-        Err(Error::NotDir)
-    ));
+    assert!(matches!(d.list(&dir("/Movies/")).await, Err(Error::NotFound)));
+    assert!(matches!(d.list(&dir("/readme.txt")).await, Err(Error::NotDir)));
     assert!(matches!(d.link(&dir("/Movies")).await, Err(Error::IsDir)));
-    assert!(matches!(
-        d.link(&dir("/Movies/zz.mp4")).await,
-        Err(Error::NotFound)
-    ));
+    assert!(matches!(d.link(&dir("/Movies/zz.mp4")).await, Err(Error::NotFound)));
 }
 
 #[tokio::test]
@@ -107,16 +87,12 @@ async fn unsigned_links_are_the_written_urls() {
 
 #[tokio::test]
 async fn signed_links_expire_after_valid_duration() {
-    let d =
-        build("private_key = \"s3cr3tKey\"\nuid = \"1814435971\"\nvalid_duration = 45\n").unwrap();
+    let d = build("private_key = \"s3cr3tKey\"\nuid = \"1814435971\"\nvalid_duration = 45\n").unwrap();
     let before = unix_now();
     let link = d.link(&dir("/Movies/Extras/花絮.mkv")).await.unwrap();
     let after = unix_now();
     let (base, query) = link.url.split_once("?auth_key=").unwrap();
-    assert_eq!(
-        base,
-        "https://vip.123pan.cn/1814435971/movies/%E8%8A%B1%E7%B5%AE.mkv"
-    );
+    assert_eq!(base, "https://vip.123pan.cn/1814435971/movies/%E8%8A%B1%E7%B5%AE.mkv");
     let parts: Vec<&str> = query.split('-').collect();
     assert_eq!(parts.len(), 4, "{query}");
     let ts: u64 = parts[0].parse().unwrap();
@@ -125,10 +101,7 @@ async fn signed_links_expire_after_valid_duration() {
     assert!(rand <= i64::MAX as u64);
     assert_eq!(parts[2], "1814435971");
     let url = "https://vip.123pan.cn/1814435971/movies/%E8%8A%B1%E7%B5%AE.mkv";
-    assert_eq!(
-        link.url,
-        auth_key::sign(url, "s3cr3tKey", 1814435971, ts, rand).unwrap()
-    );
+    assert_eq!(link.url, auth_key::sign(url, "s3cr3tKey", 1814435971, ts, rand).unwrap());
     assert_eq!(link.expires_at, Some(UNIX_EPOCH + Duration::from_secs(ts)));
     // The existing query is kept (and sorted after auth_key).
     let link = d.link(&dir("/readme.txt")).await.unwrap();
@@ -148,50 +121,35 @@ fn option_errors() {
     let e = build("proxy = 5\n").err().unwrap();
     assert_eq!(e.key.as_deref(), Some("storage[1].proxy"));
 
-    let missing = Config::parse(
-        "[[storage]]\npath = \"/l\"\ndriver = \"123pan_link\"\n",
-        Path::new("/etc/panmount.toml"),
-    )
-    .unwrap();
-    let e = Pan123Link::from_options(&missing.storages[0].options, &ctx())
-        .err()
-        .unwrap();
+    let missing =
+        Config::parse("[[storage]]\npath = \"/l\"\ndriver = \"123pan_link\"\n", Path::new("/etc/panmount.toml"))
+            .unwrap();
+    let e = Pan123Link::from_options(&missing.storages[0].options, &ctx()).err().unwrap();
     assert_eq!(e.key.as_deref(), Some("storage[1].origin_urls"));
     assert_eq!(e.message, "missing required option");
 }
 
 #[test]
 fn tree_errors_name_the_line_of_the_text() {
-    let text = "[[storage]]\npath = \"/l\"\ndriver = \"123pan_link\"\norigin_urls = \"\"\"\nA:\n   https://h/x\n\"\"\"\n";
+    let text =
+        "[[storage]]\npath = \"/l\"\ndriver = \"123pan_link\"\norigin_urls = \"\"\"\nA:\n   https://h/x\n\"\"\"\n";
     let config = Config::parse(text, Path::new("/etc/panmount.toml")).unwrap();
-    let e = Pan123Link::from_options(&config.storages[0].options, &ctx())
-        .err()
-        .unwrap();
+    let e = Pan123Link::from_options(&config.storages[0].options, &ctx()).err().unwrap();
     assert_eq!(e.key.as_deref(), Some("storage[1].origin_urls"));
     assert_eq!(e.line, Some(4));
     // The text starts after the newline that follows `"""`.
-    assert_eq!(
-        e.message,
-        "line 2 of origin_urls: the line '   https://h/x' is not a multiple of 2"
-    );
+    assert_eq!(e.message, "line 2 of origin_urls: the line '   https://h/x' is not a multiple of 2");
 
     // With a key, URLs that cannot be signed are found at load time.
     let text = "[[storage]]\npath = \"/l\"\ndriver = \"123pan_link\"\norigin_urls = \"https://h/%zz/x\"\nprivate_key = \"k\"\n";
     let config = Config::parse(text, Path::new("/etc/panmount.toml")).unwrap();
-    let e = Pan123Link::from_options(&config.storages[0].options, &ctx())
-        .err()
-        .unwrap();
-    assert_eq!(
-        e.message,
-        "line 1 of origin_urls: cannot sign the URL: invalid percent-escape in the path"
-    );
+    let e = Pan123Link::from_options(&config.storages[0].options, &ctx()).err().unwrap();
+    assert_eq!(e.message, "line 1 of origin_urls: cannot sign the URL: invalid percent-escape in the path");
 }
 
 #[test]
 fn built_through_the_registry() {
-    let text = format!(
-        "[[storage]]\npath = \"/l\"\ndriver = \"123pan_link\"\norigin_urls = '''{TREE}'''\n"
-    );
+    let text = format!("[[storage]]\npath = \"/l\"\ndriver = \"123pan_link\"\norigin_urls = '''{TREE}'''\n");
     let config = Config::parse(&text, Path::new("/etc/panmount.toml")).unwrap();
     let driver = crate::drivers::build(&config.storages[0], &ctx()).unwrap();
     assert_eq!(driver.kind(), "123pan_link");

@@ -143,10 +143,7 @@ pub fn parse(text: &str, now_unix: i64) -> Result<Tree, ParseError> {
         let indent = raw.bytes().take_while(|&b| b == b' ').count();
         // Checked before skipping blank lines, as OpenList does: a line of three spaces fails.
         if indent % 2 != 0 {
-            return Err(err(format!(
-                "the line '{}' is not a multiple of 2",
-                raw.trim_end_matches('\r')
-            )));
+            return Err(err(format!("the line '{}' is not a multiple of 2", raw.trim_end_matches('\r'))));
         }
         let level = (indent / 2) as i64;
         let rest = raw[indent..].trim();
@@ -170,21 +167,11 @@ pub fn parse(text: &str, now_unix: i64) -> Result<Tree, ParseError> {
             check_name(&name).map_err(err)?;
         }
         nodes[parent].children.push(index);
-        nodes.push(Node {
-            name,
-            path: String::new(),
-            line,
-            kind,
-            children: Vec::new(),
-        });
+        nodes.push(Node { name, path: String::new(), line, kind, children: Vec::new() });
     }
     let warnings = rename_duplicates(&mut nodes);
     let by_path = assign_paths(&mut nodes);
-    Ok(Tree {
-        nodes,
-        by_path,
-        warnings,
-    })
+    Ok(Tree { nodes, by_path, warnings })
 }
 
 /// `[size:][mtime:]URL` → (name, info).
@@ -194,9 +181,7 @@ fn parse_file(line: &str, now_unix: i64) -> Result<(String, FileInfo), String> {
     let start = line
         .find("http://")
         .or_else(|| line.find("https://"))
-        .ok_or_else(|| {
-            "url is required for file (a file line is [size:][mtime:]http(s)://...)".to_string()
-        })?;
+        .ok_or_else(|| "url is required for file (a file line is [size:][mtime:]http(s)://...)".to_string())?;
     let (info, url) = line.split_at(start);
     let name = name_from_url(url);
     let (size, mtime) = if info.is_empty() {
@@ -211,29 +196,21 @@ fn parse_file(line: &str, now_unix: i64) -> Result<(String, FileInfo), String> {
         }
         let mut parts = info.split(':');
         let size_text = parts.next().unwrap_or("");
-        let size: i64 = size_text.parse().map_err(|_| {
-            format!("invalid file size '{size_text}': must be an integer number of bytes")
-        })?;
+        let size: i64 = size_text
+            .parse()
+            .map_err(|_| format!("invalid file size '{size_text}': must be an integer number of bytes"))?;
         // DIFFERENCE (f).
-        let size = u64::try_from(size)
-            .map_err(|_| format!("invalid file size '{size_text}': must not be negative"))?;
+        let size = u64::try_from(size).map_err(|_| format!("invalid file size '{size_text}': must not be negative"))?;
         let mtime = match parts.next() {
-            Some(m) => m
-                .parse::<i64>()
-                .map_err(|_| format!("invalid modification time '{m}': must be Unix seconds"))?,
+            Some(m) => {
+                m.parse::<i64>().map_err(|_| format!("invalid modification time '{m}': must be Unix seconds"))?
+            }
             None => now_unix,
         };
         // Parts after the mtime are ignored, as in OpenList.
         (Some(size), mtime)
     };
-    Ok((
-        name,
-        FileInfo {
-            url: url.to_string(),
-            size,
-            mtime,
-        },
-    ))
+    Ok((name, FileInfo { url: url.to_string(), size, mtime }))
 }
 
 /// Go `path.Base` of the URL (DIFFERENCE (c): without query and fragment), then Go
@@ -316,17 +293,13 @@ fn rename_duplicates(nodes: &mut [Node]) -> Vec<String> {
                 .expect("an unused number exists");
             taken.insert(new.clone());
             let line = nodes[c].line;
-            warnings.push((
-                line,
-                format!("line {line}: '{old}' is already used in this folder; shown as '{new}'"),
-            ));
+            warnings.push((line, format!("line {line}: '{old}' is already used in this folder; shown as '{new}'")));
             nodes[c].name = new;
         }
     }
     warnings.sort_by_key(|(line, _)| *line);
     warnings.into_iter().map(|(_, w)| w).collect()
 }
-
 
 /// Full paths, top-down (iteratively: the text decides the depth).
 fn assign_paths(nodes: &mut [Node]) -> HashMap<String, usize> {

@@ -27,7 +27,8 @@ mod tests {
 
     #[test]
     fn body_spelling() {
-        let body = ShareDownloadRequest { share_key: "k", share_pwd: "p", etag: "e", file_id: 5, s3_key_flag: "1-0", size: 9 };
+        let body =
+            ShareDownloadRequest { share_key: "k", share_pwd: "p", etag: "e", file_id: 5, s3_key_flag: "1-0", size: 9 };
         assert_eq!(
             serde_json::to_value(&body).unwrap(),
             serde_json::json!({"shareKey":"k","SharePwd":"p","etag":"e","fileId":5,"s3keyFlag":"1-0","size":9})

@@ -52,8 +52,9 @@ pub struct Pan123Share {
 
 impl Pan123Share {
     pub fn from_options(options: &Options, ctx: &BuildContext) -> Result<Self, ConfigError> {
-        let share_key = share_key(&options.require_str("share_key")?)
-            .ok_or_else(|| options.error("share_key", "expected the share key (the last part of https://www.123pan.com/s/<key>)"))?;
+        let share_key = share_key(&options.require_str("share_key")?).ok_or_else(|| {
+            options.error("share_key", "expected the share key (the last part of https://www.123pan.com/s/<key>)")
+        })?;
         let share_password = options.str("share_password")?.unwrap_or_default().trim().to_string();
         let access_token = options.str("access_token")?.unwrap_or_default().trim().to_string();
         let api_base = pan123::base(options, "api_base", pan123::DEFAULT_API_BASE)?;

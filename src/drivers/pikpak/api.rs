@@ -142,7 +142,8 @@ mod tests {
 
     #[test]
     fn string_ints_and_tolerance() {
-        let f: File = serde_json::from_str(r#"{"kind":"drive#file","id":"a","size":"1048576","links":{},"medias":[]}"#).unwrap();
+        let f: File =
+            serde_json::from_str(r#"{"kind":"drive#file","id":"a","size":"1048576","links":{},"medias":[]}"#).unwrap();
         assert_eq!(f.size, Some(1_048_576));
         let f: File = serde_json::from_str(r#"{"size":12}"#).unwrap();
         assert_eq!(f.size, Some(12));

@@ -55,7 +55,12 @@ pub struct Session {
 }
 
 impl Session {
-    pub fn new(state: StateFile, creds: Option<Credentials>, config_refresh: Option<String>, config_captcha: Option<String>) -> Self {
+    pub fn new(
+        state: StateFile,
+        creds: Option<Credentials>,
+        config_refresh: Option<String>,
+        config_captcha: Option<String>,
+    ) -> Self {
         Session {
             state,
             creds,
@@ -81,7 +86,9 @@ impl Session {
             Some(token) => match self.refresh_with(client, &mut refresh, token).await {
                 Ok(()) => {}
                 Err(e) if e.fault == Fault::InvalidGrant && self.creds.is_some() => {
-                    tracing::info!("PikPak refused the stored refresh token (invalid_grant); logging in with the password");
+                    tracing::info!(
+                        "PikPak refused the stored refresh token (invalid_grant); logging in with the password"
+                    );
                     self.signin(client, &mut refresh).await?;
                 }
                 Err(e) if e.fault == Fault::InvalidGrant => return Err(invalid_grant_error()),
@@ -189,7 +196,9 @@ impl Session {
             if let Err(e) = self.state.set(STATE_KEY, &t.refresh_token) {
                 // The old token is already dead on the server; keep going with the new one in
                 // memory, but say loudly that a restart will need a new login.
-                tracing::error!("cannot persist the rotated PikPak refresh token: {e}; a restart will need the password or a new refresh_token");
+                tracing::error!(
+                    "cannot persist the rotated PikPak refresh token: {e}; a restart will need the password or a new refresh_token"
+                );
             }
         } else if !self.warned.swap(true, Ordering::Relaxed) {
             tracing::info!("no state_dir configured: rotated PikPak refresh tokens will not survive a restart");

@@ -118,7 +118,10 @@ mod tests {
     #[test]
     fn actions_are_method_and_path() {
         assert_eq!(action("GET", "/drive/v1/files"), "GET:/drive/v1/files");
-        assert_eq!(action("GET", "https://api-drive.mypikpak.com/drive/v1/files/VF1?_magic=2021"), "GET:/drive/v1/files/VF1");
+        assert_eq!(
+            action("GET", "https://api-drive.mypikpak.com/drive/v1/files/VF1?_magic=2021"),
+            "GET:/drive/v1/files/VF1"
+        );
         assert_eq!(action("POST", "http://127.0.0.1:9/drive/v1/files:batchMove"), "POST:/drive/v1/files:batchMove");
     }
 }

@@ -88,13 +88,21 @@ impl From<ApiError> for Error {
 
 fn api_error(status: u16, env: &ErrorEnvelope, retry_after: Option<Duration>) -> ApiError {
     let fault = classify(status, env);
-    let what = if !env.error.is_empty() { env.error.clone() } else if !env.detail.is_empty() { env.detail.clone() } else { format!("HTTP {status}") };
+    let what = if !env.error.is_empty() {
+        env.error.clone()
+    } else if !env.detail.is_empty() {
+        env.detail.clone()
+    } else {
+        format!("HTTP {status}")
+    };
     let desc = if env.error_description.is_empty() { String::new() } else { format!(": {}", env.error_description) };
     let code = if env.error_code != 0 { format!(" (error_code {})", env.error_code) } else { String::new() };
     let error = match fault {
         Fault::RateLimited => Error::RateLimited { status, retry_after },
         Fault::Transient => Error::ServerError { status },
-        Fault::WrongPassword => Error::Remote(format!("login refused: invalid_account_or_password{desc} (check username and password)")),
+        Fault::WrongPassword => {
+            Error::Remote(format!("login refused: invalid_account_or_password{desc} (check username and password)"))
+        }
         Fault::SpaceFull => Error::Remote(format!("PikPak storage is full: file_space_not_enough{desc}")),
         _ => Error::Remote(format!("PikPak refused: {what}{code}{desc}")),
     };
@@ -195,7 +203,11 @@ impl Client {
             let fault = if error.is_transient() { Fault::Transient } else { Fault::Other };
             ApiError { fault, error }
         })?;
-        let value: Option<Value> = if bytes.iter().all(u8::is_ascii_whitespace) { Some(Value::Null) } else { serde_json::from_slice(&bytes).ok() };
+        let value: Option<Value> = if bytes.iter().all(u8::is_ascii_whitespace) {
+            Some(Value::Null)
+        } else {
+            serde_json::from_slice(&bytes).ok()
+        };
         if (200..300).contains(&status) {
             let value = value.ok_or_else(|| ApiError {
                 fault: Fault::Other,
@@ -238,10 +250,16 @@ impl Client {
         };
         let init: CaptchaInit = serde_json::from_value(value).unwrap_or_default();
         if !init.url.is_empty() {
-            return Err(ApiError { fault: Fault::Other, error: Error::Remote(captcha::human_check_message(&init.url)) });
+            return Err(ApiError {
+                fault: Fault::Other,
+                error: Error::Remote(captcha::human_check_message(&init.url)),
+            });
         }
         if init.captcha_token.is_empty() {
-            return Err(ApiError { fault: Fault::Other, error: Error::Remote("captcha/init returned no captcha_token".into()) });
+            return Err(ApiError {
+                fault: Fault::Other,
+                error: Error::Remote("captcha/init returned no captcha_token".into()),
+            });
         }
         self.set_captcha(init.captcha_token.clone());
         Ok(init.captcha_token)
@@ -282,10 +300,16 @@ mod tests {
         assert_eq!(classify(401, &env("invalid_grant", 4126, "")), Fault::InvalidGrant);
         assert_eq!(classify(400, &env("aborted", 10, "")), Fault::RateLimited);
         assert_eq!(
-            classify(400, &env("captcha_invalid", 4002, "Aborted - Your operation is too frequent, please try again later")),
+            classify(
+                400,
+                &env("captcha_invalid", 4002, "Aborted - Your operation is too frequent, please try again later")
+            ),
             Fault::RateLimited
         );
-        assert_eq!(classify(400, &env("captcha_invalid", 4002, "Code(4002) - captcha_token expired")), Fault::LoginCaptcha);
+        assert_eq!(
+            classify(400, &env("captcha_invalid", 4002, "Code(4002) - captcha_token expired")),
+            Fault::LoginCaptcha
+        );
         assert_eq!(classify(429, &ErrorEnvelope::default()), Fault::RateLimited);
         assert_eq!(classify(400, &env("invalid_account_or_password", 4011, "")), Fault::WrongPassword);
         assert_eq!(classify(400, &env("file_space_not_enough", 8, "")), Fault::SpaceFull);

@@ -202,9 +202,15 @@ mod tests {
 
     #[test]
     fn identities_match_the_reference_table() {
-        assert_eq!((WEB.client_id, WEB.client_version, WEB.package_name), ("YUMx5nI8ZU8Ap8pm", "2.0.0", "mypikpak.com"));
+        assert_eq!(
+            (WEB.client_id, WEB.client_version, WEB.package_name),
+            ("YUMx5nI8ZU8Ap8pm", "2.0.0", "mypikpak.com")
+        );
         assert_eq!((ANDROID.client_id, ANDROID.client_version), ("YNxT9w7GMdWvEOKa", "1.53.2"));
-        assert_eq!((PC.client_id, PC.client_secret, PC.client_version), ("YvtoWO6GNHiuCl7x", "1NIH5R1IEe2pAxZE3hv3uA", "undefined"));
+        assert_eq!(
+            (PC.client_id, PC.client_secret, PC.client_version),
+            ("YvtoWO6GNHiuCl7x", "1NIH5R1IEe2pAxZE3hv3uA", "undefined")
+        );
         assert_eq!((WEB.salts.len(), ANDROID.salts.len(), PC.salts.len()), (15, 8, 10));
         assert_eq!(WEB.salts[7], "", "the empty salt still counts as a round");
         assert_eq!(Platform::parse("android"), Some(Platform::Android));

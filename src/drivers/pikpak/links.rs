@@ -21,7 +21,6 @@ pub fn rfc3339(s: &str) -> Option<i64> {
     crate::time::parse_datetime(s, None)
 }
 
-
 pub fn to_system_time(secs: i64) -> SystemTime {
     if secs >= 0 { UNIX_EPOCH + Duration::from_secs(secs as u64) } else { UNIX_EPOCH }
 }
@@ -35,7 +34,8 @@ pub fn query_param(url: &str, name: &str) -> Option<String> {
 /// When a link stops working: the URL's `expire` (or the 2022 format's `e`), else the JSON
 /// `expire` field (RFC 3339, or epoch seconds / milliseconds as a number or a string).
 pub fn link_expiry(url: &str, json_expire: &serde_json::Value) -> Option<SystemTime> {
-    if let Some(secs) = query_param(url, "expire").or_else(|| query_param(url, "e")).and_then(|v| v.parse::<i64>().ok()) {
+    if let Some(secs) = query_param(url, "expire").or_else(|| query_param(url, "e")).and_then(|v| v.parse::<i64>().ok())
+    {
         return Some(to_system_time(secs));
     }
     let epoch = |n: i64| to_system_time(if n > 100_000_000_000 { n / 1000 } else { n });
@@ -58,7 +58,8 @@ pub fn choose_personal(file: &File, disable_media_link: bool) -> Option<(String,
         octet.map(|l| (l.url.clone(), l.expire.clone()))
     };
     if !disable_media_link {
-        if let Some(media) = file.medias.first().filter(|m| is_safe_origin(m, original.as_ref().map(|o| o.0.as_str()))) {
+        if let Some(media) = file.medias.first().filter(|m| is_safe_origin(m, original.as_ref().map(|o| o.0.as_str())))
+        {
             return Some((media.link.url.clone(), media.link.expire.clone()));
         }
     }
@@ -125,7 +126,10 @@ mod tests {
         // Fallbacks: RFC 3339, epoch seconds, epoch milliseconds.
         assert_eq!(link_expiry("https://x/a", &json), Some(to_system_time(1_767_292_400)));
         assert_eq!(link_expiry("https://x/a", &serde_json::json!(1_700_000_000)), Some(to_system_time(1_700_000_000)));
-        assert_eq!(link_expiry("https://x/a", &serde_json::json!("1700000000000")), Some(to_system_time(1_700_000_000)));
+        assert_eq!(
+            link_expiry("https://x/a", &serde_json::json!("1700000000000")),
+            Some(to_system_time(1_700_000_000))
+        );
         assert_eq!(link_expiry("https://x/a", &serde_json::Value::Null), None);
     }
 

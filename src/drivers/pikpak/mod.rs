@@ -121,7 +121,13 @@ impl PikPak {
     }
 
     /// A drive call through the pipeline described in the module docs.
-    pub(crate) async fn call(&self, method: Method, path: &str, query: &[(&str, &str)], body: Option<&Value>) -> Result<Value> {
+    pub(crate) async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        query: &[(&str, &str)],
+        body: Option<&Value>,
+    ) -> Result<Value> {
         self.session.ensure_fresh(&self.client).await?;
         let url = format!("{}{path}", self.client.api_base);
         let idempotent = method != Method::POST;
@@ -163,9 +169,12 @@ impl PikPak {
 
     pub(crate) fn entry(f: &File) -> Entry {
         let is_dir = f.kind == "drive#folder";
-        let mtime = links::rfc3339(&f.modified_time).or_else(|| links::rfc3339(&f.created_time)).map_or(UNIX_EPOCH, links::to_system_time);
+        let mtime = links::rfc3339(&f.modified_time)
+            .or_else(|| links::rfc3339(&f.created_time))
+            .map_or(UNIX_EPOCH, links::to_system_time);
         let size = if is_dir { Some(0) } else { f.size };
-        let version = if f.hash.is_empty() { format!("{}-{}", f.size.unwrap_or(0), f.modified_time) } else { f.hash.clone() };
+        let version =
+            if f.hash.is_empty() { format!("{}-{}", f.size.unwrap_or(0), f.modified_time) } else { f.hash.clone() };
         Entry { id: f.id.clone(), name: f.name.clone(), is_dir, size, mtime, version }
     }
 }
@@ -173,7 +182,11 @@ impl PikPak {
 /// Page through a listing: `fetch(page_token)` until `next_page_token` is empty, a page is
 /// empty or a token repeats (§11: a defensive client stops on all of these), within the bounds
 /// of [`crate::drivers::pages`]. `keep` turns each listed file into an entry, or leaves it out.
-pub(crate) async fn collect_pages<F, Fut>(folder: &str, mut fetch: F, keep: impl Fn(&File) -> Option<Entry>) -> Result<Vec<Entry>>
+pub(crate) async fn collect_pages<F, Fut>(
+    folder: &str,
+    mut fetch: F,
+    keep: impl Fn(&File) -> Option<Entry>,
+) -> Result<Vec<Entry>>
 where
     F: FnMut(String) -> Fut,
     Fut: std::future::Future<Output = Result<FileList>>,
@@ -199,7 +212,14 @@ impl Driver for PikPak {
     }
 
     fn root(&self) -> Entry {
-        Entry { id: self.root_id.clone(), name: String::new(), is_dir: true, size: Some(0), mtime: UNIX_EPOCH, version: String::new() }
+        Entry {
+            id: self.root_id.clone(),
+            name: String::new(),
+            is_dir: true,
+            size: Some(0),
+            mtime: UNIX_EPOCH,
+            version: String::new(),
+        }
     }
 
     async fn login(&self) -> Result<()> {
@@ -228,8 +248,9 @@ impl Driver for PikPak {
         let query = [("_magic", "2021"), ("usage", usage), ("thumbnail_size", "SIZE_LARGE")];
         let v = self.call(Method::GET, &format!("/drive/v1/files/{}", file.id), &query, None).await?;
         let f: File = decode("file detail", v)?;
-        let (url, expire) = links::choose_personal(&f, self.disable_media_link)
-            .ok_or_else(|| Error::Remote(format!("PikPak gave no download link for {} (phase {})", file.name, f.phase)))?;
+        let (url, expire) = links::choose_personal(&f, self.disable_media_link).ok_or_else(|| {
+            Error::Remote(format!("PikPak gave no download link for {} (phase {})", file.name, f.phase))
+        })?;
         let expires_at = links::link_expiry(&url, &expire);
         Ok(Link { url, headers: Vec::new(), expires_at })
     }
@@ -247,7 +268,6 @@ impl Driver for PikPak {
         Some(self)
     }
 }
-
 
 #[cfg(test)]
 mod tests;

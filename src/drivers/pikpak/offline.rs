@@ -50,7 +50,11 @@ impl OfflineTasks for PikPak {
         });
         let v = self.call(Method::POST, "/drive/v1/files", &[], Some(&body)).await?;
         let created: NewTask = crate::drivers::decode("offline task", v)?;
-        created.task.map(|t| t.id).filter(|id| !id.is_empty()).ok_or_else(|| Error::InvalidResponse("the reply has no task id".into()))
+        created
+            .task
+            .map(|t| t.id)
+            .filter(|id| !id.is_empty())
+            .ok_or_else(|| Error::InvalidResponse("the reply has no task id".into()))
     }
 
     async fn list(&self) -> Result<Vec<OfflineTask>> {

@@ -52,7 +52,9 @@ fn entries_from_files() {
     assert_eq!((e.id.as_str(), e.size, e.is_dir), ("VF1", Some(1_048_576), false));
     assert_eq!(e.mtime, links::to_system_time(1_655_856_207));
     assert_eq!(e.version, "0123456789ABCDEF0123456789ABCDEF01234567");
-    let d: File = serde_json::from_value(serde_json::json!({"kind": "drive#folder", "id": "VD", "name": "M", "size": "0"})).unwrap();
+    let d: File =
+        serde_json::from_value(serde_json::json!({"kind": "drive#folder", "id": "VD", "name": "M", "size": "0"}))
+            .unwrap();
     assert!(PikPak::entry(&d).is_dir);
 }
 
@@ -72,14 +74,27 @@ fn endless_page_tokens_end_with_an_error() {
 
 #[test]
 fn a_page_repeated_under_new_tokens_lists_each_file_once() {
-    let (names, _) = run(vec![("", page(&["a", "b"], "p2")), ("p2", page(&["a", "b"], "p3")), ("p3", page(&["c"], ""))]);
+    let (names, _) =
+        run(vec![("", page(&["a", "b"], "p2")), ("p2", page(&["a", "b"], "p3")), ("p3", page(&["c"], ""))]);
     assert_eq!(names, ["a", "b", "c"]);
 }
 
 #[test]
 fn absurd_sizes_are_unknown_never_wrong() {
     use serde_json::json;
-    let absurd = [json!(-5), json!("-5"), json!(1e30), json!(u64::MAX), json!("99999999999999999999"), json!(1.5), json!("12abc"), json!(true), json!({}), json!([1]), json!(null)];
+    let absurd = [
+        json!(-5),
+        json!("-5"),
+        json!(1e30),
+        json!(u64::MAX),
+        json!("99999999999999999999"),
+        json!(1.5),
+        json!("12abc"),
+        json!(true),
+        json!({}),
+        json!([1]),
+        json!(null),
+    ];
     for size in absurd {
         let f: File = decode("file", json!({"kind": "drive#file", "id": "a", "name": "a", "size": size})).unwrap();
         assert_eq!(PikPak::entry(&f).size, None, "{size}");
@@ -97,7 +112,10 @@ fn absurd_sizes_are_unknown_never_wrong() {
 fn wrong_types_are_errors_that_name_the_field() {
     use serde_json::json;
     let err = decode::<FileList>("file list", json!({"files": [{"id": "a"}, {"id": "b", "name": 5}]})).err().unwrap();
-    assert!(err.to_string().contains("file list: files[1].name: invalid type: integer `5`, expected a string"), "{err}");
+    assert!(
+        err.to_string().contains("file list: files[1].name: invalid type: integer `5`, expected a string"),
+        "{err}"
+    );
     let err = decode::<FileList>("file list", json!({"files": "none"})).err().unwrap();
     assert!(err.to_string().contains("file list: files: invalid type: string"), "{err}");
     let err = decode::<FileList>("file list", json!("text")).err().unwrap();
@@ -117,12 +135,52 @@ mod fuzz {
     use crate::drivers::pikpak_share::api::{ShareFileInfo, SharePage};
 
     const KEYS: &[&str] = &[
-        "files", "next_page_token", "kind", "id", "parent_id", "name", "size", "hash", "phase", "trashed",
-        "created_time", "modified_time", "web_content_link", "links", "application/octet-stream", "url",
-        "expire", "medias", "media_id", "media_name", "is_origin", "category", "link", "quota", "limit",
-        "usage", "tasks", "task", "file_id", "file_name", "file_size", "message", "progress", "access_token",
-        "refresh_token", "expires_in", "sub", "share_status", "share_status_text", "pass_code_token",
-        "file_info", "error", "error_code", "error_description", "detail", "captcha_token",
+        "files",
+        "next_page_token",
+        "kind",
+        "id",
+        "parent_id",
+        "name",
+        "size",
+        "hash",
+        "phase",
+        "trashed",
+        "created_time",
+        "modified_time",
+        "web_content_link",
+        "links",
+        "application/octet-stream",
+        "url",
+        "expire",
+        "medias",
+        "media_id",
+        "media_name",
+        "is_origin",
+        "category",
+        "link",
+        "quota",
+        "limit",
+        "usage",
+        "tasks",
+        "task",
+        "file_id",
+        "file_name",
+        "file_size",
+        "message",
+        "progress",
+        "access_token",
+        "refresh_token",
+        "expires_in",
+        "sub",
+        "share_status",
+        "share_status_text",
+        "pass_code_token",
+        "file_info",
+        "error",
+        "error_code",
+        "error_description",
+        "detail",
+        "captcha_token",
     ];
 
     /// Decode `v` as `T`: a value goes to `then`; an error must say what and where.

@@ -173,7 +173,14 @@ impl Driver for PikPakShare {
     }
 
     fn root(&self) -> Entry {
-        Entry { id: self.root_id.clone(), name: String::new(), is_dir: true, size: Some(0), mtime: UNIX_EPOCH, version: String::new() }
+        Entry {
+            id: self.root_id.clone(),
+            name: String::new(),
+            is_dir: true,
+            size: Some(0),
+            mtime: UNIX_EPOCH,
+            version: String::new(),
+        }
     }
 
     async fn login(&self) -> Result<()> {
@@ -209,7 +216,8 @@ impl Driver for PikPakShare {
     }
 
     async fn link(&self, file: &Entry) -> Result<Link> {
-        let query = [("share_id", self.share_id.as_str()), ("file_id", file.id.as_str()), ("thumbnail_size", "SIZE_LARGE")];
+        let query =
+            [("share_id", self.share_id.as_str()), ("file_id", file.id.as_str()), ("thumbnail_size", "SIZE_LARGE")];
         let v = self.share_call("/drive/v1/share/file_info", &query).await?;
         let info: ShareFileInfo = decode("share file_info", v)?;
         let (url, expire, _transcode) = links::choose_share(&info.file_info, self.use_transcoding)

@@ -68,7 +68,10 @@ fn duplicates_are_numbered_oldest_first() {
         e("q", "", false, 0),
         e("r", "‛", false, 0),
     ];
-    assert_eq!(shown(&v), ["a (4).mp4", "a.mp4", "a (2).mp4", "a (3).mp4", "D (2)", "D", "x／y", "x‛／y", "．．", "‛", "‛‛"]);
+    assert_eq!(
+        shown(&v),
+        ["a (4).mp4", "a.mp4", "a (2).mp4", "a (3).mp4", "D (2)", "D", "x／y", "x‛／y", "．．", "‛", "‛‛"]
+    );
 }
 
 #[test]

@@ -134,7 +134,8 @@ impl Pan123Sim {
         }
         let token = bearer(headers);
         if personal {
-            let valid = self.tokens.lock().unwrap().get(&token).is_some_and(|exp| exp.is_none_or(|e| Instant::now() < e));
+            let valid =
+                self.tokens.lock().unwrap().get(&token).is_some_and(|exp| exp.is_none_or(|e| Instant::now() < e));
             if token.is_empty() || !valid {
                 Pan123Counters::add(&self.counters.unauthorized);
                 return Err(fail(401, "token is expired"));
@@ -187,7 +188,8 @@ impl Pan123Sim {
 
     /// `…/sim123/download/?params=<base64 of the hop URL, percent-escaped>&is_s3=0`.
     fn download_url(&self, node: &Node) -> String {
-        let hop = format!("{}/sim123/hop/{}?v=5&t={}&s={:08x}", self.base_url, node.id, unix_now(), rand::random::<u32>());
+        let hop =
+            format!("{}/sim123/hop/{}?v=5&t={}&s={:08x}", self.base_url, node.id, unix_now(), rand::random::<u32>());
         let b64 = base64::engine::general_purpose::STANDARD.encode(hop);
         let escaped: String = url::form_urlencoded::byte_serialize(b64.as_bytes()).collect();
         self.secrets.record(&b64);
@@ -282,7 +284,9 @@ async fn user_info(State(sim): State<Arc<Pan123Sim>>, headers: HeaderMap, uri: U
         return r.response();
     }
     let (used, count) = sim.tree.usage();
-    ok(json!({"UID": UID, "Nickname": "tester", "SpaceUsed": used, "SpacePermanent": 2_199_023_255_552u64, "SpaceTemp": 0, "FileCount": count}))
+    ok(
+        json!({"UID": UID, "Nickname": "tester", "SpaceUsed": used, "SpacePermanent": 2_199_023_255_552u64, "SpaceTemp": 0, "FileCount": count}),
+    )
 }
 
 async fn list(State(sim): State<Arc<Pan123Sim>>, headers: HeaderMap, uri: Uri) -> Response {
@@ -314,7 +318,8 @@ async fn share_get(State(sim): State<Arc<Pan123Sim>>, headers: HeaderMap, uri: U
         sim.rate_limit("share/get")?;
         Pan123Counters::add(&sim.counters.share_list_calls);
         let q = query(&uri);
-        let rel = sim.open_share(q.get("sharekey").map_or("", |s| s.as_str()), q.get("sharepwd").map_or("", |s| s.as_str()))?;
+        let rel =
+            sim.open_share(q.get("sharekey").map_or("", |s| s.as_str()), q.get("sharepwd").map_or("", |s| s.as_str()))?;
         let parent = match q.get("parentfileid").and_then(|p| p.parse::<i64>().ok()).unwrap_or(0) {
             0 => sim.tree.id_of(&rel).ok_or_else(|| fail(5066, "文件不存在"))?,
             id if sim.tree.is_within(id, &rel) => id,

@@ -71,7 +71,8 @@ impl Tree {
 
     fn stat(&self, rel: &str, id: i64, parent: i64) -> Option<Node> {
         let meta = std::fs::metadata(self.path(rel)).ok()?;
-        let mtime = meta.modified().ok().and_then(|t| t.duration_since(UNIX_EPOCH).ok()).map_or(0, |d| d.as_secs() as i64);
+        let mtime =
+            meta.modified().ok().and_then(|t| t.duration_since(UNIX_EPOCH).ok()).map_or(0, |d| d.as_secs() as i64);
         Some(Node {
             id,
             parent,
@@ -133,7 +134,9 @@ impl Tree {
     /// Whether `id` is `ancestor` or lies under it.
     pub fn is_within(&self, id: i64, ancestor: &str) -> bool {
         let ids = self.ids.lock().unwrap();
-        ids.by_id.get(&id).is_some_and(|rel| ancestor.is_empty() || rel == ancestor || rel.starts_with(&format!("{ancestor}/")))
+        ids.by_id
+            .get(&id)
+            .is_some_and(|rel| ancestor.is_empty() || rel == ancestor || rel.starts_with(&format!("{ancestor}/")))
     }
 
     /// The id of a folder path (`""` is the root), assigning ids along the way.

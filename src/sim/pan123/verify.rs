@@ -53,7 +53,8 @@ fn time_key(ts: i64) -> u32 {
     let (y, m, d) = civil(local.div_euclid(86_400));
     let s = local.rem_euclid(86_400);
     let digits = format!("{y:04}{m:02}{d:02}{:02}{:02}", s / 3600, s / 60 % 60);
-    let letters: String = digits.chars().map(|c| "adefghlmyi".as_bytes()[c.to_digit(10).unwrap_or(0) as usize] as char).collect();
+    let letters: String =
+        digits.chars().map(|c| "adefghlmyi".as_bytes()[c.to_digit(10).unwrap_or(0) as usize] as char).collect();
     crc32(letters.as_bytes())
 }
 
@@ -93,7 +94,10 @@ mod tests {
         assert_eq!(check(q, "/b/api/file/list/new", 1_700_000_000, 600), Ok(()));
         assert_eq!(check(q, "/b/api/user/info", 1_700_000_000, 600), Err("data sign mismatch"));
         assert_eq!(check(q, "/b/api/file/list/new", 1_700_000_000 + 601, 600), Err("timestamp outside the window"));
-        assert_eq!(check("1294326717=1706456012-698362-1546373521", "/a/api/share/download/info", 1_706_456_012, 0), Ok(()));
+        assert_eq!(
+            check("1294326717=1706456012-698362-1546373521", "/a/api/share/download/info", 1_706_456_012, 0),
+            Ok(())
+        );
         assert_eq!(check("883022862=1700000040-0-1", "/b/api/user/info", 1_700_000_040, 9), Err("time sign mismatch"));
         assert!(check("Page=1", "/b/api/user/info", 0, 9).is_err());
     }

@@ -17,21 +17,54 @@ use super::{CaptchaRec, PikPakSim, b64url, body_fields, error, field, header_str
 
 /// (client_id, salts) of §3.2 for the identities of §3.1.
 const SALTS: &[(&str, &[&str])] = &[
-    ("YUMx5nI8ZU8Ap8pm", &[
-        "C9qPpZLN8ucRTaTiUMWYS9cQvWOE", "+r6CQVxjzJV6LCV", "F", "pFJRC", "9WXYIDGrwTCz2OiVlgZa90qpECPD6olt",
-        "/750aCr4lm/Sly/c", "RB+DT/gZCrbV", "", "CyLsf7hdkIRxRm215hl", "7xHvLi2tOYP0Y92b", "ZGTXXxu8E/MIWaEDB+Sm/",
-        "1UI3", "E7fP5Pfijd+7K+t6Tg/NhuLq0eEUVChpJSkrKxpO", "ihtqpG6FMt65+Xk+tWUH2", "NhXXU9rg4XXdzo7u5o",
-    ]),
-    ("YNxT9w7GMdWvEOKa", &[
-        "SOP04dGzk0TNO7t7t9ekDbAmx+eq0OI1ovEx", "nVBjhYiND4hZ2NCGyV5beamIr7k6ifAsAbl",
-        "Ddjpt5B/Cit6EDq2a6cXgxY9lkEIOw4yC1GDF28KrA", "VVCogcmSNIVvgV6U+AochorydiSymi68YVNGiz",
-        "u5ujk5sM62gpJOsB/1Gu/zsfgfZO", "dXYIiBOAHZgzSruaQ2Nhrqc2im", "z5jUTBSIpBN9g4qSJGlidNAutX6", "KJE2oveZ34du/g1tiimm",
-    ]),
-    ("YvtoWO6GNHiuCl7x", &[
-        "KHBJ07an7ROXDoK7Db", "G6n399rSWkl7WcQmw5rpQInurc1DkLmLJqE", "JZD1A3M4x+jBFN62hkr7VDhkkZxb9g3rWqRZqFAAb",
-        "fQnw/AmSlbbI91Ik15gpddGgyU7U", "/Dv9JdPYSj3sHiWjouR95NTQff", "yGx2zuTjbWENZqecNI+edrQgqmZKP", "ljrbSzdHLwbqcRn",
-        "lSHAsqCkGDGxQqqwrVu", "TsWXI81fD1", "vk7hBjawK/rOSrSWajtbMk95nfgf3",
-    ]),
+    (
+        "YUMx5nI8ZU8Ap8pm",
+        &[
+            "C9qPpZLN8ucRTaTiUMWYS9cQvWOE",
+            "+r6CQVxjzJV6LCV",
+            "F",
+            "pFJRC",
+            "9WXYIDGrwTCz2OiVlgZa90qpECPD6olt",
+            "/750aCr4lm/Sly/c",
+            "RB+DT/gZCrbV",
+            "",
+            "CyLsf7hdkIRxRm215hl",
+            "7xHvLi2tOYP0Y92b",
+            "ZGTXXxu8E/MIWaEDB+Sm/",
+            "1UI3",
+            "E7fP5Pfijd+7K+t6Tg/NhuLq0eEUVChpJSkrKxpO",
+            "ihtqpG6FMt65+Xk+tWUH2",
+            "NhXXU9rg4XXdzo7u5o",
+        ],
+    ),
+    (
+        "YNxT9w7GMdWvEOKa",
+        &[
+            "SOP04dGzk0TNO7t7t9ekDbAmx+eq0OI1ovEx",
+            "nVBjhYiND4hZ2NCGyV5beamIr7k6ifAsAbl",
+            "Ddjpt5B/Cit6EDq2a6cXgxY9lkEIOw4yC1GDF28KrA",
+            "VVCogcmSNIVvgV6U+AochorydiSymi68YVNGiz",
+            "u5ujk5sM62gpJOsB/1Gu/zsfgfZO",
+            "dXYIiBOAHZgzSruaQ2Nhrqc2im",
+            "z5jUTBSIpBN9g4qSJGlidNAutX6",
+            "KJE2oveZ34du/g1tiimm",
+        ],
+    ),
+    (
+        "YvtoWO6GNHiuCl7x",
+        &[
+            "KHBJ07an7ROXDoK7Db",
+            "G6n399rSWkl7WcQmw5rpQInurc1DkLmLJqE",
+            "JZD1A3M4x+jBFN62hkr7VDhkkZxb9g3rWqRZqFAAb",
+            "fQnw/AmSlbbI91Ik15gpddGgyU7U",
+            "/Dv9JdPYSj3sHiWjouR95NTQff",
+            "yGx2zuTjbWENZqecNI+edrQgqmZKP",
+            "ljrbSzdHLwbqcRn",
+            "lSHAsqCkGDGxQqqwrVu",
+            "TsWXI81fD1",
+            "vk7hBjawK/rOSrSWajtbMk95nfgf3",
+        ],
+    ),
 ];
 
 fn expected_sign(client_id: &str, version: &str, package: &str, device_id: &str, ts: &str) -> Option<String> {
@@ -44,7 +77,12 @@ fn expected_sign(client_id: &str, version: &str, package: &str, device_id: &str,
 }
 
 fn too_frequent() -> Response {
-    error(StatusCode::BAD_REQUEST, "captcha_invalid", 4002, "Aborted - Your operation is too frequent, please try again later")
+    error(
+        StatusCode::BAD_REQUEST,
+        "captcha_invalid",
+        4002,
+        "Aborted - Your operation is too frequent, please try again later",
+    )
 }
 
 fn client_id(body: &Value, query: &std::collections::HashMap<String, String>) -> String {
@@ -70,19 +108,29 @@ pub(super) async fn captcha_init(
     let meta = body.get("meta").cloned().unwrap_or(Value::Null);
     let sign = field(&meta, "captcha_sign");
     if knobs.check_captcha_sign && !sign.is_empty() {
-        let want = expected_sign(&client, &field(&meta, "client_version"), &field(&meta, "package_name"), &device, &field(&meta, "timestamp"));
+        let want = expected_sign(
+            &client,
+            &field(&meta, "client_version"),
+            &field(&meta, "package_name"),
+            &device,
+            &field(&meta, "timestamp"),
+        );
         if want.as_deref() != Some(sign.as_str()) {
             return error(StatusCode::BAD_REQUEST, "invalid_argument", 3, "captcha_sign mismatch");
         }
     }
-    let token = format!("ck0.{}.{}", b64url(&rand::random::<[u8; 18]>()), b64url(format!("{client}|{device}").as_bytes()));
+    let token =
+        format!("ck0.{}.{}", b64url(&rand::random::<[u8; 18]>()), b64url(format!("{client}|{device}").as_bytes()));
     let ttl = knobs.captcha_ttl_secs;
     st.secrets.record(&token);
-    st.lock().captchas.insert(token.clone(), CaptchaRec {
-        device_id: device.clone(),
-        action: action.clone(),
-        expires: Instant::now() + Duration::from_secs(ttl),
-    });
+    st.lock().captchas.insert(
+        token.clone(),
+        CaptchaRec {
+            device_id: device.clone(),
+            action: action.clone(),
+            expires: Instant::now() + Duration::from_secs(ttl),
+        },
+    );
     let url = if knobs.captcha_wall && action.ends_with("/v1/auth/signin") {
         let q = url::form_urlencoded::Serializer::new(String::new())
             .append_pair("action", &action)
@@ -212,7 +260,12 @@ pub(super) fn check_captcha(st: &PikPakSim, headers: &HeaderMap, action: &str) -
 /// Everything a drive call must pass: rate limit, access token, captcha.
 pub(super) fn check_drive(st: &PikPakSim, headers: &HeaderMap, action: &str) -> Result<(), Response> {
     if st.rate_limited() {
-        return Err(error(StatusCode::BAD_REQUEST, "aborted", 10, "Your operation is too frequent, please try again later"));
+        return Err(error(
+            StatusCode::BAD_REQUEST,
+            "aborted",
+            10,
+            "Your operation is too frequent, please try again later",
+        ));
     }
     check_access(st, headers)?;
     check_captcha(st, headers, action)
@@ -225,7 +278,13 @@ mod tests {
     #[test]
     fn sign_matches_the_reference_example() {
         // The same independently computed value the driver's unit test uses.
-        let s = expected_sign("YUMx5nI8ZU8Ap8pm", "2.0.0", "mypikpak.com", "0f3c9a8e5b7d41c2a6e4b1d9c8f7a2e5", "1767225600123");
+        let s = expected_sign(
+            "YUMx5nI8ZU8Ap8pm",
+            "2.0.0",
+            "mypikpak.com",
+            "0f3c9a8e5b7d41c2a6e4b1d9c8f7a2e5",
+            "1767225600123",
+        );
         assert_eq!(s.as_deref(), Some("1.a35080e1470553f4b70c3ecaf5b4b08a"));
     }
 }

@@ -20,7 +20,11 @@ type Q = Query<HashMap<String, String>>;
 /// A file object as listings show it (§7.3, §13.11: `links` and `medias` always present).
 pub(super) fn file_json(n: &Node) -> Value {
     let ext = n.name.rfind('.').map(|i| n.name[i..].to_owned()).unwrap_or_default();
-    let hash = if n.is_dir { String::new() } else { md5_hex(format!("{}:{}", n.rel_path, n.size).as_bytes()).to_uppercase() + "00000000" };
+    let hash = if n.is_dir {
+        String::new()
+    } else {
+        md5_hex(format!("{}:{}", n.rel_path, n.size).as_bytes()).to_uppercase() + "00000000"
+    };
     json!({
         "kind": if n.is_dir { "drive#folder" } else { "drive#file" },
         "id": n.id, "parent_id": n.parent_id, "name": n.name, "user_id": "YRdkHHI8ZU8Ap0ER",
@@ -53,7 +57,13 @@ fn media(name: &str, origin: bool, url: &str, expire_json: &str) -> Value {
 /// The file with its links (D2, S3): `web_content_link`, `links[octet-stream]`, `medias`.
 /// `transcode_first` puts a transcode (another file, of another size) in front, as the
 /// personal detail does under the `transcode` knob; otherwise the transcode comes second.
-pub(super) fn detail_json(st: &PikPakSim, inner: &Inner, n: &Node, with_web_link: bool, transcode: Option<bool>) -> Value {
+pub(super) fn detail_json(
+    st: &PikPakSim,
+    inner: &Inner,
+    n: &Node,
+    with_web_link: bool,
+    transcode: Option<bool>,
+) -> Value {
     let mut v = file_json(n);
     let knobs = st.knobs();
     let expire = unix_now() + knobs.link_ttl_secs;
@@ -65,8 +75,14 @@ pub(super) fn detail_json(st: &PikPakSim, inner: &Inner, n: &Node, with_web_link
     v["links"] = json!({ "application/octet-stream": {"url": url, "token": "eyJhbGciOiJSUzI1NiJ9.e30.c2ln", "expire": expire_json} });
     let origin = media("Original", true, &url, &expire_json);
     // The "transcode": the largest other file of a different size stands in for it.
-    let other = inner.nodes.values().filter(|o| !o.is_dir && o.size != n.size && o.size > 0).max_by_key(|o| (o.size, o.id.clone()));
-    let trans = other.map(|o| media("720P", false, &st.cdn_link(&o.rel_path, &format!("T{}", &o.id[5..]), o.size, expire), &expire_json));
+    let other = inner
+        .nodes
+        .values()
+        .filter(|o| !o.is_dir && o.size != n.size && o.size > 0)
+        .max_by_key(|o| (o.size, o.id.clone()));
+    let trans = other.map(|o| {
+        media("720P", false, &st.cdn_link(&o.rel_path, &format!("T{}", &o.id[5..]), o.size, expire), &expire_json)
+    });
     v["medias"] = match (transcode, trans) {
         (Some(true), Some(t)) => json!([t, origin]),
         (Some(false), Some(t)) => json!([origin, t]),
@@ -76,7 +92,13 @@ pub(super) fn detail_json(st: &PikPakSim, inner: &Inner, n: &Node, with_web_link
 }
 
 /// Children of `parent`, sorted by name, one page: (files, next_page_token).
-pub(super) fn page(st: &PikPakSim, inner: &Inner, parent: &str, limit: &str, token: &str) -> Result<(Vec<Value>, String), Response> {
+pub(super) fn page(
+    st: &PikPakSim,
+    inner: &Inner,
+    parent: &str,
+    limit: &str,
+    token: &str,
+) -> Result<(Vec<Value>, String), Response> {
     let mut kids: Vec<&Node> = inner.nodes.values().filter(|n| n.parent_id == parent).collect();
     if !parent.is_empty() && !inner.nodes.get(parent).is_some_and(|n| n.is_dir) {
         return Err(error(StatusCode::NOT_FOUND, "file_not_found", 5, "parent not found"));
@@ -85,7 +107,10 @@ pub(super) fn page(st: &PikPakSim, inner: &Inner, parent: &str, limit: &str, tok
     let size = limit.parse::<usize>().unwrap_or(100).clamp(1, st.knobs().page_size.max(1));
     let start: usize = match token {
         "" => 0,
-        t => t.strip_prefix("pt-").and_then(|s| s.parse().ok()).ok_or_else(|| error(StatusCode::BAD_REQUEST, "invalid_argument", 3, "bad page_token"))?,
+        t => t
+            .strip_prefix("pt-")
+            .and_then(|s| s.parse().ok())
+            .ok_or_else(|| error(StatusCode::BAD_REQUEST, "invalid_argument", 3, "bad page_token"))?,
     };
     let end = (start + size).min(kids.len());
     let files = kids.get(start..end).unwrap_or_default().iter().map(|n| file_json(n)).collect();
@@ -100,7 +125,10 @@ pub(super) fn check_filters(q: &HashMap<String, String>) -> Result<(), Response>
     let Ok(Value::Object(map)) = serde_json::from_str::<Value>(text) else {
         return Err(error(StatusCode::BAD_REQUEST, "invalid_argument", 3, "filters is not JSON"));
     };
-    match map.keys().find(|k| !["phase", "trashed", "kind", "starred", "modified_time", "system_tag"].contains(&k.as_str())) {
+    match map
+        .keys()
+        .find(|k| !["phase", "trashed", "kind", "starred", "modified_time", "system_tag"].contains(&k.as_str()))
+    {
         Some(k) => Err(error(StatusCode::NOT_FOUND, "not_found", 5, &format!("unknown filter field {k}"))),
         None => Ok(()),
     }
@@ -114,19 +142,28 @@ pub(super) async fn list(State(st): State<Arc<PikPakSim>>, headers: HeaderMap, Q
     let get = |k: &str| q.get(k).cloned().unwrap_or_default();
     let inner = st.lock();
     match page(&st, &inner, &get("parent_id"), &get("limit"), &get("page_token")) {
-        Ok((files, next)) => ok(json!({ "kind": "drive#fileList", "next_page_token": next, "files": files, "version": "", "version_outdated": false })),
+        Ok((files, next)) => ok(
+            json!({ "kind": "drive#fileList", "next_page_token": next, "files": files, "version": "", "version_outdated": false }),
+        ),
         Err(r) => r,
     }
 }
 
-pub(super) async fn detail(State(st): State<Arc<PikPakSim>>, headers: HeaderMap, Path(id): Path<String>, uri: Uri) -> Response {
+pub(super) async fn detail(
+    State(st): State<Arc<PikPakSim>>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    uri: Uri,
+) -> Response {
     if let Err(r) = check_drive(&st, &headers, &format!("GET:{}", uri.path())) {
         return r;
     }
     Counters::bump(&st.counters.details);
     st.settle_tasks();
     let inner = st.lock();
-    let Some(n) = inner.nodes.get(&id) else { return error(StatusCode::NOT_FOUND, "file_not_found", 5, "File not found") };
+    let Some(n) = inner.nodes.get(&id) else {
+        return error(StatusCode::NOT_FOUND, "file_not_found", 5, "File not found");
+    };
     if n.is_dir {
         return ok(file_json(n));
     }
@@ -196,7 +233,8 @@ fn offline_name(url: &str, seq: u64) -> String {
 
 fn task_json(st: &PikPakSim, t: &TaskRec) -> Value {
     let delay = st.knobs().offline_delay_ms.max(1) as f64;
-    let progress = if t.done { 100 } else { ((t.created.elapsed().as_millis() as f64 / delay) * 100.0).min(99.0) as u64 };
+    let progress =
+        if t.done { 100 } else { ((t.created.elapsed().as_millis() as f64 / delay) * 100.0).min(99.0) as u64 };
     let phase = if t.done { "PHASE_TYPE_COMPLETE" } else { "PHASE_TYPE_RUNNING" };
     json!({
         "kind": "drive#task", "id": t.id, "name": t.name, "type": "offline", "user_id": "YRdkHHI8ZU8Ap0ER",
@@ -214,7 +252,10 @@ pub(super) async fn tasks(State(st): State<Arc<PikPakSim>>, headers: HeaderMap, 
         return r;
     }
     st.settle_tasks();
-    let phases = q.get("filters").and_then(|f| serde_json::from_str::<Value>(f).ok()).and_then(|v| v["phase"]["in"].as_str().map(str::to_owned));
+    let phases = q
+        .get("filters")
+        .and_then(|f| serde_json::from_str::<Value>(f).ok())
+        .and_then(|v| v["phase"]["in"].as_str().map(str::to_owned));
     let inner = st.lock();
     let list: Vec<Value> = inner
         .tasks
@@ -225,7 +266,12 @@ pub(super) async fn tasks(State(st): State<Arc<PikPakSim>>, headers: HeaderMap, 
     ok(json!({ "tasks": list, "next_page_token": "", "expires_in": 10 }))
 }
 
-pub(super) async fn task(State(st): State<Arc<PikPakSim>>, headers: HeaderMap, Path(id): Path<String>, uri: Uri) -> Response {
+pub(super) async fn task(
+    State(st): State<Arc<PikPakSim>>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    uri: Uri,
+) -> Response {
     if let Err(r) = check_drive(&st, &headers, &format!("GET:{}", uri.path())) {
         return r;
     }

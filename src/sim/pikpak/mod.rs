@@ -191,7 +191,13 @@ impl PikPakSim {
     pub(crate) fn settle_tasks(&self) {
         let delay = std::time::Duration::from_millis(self.knobs().offline_delay_ms);
         let mut inner = self.lock();
-        let due: Vec<usize> = inner.tasks.iter().enumerate().filter(|(_, t)| !t.done && t.created.elapsed() >= delay).map(|(i, _)| i).collect();
+        let due: Vec<usize> = inner
+            .tasks
+            .iter()
+            .enumerate()
+            .filter(|(_, t)| !t.done && t.created.elapsed() >= delay)
+            .map(|(i, _)| i)
+            .collect();
         for i in due {
             let (parent_id, name, file_id) = {
                 let t = &inner.tasks[i];
@@ -204,16 +210,19 @@ impl PikPakSim {
                 continue;
             }
             let mtime = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
-            inner.nodes.insert(file_id.clone(), Node {
-                id: file_id,
-                parent_id,
-                name,
-                is_dir: false,
-                size: OFFLINE_FILE_SIZE,
-                mtime,
-                rel_path,
-                listed_size: None,
-            });
+            inner.nodes.insert(
+                file_id.clone(),
+                Node {
+                    id: file_id,
+                    parent_id,
+                    name,
+                    is_dir: false,
+                    size: OFFLINE_FILE_SIZE,
+                    mtime,
+                    rel_path,
+                    listed_size: None,
+                },
+            );
             inner.tasks[i].done = true;
         }
     }
@@ -229,16 +238,19 @@ fn scan(root: &Path, dir: &Path, parent_id: &str, nodes: &mut BTreeMap<String, N
         let is_dir = meta.is_dir();
         let id = node_id(is_dir, &rel);
         let mtime = meta.modified().ok().and_then(|t| t.duration_since(UNIX_EPOCH).ok()).map_or(0, |d| d.as_secs());
-        nodes.insert(id.clone(), Node {
-            id: id.clone(),
-            parent_id: parent_id.to_owned(),
-            name: entry.file_name().to_string_lossy().into_owned(),
-            is_dir,
-            size: if is_dir { 0 } else { meta.len() },
-            mtime,
-            rel_path: rel,
-            listed_size: None,
-        });
+        nodes.insert(
+            id.clone(),
+            Node {
+                id: id.clone(),
+                parent_id: parent_id.to_owned(),
+                name: entry.file_name().to_string_lossy().into_owned(),
+                is_dir,
+                size: if is_dir { 0 } else { meta.len() },
+                mtime,
+                rel_path: rel,
+                listed_size: None,
+            },
+        );
         if is_dir {
             scan(root, &path, &id, nodes);
         }
@@ -292,7 +304,10 @@ pub(crate) fn ok(value: Value) -> Response {
 
 /// §2.4 / §13.9: every error is non-2xx JSON with the envelope.
 pub(crate) fn error(status: StatusCode, error: &str, code: i64, description: &str) -> Response {
-    reply(status, json!({ "error": error, "error_code": code, "error_url": "", "error_description": description, "details": [] }))
+    reply(
+        status,
+        json!({ "error": error, "error_code": code, "error_url": "", "error_description": description, "details": [] }),
+    )
 }
 
 pub(crate) fn header_str(headers: &HeaderMap, name: &str) -> String {

@@ -30,7 +30,9 @@ fn status_text(status: &str) -> &'static str {
 }
 
 fn status(status: &str) -> Response {
-    ok(json!({ "share_status": status, "share_status_text": status_text(status), "files": [], "pass_code_token": "", "next_page_token": "" }))
+    ok(
+        json!({ "share_status": status, "share_status_text": status_text(status), "files": [], "pass_code_token": "", "next_page_token": "" }),
+    )
 }
 
 fn pass_token(share_id: &str, password: &str) -> String {
@@ -47,7 +49,12 @@ fn gate(st: &PikPakSim, headers: &HeaderMap, q: &HashMap<String, String>, check_
         return Err(reply(StatusCode::BAD_REQUEST, json!({"detail": "captcha_token is empty"})));
     }
     if st.rate_limited() {
-        return Err(error(StatusCode::BAD_REQUEST, "aborted", 10, "Your operation is too frequent, please try again later"));
+        return Err(error(
+            StatusCode::BAD_REQUEST,
+            "aborted",
+            10,
+            "Your operation is too frequent, please try again later",
+        ));
     }
     check_captcha(st, headers, "GET:/drive/v1/share:batch_file_info")?;
     let k = st.knobs();
@@ -105,7 +112,9 @@ pub(super) async fn detail(State(st): State<Arc<PikPakSim>>, headers: HeaderMap,
     let get = |k: &str| q.get(k).cloned().unwrap_or_default();
     let inner = st.lock();
     match page(&st, &inner, &get("parent_id"), &get("limit"), &get("page_token")) {
-        Ok((files, next)) => ok(json!({ "share_status": "OK", "share_status_text": "", "files": files, "next_page_token": next })),
+        Ok((files, next)) => {
+            ok(json!({ "share_status": "OK", "share_status_text": "", "files": files, "next_page_token": next }))
+        }
         Err(r) => r,
     }
 }

@@ -18,11 +18,7 @@ fn names(tree: &Tree, path: &str) -> Vec<String> {
 }
 
 fn file(tree: &Tree, path: &str) -> FileInfo {
-    tree.get(path)
-        .unwrap_or_else(|| panic!("no {path}"))
-        .file()
-        .unwrap()
-        .clone()
+    tree.get(path).unwrap_or_else(|| panic!("no {path}")).file().unwrap().clone()
 }
 
 #[track_caller]
@@ -54,11 +50,7 @@ fn the_example_tree() {
     // DIFFERENCE (a): no info → unknown size (OpenList: 0), mtime 0.
     assert_eq!(
         file(&t, "/Movies/Extras/花絮.mkv"),
-        FileInfo {
-            url: "https://vip.123pan.cn/1814435971/movies/%E8%8A%B1%E7%B5%AE.mkv".into(),
-            size: None,
-            mtime: 0,
-        }
+        FileInfo { url: "https://vip.123pan.cn/1814435971/movies/%E8%8A%B1%E7%B5%AE.mkv".into(), size: None, mtime: 0 }
     );
     assert_eq!(t.get("/Movies/Extras/花絮.mkv").unwrap().line, 4);
     // Size only → mtime is the parse time.
@@ -76,21 +68,9 @@ fn the_example_tree() {
 #[test]
 fn odd_indent_fails_even_on_blank_lines() {
     let e = parse_err("Movies:\n   https://h/a.mp4\n");
-    assert_eq!(
-        e,
-        ParseError {
-            line: 2,
-            message: "the line '   https://h/a.mp4' is not a multiple of 2".into()
-        }
-    );
+    assert_eq!(e, ParseError { line: 2, message: "the line '   https://h/a.mp4' is not a multiple of 2".into() });
     let e = parse_err("Movies:\n  https://h/a.mp4\n \n");
-    assert_eq!(
-        e,
-        ParseError {
-            line: 3,
-            message: "the line ' ' is not a multiple of 2".into()
-        }
-    );
+    assert_eq!(e, ParseError { line: 3, message: "the line ' ' is not a multiple of 2".into() });
     assert_eq!(e.to_string(), "line 3: the line ' ' is not a multiple of 2");
     // Even blank lines of two spaces are skipped.
     parse("Movies:\n  \n  https://h/a.mp4\n\n", NOW).unwrap();
@@ -117,11 +97,7 @@ fn folders_lose_exactly_one_colon() {
 #[test]
 fn indentation_jumps_and_dedents() {
     // A deeper jump is still a child of the top of the stack; dedent pops as many levels.
-    let t = parse(
-        "A:\n  B:\n      https://h/deep\n  https://h/inA\nhttps://h/top\n",
-        NOW,
-    )
-    .unwrap();
+    let t = parse("A:\n  B:\n      https://h/deep\n  https://h/inA\nhttps://h/top\n", NOW).unwrap();
     assert_eq!(names(&t, "/A"), ["B", "inA"]);
     assert_eq!(names(&t, "/A/B"), ["deep"]);
     assert_eq!(names(&t, "/"), ["A", "top"]);
@@ -153,10 +129,7 @@ fn names_are_not_supported_in_the_info() {
     let e = parse_err("A:\n  movie:https://h/x.mp4\n");
     assert_eq!(
         e,
-        ParseError {
-            line: 2,
-            message: "invalid file size 'movie': must be an integer number of bytes".into()
-        }
+        ParseError { line: 2, message: "invalid file size 'movie': must be an integer number of bytes".into() }
     );
 }
 
@@ -185,10 +158,7 @@ fn size_and_mtime_must_be_integers() {
     let e = parse_err("10:yesterday:https://h/x\n");
     assert_eq!(
         e,
-        ParseError {
-            line: 1,
-            message: "invalid modification time 'yesterday': must be Unix seconds".into()
-        }
+        ParseError { line: 1, message: "invalid modification time 'yesterday': must be Unix seconds".into() }
     );
     // DIFFERENCE (f): a negative size is refused.
     let e = parse_err("-1:https://h/x\n");
@@ -232,7 +202,8 @@ fn names_from_urls() {
 
 #[test]
 fn file_names_a_folder_cannot_hold_are_kept_and_paths_show_them_escaped() {
-    let t = parse("https://h/a%2Fb.mp4\nhttps://h/x/..\nhttps://h/x/.\nhttps://h/a%00b\nhttps://h/%2E%2E\n", NOW).unwrap();
+    let t =
+        parse("https://h/a%2Fb.mp4\nhttps://h/x/..\nhttps://h/x/.\nhttps://h/a%00b\nhttps://h/%2E%2E\n", NOW).unwrap();
     assert_eq!(names(&t, "/"), ["a/b.mp4", "..", ".", "a\0b", ".. (2)"]);
     assert_eq!(file(&t, "/a／b.mp4").url, "https://h/a%2Fb.mp4");
     assert_eq!(file(&t, "/．．").url, "https://h/x/..");
@@ -272,17 +243,7 @@ fn duplicates_are_renamed_not_hidden() {
     )
     .unwrap();
     assert_eq!(names(&t, "/"), ["A", "A (2)"]);
-    assert_eq!(
-        names(&t, "/A"),
-        [
-            "a.mp4",
-            "a (3).mp4",
-            "a (2).mp4",
-            "a (4).mp4",
-            ".hidden",
-            ".hidden (2)"
-        ]
-    );
+    assert_eq!(names(&t, "/A"), ["a.mp4", "a (3).mp4", "a (2).mp4", "a (4).mp4", ".hidden", ".hidden (2)"]);
     assert_eq!(file(&t, "/A/a.mp4").size, Some(1));
     assert_eq!(file(&t, "/A/a (3).mp4").size, Some(2));
     assert_eq!(file(&t, "/A/a (2).mp4").size, Some(3));
@@ -290,15 +251,9 @@ fn duplicates_are_renamed_not_hidden() {
     assert_eq!(names(&t, "/A (2)"), ["b"]);
     assert_eq!(t.get("/A (2)/b").unwrap().path, "/A (2)/b");
     assert_eq!(t.warnings.len(), 4);
-    assert_eq!(
-        t.warnings[3],
-        "line 8: 'A' is already used in this folder; shown as 'A (2)'"
-    );
+    assert_eq!(t.warnings[3], "line 8: 'A' is already used in this folder; shown as 'A (2)'");
     // In line order.
-    assert_eq!(
-        t.warnings[0],
-        "line 3: 'a.mp4' is already used in this folder; shown as 'a (3).mp4'"
-    );
+    assert_eq!(t.warnings[0], "line 3: 'a.mp4' is already used in this folder; shown as 'a (3).mp4'");
 }
 
 #[test]
@@ -320,22 +275,19 @@ mod fuzz {
     use super::NOW;
 
     fn line() -> impl Strategy<Value = String> {
-        let info = prop_oneof![
-            Just(String::new()),
-            "-?[0-9]{1,21}:",
-            "[0-9]{1,12}:-?[0-9]{1,21}:",
-            "[0-9a-z:]{0,6}",
-        ];
+        let info = prop_oneof![Just(String::new()), "-?[0-9]{1,21}:", "[0-9]{1,12}:-?[0-9]{1,21}:", "[0-9a-z:]{0,6}",];
         const ODD: &[&str] = &["%2F", "%00", "%2E%2E", "%E8%8A%B1", "%FF", "%", ".", ".."];
         let segment = prop_oneof!["[a-z.]{1,6}", prop::sample::select(ODD).prop_map(String::from)];
-        let url = (prop_oneof![Just("http://"), Just("https://")], prop::collection::vec(segment, 0..4), "[?#]?[a-z=/]{0,6}")
-            .prop_map(|(scheme, parts, tail)| format!("{scheme}h/{}{tail}", parts.concat()));
+        let url =
+            (prop_oneof![Just("http://"), Just("https://")], prop::collection::vec(segment, 0..4), "[?#]?[a-z=/]{0,6}")
+                .prop_map(|(scheme, parts, tail)| format!("{scheme}h/{}{tail}", parts.concat()));
         let body = prop_oneof![
             3 => (info, url).prop_map(|(i, u)| format!("{i}{u}")),
             2 => "[a-zA-Z. /花]{0,8}:",
             1 => any::<String>(),
         ];
-        (0usize..7, body, prop_oneof![Just(""), Just("\r"), Just(" ")]).prop_map(|(indent, b, end)| format!("{}{b}{end}", " ".repeat(indent)))
+        (0usize..7, body, prop_oneof![Just(""), Just("\r"), Just(" ")])
+            .prop_map(|(indent, b, end)| format!("{}{b}{end}", " ".repeat(indent)))
     }
 
     proptest! {
