@@ -4,7 +4,7 @@
 //!
 //! Why: "no secret reaches a log" can only be tested against the complete list of secrets,
 //! and only the far end knows them all (a client may derive some, e.g. `auth_key`). A test
-//! runs panmount at trace level and greps its output for each value (`tests/secrets.rs`).
+//! runs panmount at trace level and greps its output for each value (`tests/e2e/secrets.rs`).
 
 use std::collections::BTreeSet;
 use std::sync::Mutex;

@@ -1,9 +1,8 @@
 //! The filesystem core without FUSE, against the simulator's CDN, with a counting driver: what
 //! the caches promise in remote calls (single-flight listings and links, negative names, no
 //! block downloaded twice) and what a down storage does to its neighbours.
-#![cfg(feature = "sim")]
 
-mod common;
+use crate::common;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};

@@ -3,7 +3,6 @@
 //!
 //! Signatures here are computed in the test from pan123-protocol.md §4.3 with the `md5` crate,
 //! not with the simulator's own function, so the two implementations check each other.
-#![cfg(feature = "sim")]
 
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 

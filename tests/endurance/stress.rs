@@ -3,9 +3,8 @@
 //! 64 MiB memory budget. No fault is injected, so every read must succeed with the remote
 //! bytes; every thread must finish (no deadlock); the process's peak RSS must stay near the
 //! budget; the mount must come down cleanly.
-#![cfg(feature = "sim")]
 
-mod common;
+use crate::common;
 
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
@@ -138,6 +137,7 @@ fn peak_rss_mb(pid: u32) -> u64 {
 
 #[test]
 fn sixteen_readers_sixty_four_files_and_ls_loops() {
+    let _turn = crate::one_at_a_time();
     if !fuse_tests_enabled() {
         return;
     }

@@ -3,9 +3,8 @@
 //! received (see `panmount::sim::secrets`) may appear in panmount's output. Also: state files
 //! are private, and a config file others can read while it holds a password, token or key
 //! gets one warning.
-#![cfg(feature = "sim")]
 
-mod common;
+use crate::common;
 
 use std::os::unix::fs::PermissionsExt;
 use std::sync::atomic::Ordering;

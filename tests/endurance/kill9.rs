@@ -10,11 +10,10 @@
 //! must fall back to the password once. Every other kill must cost no signin at all.
 //!
 //! The moments come from a seeded generator; the seed is printed (`PANMOUNT_KILL_SEED`
-//! repeats a run). `tests/mount_pikpak.rs` has the deterministic single kill right after a
+//! repeats a run). `tests/e2e/mount_pikpak.rs` has the deterministic single kill right after a
 //! refresh.
-#![cfg(feature = "sim")]
 
-mod common;
+use crate::common;
 
 use std::os::unix::fs::FileExt;
 use std::path::Path;
@@ -68,6 +67,7 @@ fn persisted_token(state: &Path) -> Option<String> {
 
 #[test]
 fn repeated_kill_9_at_random_moments() {
+    let _turn = crate::one_at_a_time();
     if !fuse_tests_enabled() {
         return;
     }

@@ -1,8 +1,7 @@
 //! The command line as users drive it: exit codes and messages of config mistakes, and the
 //! `check`, `ls` and `cat` commands against the simulator (no FUSE involved).
-#![cfg(feature = "sim")]
 
-mod common;
+use crate::common;
 
 use common::{KEY, Sim, run, write_config};
 use panmount::sim::SizeMode;

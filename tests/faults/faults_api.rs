@@ -2,9 +2,8 @@
 //! rate limits, a provider outage, DNS failure and a refused login, each through a real mount
 //! of the simulated PikPak (or 123pan), asserting what the reader gets (the exact bytes or EIO)
 //! and what the recovery costs, counted by the simulator.
-#![cfg(feature = "sim")]
 
-mod common;
+use crate::common;
 
 use std::os::unix::fs::FileExt;
 use std::sync::atomic::{AtomicU64, Ordering};

@@ -6,9 +6,8 @@
 //! About a minute by default; `PANMOUNT_SOAK_SECS=600` soaks longer. The first pass always
 //! completes, later passes stop at the deadline. The test asserts that many expiries and
 //! resets really happened, so it cannot pass by having dodged them.
-#![cfg(feature = "sim")]
 
-mod common;
+use crate::common;
 
 use std::io::Read;
 use std::os::unix::fs::FileExt;
@@ -51,6 +50,7 @@ fn stream_pass(mounted: &std::path::Path, expected: &std::fs::File, deadline: Op
 
 #[test]
 fn stream_through_link_and_token_expiries_and_resets() {
+    let _turn = crate::one_at_a_time();
     if !fuse_tests_enabled() {
         return;
     }

@@ -3,9 +3,8 @@
 //! tree by changing files, and it counts every list call and enforces a rate limit).
 //! Assertions are on the simulator's counters, the mount's own stats file and bytes; the only
 //! waits are bounded polls for background work.
-#![cfg(feature = "sim")]
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 use std::time::{Duration, Instant};

@@ -2,9 +2,8 @@
 //! real mounts where the behaviour is user-visible, and through the CLI (`check`, `ls`,
 //! `offline`) where it is not. Assertions are on bytes, exit codes, messages and the
 //! simulator's counters; never on timing.
-#![cfg(feature = "sim")]
 
-mod common;
+use crate::common;
 
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};

@@ -1,8 +1,7 @@
 //! `panmount demo` as a newcomer runs it: it mounts, the files are the sample's bytes, and
 //! Ctrl-C (SIGINT) unmounts and exits 0. Also: the example configs parse.
-#![cfg(feature = "sim")]
 
-mod common;
+use crate::common;
 
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};

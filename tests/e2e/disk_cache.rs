@@ -1,8 +1,7 @@
 //! The disk cache across restarts: a second run serves from disk with no download, a changed
 //! remote file (new version) is fetched fresh, and damaged cache files are never served.
-#![cfg(feature = "sim")]
 
-mod common;
+use crate::common;
 
 use common::{KEY, Mount, Sim, fuse_tests_enabled, read_all, run, write_config};
 use panmount::sim::SizeMode;

@@ -1,8 +1,7 @@
 //! systemd `Type=notify`: READY only once the storages are logged in and their roots listed,
 //! with a STATUS that says so; WATCHDOG pings while mounted; STOPPING on SIGTERM.
-#![cfg(feature = "sim")]
 
-mod common;
+use crate::common;
 
 use std::os::unix::net::UnixDatagram;
 use std::time::Duration;

@@ -1,9 +1,8 @@
 //! End-to-end: the `123pan` and `123pan_share` drivers against the simulated 123pan API, through
 //! real mounts (FUSE) and through `panmount check/ls/cat` (no FUSE) for the refusal paths.
 //! Every byte read is compared with the file the simulator serves.
-#![cfg(feature = "sim")]
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 

@@ -3,9 +3,8 @@
 //! themselves, over 255 bytes, and two equal names in one folder each get the documented name
 //! (README.md, "Names") and read their own bytes; absurd sizes are learned from the server.
 //! The same shown names lead back to the remote folders (`offline add --to`).
-#![cfg(feature = "sim")]
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};

@@ -5,9 +5,8 @@
 //! Each case reads a file no earlier case read, so nothing comes from the block cache. A whole
 //! small file (at most 128 KiB) is one FUSE read and one ranged request when the CDN is
 //! healthy (`healthy_reads_cost_one_request`), so "requests - 1" is what the fault cost.
-#![cfg(feature = "sim")]
 
-mod common;
+use crate::common;
 
 use std::io;
 use std::time::{Duration, Instant};

@@ -1,8 +1,7 @@
 //! End-to-end: a real `panmount mount` of a 123pan_link tree served by the simulator, read with
 //! ordinary file APIs. Every test compares bytes with the files the simulator serves.
-#![cfg(feature = "sim")]
 
-mod common;
+use crate::common;
 
 use std::os::unix::fs::FileExt;
 use std::time::Duration;

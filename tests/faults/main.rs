@@ -1,0 +1,10 @@
+//! The fault matrix (tests/README.md): the simulated CDN's own behaviour (`sim_cdn`), and what
+//! a reader of a mount gets under each CDN fault (`faults_cdn`) and API fault (`faults_api`).
+#![cfg(feature = "sim")]
+
+#[path = "../common/mod.rs"]
+mod common;
+
+mod faults_api;
+mod faults_cdn;
+mod sim_cdn;
