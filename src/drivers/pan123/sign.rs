@@ -8,8 +8,7 @@
 //! The algorithm reproduces a third-party capture of the live service (example C below), so
 //! it is the one fact of this protocol we can test against reality.
 //!
-//! CRC-32 is the IEEE/zlib one. It is twenty lines, so it is written here rather than pulled
-//! in as a crate.
+//! CRC-32 is the IEEE/zlib one, from `crc32fast`.
 
 /// Digit-to-letter table of the time sign (the source table has 26 entries; digits use ten).
 pub const DIGIT_LETTERS: [u8; 10] = *b"adefghlmyi";
@@ -20,27 +19,9 @@ const UTC8_SECS: i64 = 8 * 3600;
 /// `random` is drawn from `0..=RANDOM_MAX`, as OpenList does (`round(1e7 * U[0,1))`).
 pub const RANDOM_MAX: u32 = 10_000_000;
 
-const fn crc_table() -> [u32; 256] {
-    let mut table = [0u32; 256];
-    let mut i = 0;
-    while i < 256 {
-        let mut c = i as u32;
-        let mut k = 0;
-        while k < 8 {
-            c = if c & 1 != 0 { 0xEDB8_8320 ^ (c >> 1) } else { c >> 1 };
-            k += 1;
-        }
-        table[i] = c;
-        i += 1;
-    }
-    table
-}
-
-static CRC_TABLE: [u32; 256] = crc_table();
-
 /// Standard CRC-32 (reflected, poly 0xEDB88320, init and xorout 0xFFFFFFFF), as zlib's `crc32`.
 pub fn crc32(data: &[u8]) -> u32 {
-    !data.iter().fold(!0u32, |c, &b| CRC_TABLE[((c ^ u32::from(b)) & 0xFF) as usize] ^ (c >> 8))
+    crc32fast::hash(data)
 }
 
 /// `ts` as `YYYYMMDDhhmm` in UTC+8.

@@ -1,19 +1,7 @@
 //! The simulator's own check of the 123pan request signature (pan123-protocol.md §1.4) and
 //! its own RFC 3339 writer. Written apart from the driver's `sign.rs` on purpose: a bug there
-//! must fail a test, not be mirrored here. CRC-32 is the bitwise form, not a table.
-
-/// Bitwise CRC-32 (IEEE, reflected), as zlib computes it.
-fn crc32(bytes: &[u8]) -> u32 {
-    let mut crc = 0xFFFF_FFFFu32;
-    for &b in bytes {
-        crc ^= u32::from(b);
-        for _ in 0..8 {
-            let mask = 0u32.wrapping_sub(crc & 1);
-            crc = (crc >> 1) ^ (0xEDB8_8320 & mask);
-        }
-    }
-    !crc
-}
+//! must fail a test, not be mirrored here. CRC-32 comes from `crc32fast`, as the driver's does:
+//! a checksum crate is not where a signature bug would hide.
 
 /// Civil date of a day number (days since 1970-01-01), by walking years and months.
 fn civil(mut days: i64) -> (i64, u32, u32) {
@@ -55,7 +43,7 @@ fn time_key(ts: i64) -> u32 {
     let digits = format!("{y:04}{m:02}{d:02}{:02}{:02}", s / 3600, s / 60 % 60);
     let letters: String =
         digits.chars().map(|c| "adefghlmyi".as_bytes()[c.to_digit(10).unwrap_or(0) as usize] as char).collect();
-    crc32(letters.as_bytes())
+    crc32fast::hash(letters.as_bytes())
 }
 
 /// Why a request's signature is refused, or `Ok` when `query` (raw, still encoded) carries a
@@ -78,7 +66,7 @@ pub fn check(query: &str, path: &str, now: i64, window: i64) -> Result<(), &'sta
         return Err("time sign mismatch");
     }
     let data = format!("{ts}|{}|{path}|web|3|{expected_key}", parts[1]);
-    if parts[2] != crc32(data.as_bytes()).to_string() {
+    if parts[2] != crc32fast::hash(data.as_bytes()).to_string() {
         return Err("data sign mismatch");
     }
     Ok(())
