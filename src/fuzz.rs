@@ -7,7 +7,7 @@
 //!
 //! | input | property tests |
 //! |---|---|
-//! | provider names -> names on disk | `fs::names::tests` |
+//! | provider names -> names on disk | `names::tests` |
 //! | the 123pan_link tree text | `drivers::pan123_link::tree::tests::fuzz` |
 //! | the config file | `config::tests::fuzz` |
 //! | PikPak JSON (lists, files, tokens, tasks, shares) | `drivers::pikpak::tests::fuzz` |

@@ -17,6 +17,7 @@ pub mod fuse;
 mod fuzz;
 pub mod http;
 pub mod logging;
+pub mod names;
 pub mod offline;
 pub mod openlist;
 pub mod read;

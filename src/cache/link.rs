@@ -15,8 +15,8 @@ use std::time::{Duration, Instant, SystemTime};
 use lru::LruCache;
 
 use super::KeyedLock;
-use crate::drivers::Link;
 use crate::error::Result;
+use crate::http::Link;
 
 /// (storage, file id, version).
 pub type LinkKey = (usize, String, String);

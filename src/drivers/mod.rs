@@ -42,31 +42,7 @@ pub struct Entry {
     pub version: String,
 }
 
-/// Where to fetch a file's bytes. The URL is a secret (it carries a signature or a token):
-/// it must never be logged; use [`Link::redacted`] in messages.
-#[derive(Clone)]
-pub struct Link {
-    pub url: String,
-    pub headers: Vec<(String, String)>,
-    /// When the provider stops honouring the URL, if known. The link cache subtracts a margin.
-    pub expires_at: Option<SystemTime>,
-}
-
-impl Link {
-    /// The URL without its query string, for logs.
-    pub fn redacted(&self) -> String {
-        crate::http::redact_url(&self.url)
-    }
-}
-
-impl std::fmt::Debug for Link {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Link")
-            .field("url", &self.redacted())
-            .field("expires_at", &self.expires_at)
-            .finish_non_exhaustive()
-    }
-}
+pub use crate::http::Link;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Quota {

@@ -4,9 +4,10 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::{Fs, MIN_TTL, names};
+use super::{Fs, MIN_TTL};
 use crate::drivers::Entry;
 use crate::error::{Error, Result};
+use crate::names;
 use crate::stats::StorageStats;
 
 impl Fs {

@@ -7,7 +7,6 @@ mod files;
 pub mod handles;
 pub mod inode;
 mod listing;
-pub mod names;
 pub mod revalidate;
 pub mod storage;
 pub mod warm;

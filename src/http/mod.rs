@@ -2,6 +2,8 @@
 
 use std::time::Duration;
 
+pub use link::Link;
+
 /// A connection that sends nothing for this long (no response headers, or a body that
 /// stalls) fails as a network error: a download then resumes where it stopped, an API call is
 /// retried like any transient failure. Long enough for a slow API answer, short enough that a
@@ -76,6 +78,7 @@ pub fn redact_url(url: &str) -> String {
 }
 
 pub mod limit;
+mod link;
 pub mod range;
 pub mod retry;
 

@@ -13,7 +13,7 @@ use reqwest::StatusCode;
 use reqwest::header;
 
 use super::HttpClient;
-use crate::drivers::Link;
+use super::Link;
 use crate::error::{Error, Result};
 
 /// The body of an accepted range response, handed out as it arrives.

@@ -75,7 +75,7 @@ pub struct Node {
     /// The name shown in the mount (decoded, possibly renamed by DIFFERENCE (d)).
     pub name: String,
     /// The full path in the tree: `/` for the root, `/Movies/a.mp4` below it, each name as
-    /// the mount shows it (`crate::fs::names::escape`).
+    /// the mount shows it (`crate::names::escape`).
     pub path: String,
     /// The 1-based line that declared it (0 for the root).
     pub line: usize,
@@ -288,7 +288,7 @@ fn rename_duplicates(nodes: &mut [Node]) -> Vec<String> {
             }
             let old = nodes[c].name.clone();
             let new = (2..)
-                .map(|n| crate::fs::names::numbered(&old, n, nodes[c].is_dir()))
+                .map(|n| crate::names::numbered(&old, n, nodes[c].is_dir()))
                 .find(|cand| !taken.contains(cand))
                 .expect("an unused number exists");
             taken.insert(new.clone());
@@ -309,7 +309,7 @@ fn assign_paths(nodes: &mut [Node]) -> HashMap<String, usize> {
         by_path.insert(nodes[index].path.clone(), index);
         for c in nodes[index].children.clone() {
             let parent = &nodes[index].path;
-            let segment = crate::fs::names::escape(&nodes[c].name);
+            let segment = crate::names::escape(&nodes[c].name);
             nodes[c].path = if parent == "/" { format!("/{segment}") } else { format!("{parent}/{segment}") };
             todo.push(c);
         }
