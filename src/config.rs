@@ -47,6 +47,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+pub mod driver_options;
 mod parser;
 #[cfg(test)]
 mod tests;
@@ -131,18 +132,7 @@ pub struct StorageConfig {
     pub options: Options,
 }
 
-/// The driver options that hold a credential: their values never reach a log, and a config
-/// file that holds one itself (not through `X_file` or `${ENV}`) should be private.
-pub const SECRET_OPTIONS: &[&str] =
-    &["password", "refresh_token", "captcha_token", "private_key", "share_password", "access_token"];
-
-/// Whether `option = value` holds a credential: one of [`SECRET_OPTIONS`], or a `proxy` URL
-/// with a password in it (`http://user:pass@host:port`).
-pub fn is_secret(option: &str, value: &toml::Value) -> bool {
-    SECRET_OPTIONS.contains(&option)
-        || (option == "proxy"
-            && value.as_str().and_then(|v| url::Url::parse(v).ok()).is_some_and(|u| u.password().is_some()))
-}
+pub use driver_options::{DriverOption, OptionType, is_access_only, is_secret};
 
 /// One storage's driver options, already resolved (`${ENV}` expanded, `X_file` read into `X`).
 /// Its `Debug` leaves out the values that hold a credential ([`is_secret`]).

@@ -39,16 +39,13 @@ use crate::drivers::Entry;
 pub const FLUSH_EVERY: Duration = Duration::from_secs(5);
 /// Bumped when the file layout changes; other versions are ignored (and replaced).
 const FORMAT: u32 = 1;
-/// Options that are secrets (never hashed into a file name) or that change how the cloud is
-/// reached, not what it holds.
-const NOT_IN_KEY: &[&str] =
-    &["password", "refresh_token", "captcha_token", "share_password", "private_key", "access_token", "proxy"];
-
 /// The store's name for a storage: `<driver>-<16 hex of md5(path, driver options)>`.
 pub fn storage_key(storage: &StorageConfig) -> String {
     let mut identity = vec![storage.path.clone()];
     for (name, value) in &storage.options.values {
-        if !NOT_IN_KEY.contains(&name.as_str()) {
+        // Secrets are never hashed into a file name; the proxy changes how the cloud is
+        // reached, not what it holds.
+        if !crate::config::is_access_only(name) {
             identity.push(format!("{name}={}", value.value));
         }
     }

@@ -330,9 +330,10 @@ impl<'a> Parser<'a> {
                 continue;
             }
             let key = format!("{table_name}.{name}");
-            let (option, from_file) = if valid.contains(&name) {
+            let declared = |n: &str| valid.iter().any(|o| o.name == n);
+            let (option, from_file) = if declared(name) {
                 (name, false)
-            } else if let Some(base) = name.strip_suffix("_file").filter(|b| valid.contains(b)) {
+            } else if let Some(base) = name.strip_suffix("_file").filter(|b| declared(b)) {
                 (base, true)
             } else {
                 return Err(self.err(
@@ -341,7 +342,7 @@ impl<'a> Parser<'a> {
                     format!(
                         "unknown option `{name}` for driver {driver}; valid options: {} \
                      (each may also be given as NAME_file)",
-                        valid.join(", ")
+                        valid.iter().map(|o| o.name).collect::<Vec<_>>().join(", ")
                     ),
                 ));
             };
@@ -372,6 +373,9 @@ impl<'a> Parser<'a> {
                 options.inline_secrets.push(option.to_string());
             }
             options.values.insert(option.to_string(), OptionValue { value, line: Some(self.line_at(k.span().start)) });
+        }
+        for option in valid.iter() {
+            option.check(&options)?;
         }
         Ok((StorageConfig { path, driver, options }, Some(self.line_at(pv.span().start))))
     }

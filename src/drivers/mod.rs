@@ -17,7 +17,7 @@ use std::time::SystemTime;
 
 use async_trait::async_trait;
 
-use crate::config::{ConfigError, StorageConfig};
+use crate::config::{ConfigError, DriverOption, StorageConfig};
 use crate::error::Result;
 use crate::http::HttpClient;
 
@@ -144,38 +144,11 @@ pub struct BuildContext {
 }
 
 /// Every driver name the config accepts, with the options it takes (besides `path` and
-/// `driver`). An option `X` may also be written `X_file`; the config loader handles that.
-pub const DRIVERS: &[(&str, &[&str])] = &[
-    (
-        "pikpak",
-        &[
-            "username",
-            "password",
-            "refresh_token",
-            "captcha_token",
-            "device_id",
-            "platform",
-            "root_folder_id",
-            "disable_media_link",
-            "api_base",
-            "user_base",
-            "proxy",
-        ],
-    ),
-    (
-        "pikpak_share",
-        &[
-            "share_id",
-            "share_password",
-            "root_folder_id",
-            "use_transcoding_address",
-            "platform",
-            "device_id",
-            "api_base",
-            "user_base",
-            "proxy",
-        ],
-    ),
+/// `driver`), each declared once with its type (`crate::config::driver_options`). An option `X`
+/// may also be written `X_file`; the config loader handles that.
+pub const DRIVERS: &[(&str, &[DriverOption])] = &[
+    ("pikpak", pikpak::OPTIONS),
+    ("pikpak_share", pikpak_share::OPTIONS),
     ("123pan", pan123::OPTIONS),
     ("123pan_share", pan123_share::OPTIONS),
     ("123pan_link", pan123_link::OPTIONS),

@@ -36,20 +36,21 @@ use self::api::{DownloadInfo, DownloadInfoRequest, File, ListPage, UserInfo};
 use self::client::{Client, Credentials};
 use super::pages::Pages;
 use super::{BuildContext, Driver, Entry, Link, Quota};
+use crate::config::driver_options::{DriverOption, PROXY, count, secret, text};
 use crate::config::{ConfigError, Options};
 use crate::error::{Error, Result};
 use crate::http::limit::RateLimiter;
 
-pub const OPTIONS: &[&str] = &[
-    "username",
-    "password",
-    "root_folder_id",
-    "platform",
-    "api_base",
-    "login_base",
-    "proxy",
-    "list_interval_ms",
-    "link_lifetime_secs",
+pub const OPTIONS: &[DriverOption] = &[
+    text("username"),
+    secret("password"),
+    text("root_folder_id"),
+    text("platform"),
+    text("api_base"),
+    text("login_base"),
+    PROXY,
+    count("list_interval_ms"),
+    count("link_lifetime_secs"),
 ];
 
 pub const DEFAULT_API_BASE: &str = "https://yun.123pan.com";

@@ -24,10 +24,12 @@ use md5::{Digest, Md5};
 
 use self::tree::{Node, Tree};
 use super::{BuildContext, Driver, Entry, Link};
+use crate::config::driver_options::{DriverOption, PROXY, count, integer, secret, text};
 use crate::config::{ConfigError, Options};
 use crate::error::{Error, Result};
 
-pub const OPTIONS: &[&str] = &["origin_urls", "private_key", "uid", "valid_duration", "proxy"];
+pub const OPTIONS: &[DriverOption] =
+    &[text("origin_urls"), secret("private_key"), count("uid"), integer("valid_duration"), PROXY];
 
 /// OpenList's default: links valid for 30 minutes.
 const DEFAULT_VALID_MINUTES: i64 = 30;

@@ -114,12 +114,14 @@ fn option_errors() {
     assert_eq!(e.key.as_deref(), Some("storage[1].valid_duration"));
     assert_eq!(e.line, Some(12));
     assert_eq!(e.message, "must be at least 1 (minutes)");
-    let e = build("uid = -1\n").err().unwrap();
-    assert_eq!(e.key.as_deref(), Some("storage[1].uid"));
-    let e = build("private_key = 5\n").err().unwrap();
-    assert!(e.message.contains("expected a string"), "{e}");
-    let e = build("proxy = 5\n").err().unwrap();
-    assert_eq!(e.key.as_deref(), Some("storage[1].proxy"));
+    // Wrong types are refused when the config is read (`config::driver_options`).
+    let load = |extra: &str| {
+        let text = format!("[[storage]]\npath = \"/l\"\ndriver = \"123pan_link\"\norigin_urls = \"x\"\n{extra}");
+        Config::parse(&text, Path::new("/etc/panmount.toml")).err().unwrap()
+    };
+    assert_eq!(load("uid = -1\n").key.as_deref(), Some("storage[1].uid"));
+    assert!(load("private_key = 5\n").message.contains("expected a string"));
+    assert_eq!(load("proxy = 5\n").key.as_deref(), Some("storage[1].proxy"));
 
     let missing =
         Config::parse("[[storage]]\npath = \"/l\"\ndriver = \"123pan_link\"\n", Path::new("/etc/panmount.toml"))

@@ -23,19 +23,20 @@ use super::pan123::api::{DownloadInfo, ListPage};
 use super::pan123::client::Client;
 use super::pan123::{self, FileRef, LinkMinter, paging};
 use super::{BuildContext, Driver, Entry, Link};
+use crate::config::driver_options::{DriverOption, PROXY, count, secret, text};
 use crate::config::{ConfigError, Options};
 use crate::error::Result;
 use crate::http::limit::RateLimiter;
 
-pub const OPTIONS: &[&str] = &[
-    "share_key",
-    "share_password",
-    "root_folder_id",
-    "access_token",
-    "api_base",
-    "proxy",
-    "list_interval_ms",
-    "link_lifetime_secs",
+pub const OPTIONS: &[DriverOption] = &[
+    text("share_key"),
+    secret("share_password"),
+    text("root_folder_id"),
+    secret("access_token"),
+    text("api_base"),
+    PROXY,
+    count("list_interval_ms"),
+    count("link_lifetime_secs"),
 ];
 
 const LIST_PATH: &str = "/b/api/share/get";

@@ -36,10 +36,26 @@ use self::client::{Client, Fault};
 use self::identity::{Identity, Platform};
 use super::pages::Pages;
 use super::{BuildContext, Driver, Entry, Link, OfflineTasks, Quota, decode};
+use crate::config::driver_options::{DriverOption, PROXY, flag, secret, text};
 use crate::config::{ConfigError, Options};
 use crate::error::{Error, Result};
 use crate::http::retry::Backoff;
 use crate::state::StateFile;
+
+/// The options of a `pikpak` storage (INTERFACE.md; mount-configs/pikpak.toml).
+pub const OPTIONS: &[DriverOption] = &[
+    text("username"),
+    secret("password"),
+    secret("refresh_token"),
+    secret("captcha_token"),
+    text("device_id"),
+    text("platform"),
+    text("root_folder_id"),
+    flag("disable_media_link"),
+    text("api_base"),
+    text("user_base"),
+    PROXY,
+];
 
 pub const DEFAULT_API_BASE: &str = "https://api-drive.mypikpak.com";
 pub const DEFAULT_USER_BASE: &str = "https://user.mypikpak.com";

@@ -27,10 +27,24 @@ use super::pikpak::api::{File, FileList};
 use super::pikpak::client::{Client, Fault, now_ms};
 use super::pikpak::{self, PikPak, captcha, collect_pages, links};
 use super::{BuildContext, Driver, Entry, Link, decode};
+use crate::config::driver_options::{DriverOption, PROXY, flag, secret, text};
 use crate::config::{ConfigError, Options};
 use crate::error::{Error, Result};
 use crate::http::retry::Backoff;
 use crate::state::StateFile;
+
+/// The options of a `pikpak_share` storage (mount-configs/pikpak-share.toml).
+pub const OPTIONS: &[DriverOption] = &[
+    text("share_id"),
+    secret("share_password"),
+    text("root_folder_id"),
+    flag("use_transcoding_address"),
+    text("platform"),
+    text("device_id"),
+    text("api_base"),
+    text("user_base"),
+    PROXY,
+];
 
 /// OpenList mints the share token for this action (§4.3).
 const CAPTCHA_ACTION: &str = "GET:/drive/v1/share:batch_file_info";
