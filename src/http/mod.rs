@@ -77,7 +77,9 @@ pub fn redact_url(url: &str) -> String {
 
 pub mod limit;
 pub mod range;
+pub mod renew;
 pub mod retry;
+pub mod status;
 
 #[cfg(test)]
 mod body_tests {
