@@ -29,8 +29,10 @@ impl<T: Clone + PartialEq> Renewable<T> {
     }
 
     /// The value after `stale`: renewed with `renew` unless another task already replaced it.
-    pub async fn renew<E, F, Fut>(&self, stale: &T, renew: F) -> Result<T, E>
+    pub async fn renew<Q, E, F, Fut>(&self, stale: &Q, renew: F) -> Result<T, E>
     where
+        Q: ?Sized,
+        T: PartialEq<Q>,
         F: FnOnce() -> Fut,
         Fut: Future<Output = Result<T, E>>,
     {

@@ -22,12 +22,17 @@ use super::api::Token;
 use super::captcha;
 use super::client::{ApiError, Client, Fault};
 use crate::error::{Error, Result};
-use crate::http::retry::Backoff;
+use crate::http::retry::{Policy, retry};
 use crate::state::StateFile;
 
 /// Refresh this long before `expires_in` runs out (capped at a quarter of the lifetime).
 const REFRESH_SKEW: Duration = Duration::from_secs(300);
 const STATE_KEY: &str = "refresh_token";
+/// A refresh spends the token it sends and a signin starts a session: sent again only after
+/// a refusal that proves the server did not act on it (a rate limit), never after a
+/// transport error, which might have come after the token was spent.
+const REFRESH_RETRY: Policy<'static> = Policy::write("PikPak auth/token", 4);
+const SIGNIN_RETRY: Policy<'static> = Policy::write("PikPak auth/signin", 4);
 
 /// Username and password. No `Debug`: the password must never reach a log.
 pub struct Credentials {
@@ -138,19 +143,10 @@ impl Session {
             "refresh_token": token,
         });
         let query = [("client_id", client.ident.client_id)];
-        // A refused refresh request did not spend the token, so rate limits may be retried;
-        // a transport error might have, so it is not replayed.
-        let mut backoff = Backoff::new(4);
-        let value = loop {
-            match client.exchange(Method::POST, &url, &query, Some(&body), None).await {
-                Ok(v) => break v,
-                Err(e) if e.fault == Fault::RateLimited => match backoff.delay_for(&e.error) {
-                    Some(d) => tokio::time::sleep(d).await,
-                    None => return Err(e),
-                },
-                Err(e) => return Err(e),
-            }
-        };
+        let (url, query, body) = (&url, &query, &body);
+        let value =
+            retry(&REFRESH_RETRY, || async move { client.exchange(Method::POST, url, query, Some(body), None).await })
+                .await?;
         self.accept(client, slot, value).map_err(|error| ApiError { fault: Fault::Other, error })
     }
 
@@ -158,32 +154,38 @@ impl Session {
         let Some(creds) = &self.creds else { return Err(invalid_grant_error()) };
         let url = format!("{}/v1/auth/signin", client.user_base);
         let query = [("client_id", client.ident.client_id)];
-        let mut backoff = Backoff::new(4);
-        let mut fresh_captcha_tried = false;
-        let mut user_token = self.config_captcha.lock().unwrap().take();
-        for _ in 0..8 {
-            let captcha = match user_token.take() {
-                Some(t) => t,
-                None => client.mint("POST:/v1/auth/signin", captcha::login_meta(&creds.username)).await?,
-            };
-            let body = json!({
-                "captcha_token": captcha,
-                "client_id": client.ident.client_id,
-                "client_secret": client.ident.client_secret,
-                "username": creds.username,
-                "password": creds.password,
-            });
-            match client.exchange(Method::POST, &url, &query, Some(&body), None).await {
-                Ok(value) => return self.accept(client, slot, value),
-                Err(e) if e.fault == Fault::LoginCaptcha && !fresh_captcha_tried => fresh_captcha_tried = true,
-                Err(e) if e.fault == Fault::RateLimited => match backoff.delay_for(&e.error) {
-                    Some(d) => tokio::time::sleep(d).await,
-                    None => return Err(e.error),
-                },
-                Err(e) => return Err(e.error),
+        let (url, query) = (&url, &query);
+        let user_token = &Mutex::new(self.config_captcha.lock().unwrap().take());
+        let fresh_captcha_tried = &AtomicBool::new(false);
+        // A captcha refusal mints a new token once, inside one attempt; a failed mint ends the
+        // login (`Ok(Err)`: it had its own retries).
+        let value = retry(&SIGNIN_RETRY, || async move {
+            loop {
+                let user = user_token.lock().unwrap().take();
+                let captcha = match user {
+                    Some(t) => t,
+                    None => match client.mint("POST:/v1/auth/signin", captcha::login_meta(&creds.username)).await {
+                        Ok(t) => t,
+                        Err(e) => return Ok(Err(e.error)),
+                    },
+                };
+                let body = json!({
+                    "captcha_token": captcha,
+                    "client_id": client.ident.client_id,
+                    "client_secret": client.ident.client_secret,
+                    "username": creds.username,
+                    "password": creds.password,
+                });
+                match client.exchange(Method::POST, url, query, Some(&body), None).await {
+                    Ok(value) => return Ok(Ok(value)),
+                    Err(e) if e.fault == Fault::LoginCaptcha && !fresh_captcha_tried.swap(true, Ordering::Relaxed) => {}
+                    Err(e) => return Err(e),
+                }
             }
-        }
-        Err(Error::Remote("login: too many attempts".into()))
+        })
+        .await
+        .map_err(Error::from)??;
+        self.accept(client, slot, value)
     }
 
     /// Take a token reply: persist the new refresh token first, then use it.
