@@ -402,6 +402,19 @@ fn a_123pan_listing_answered_4xx_without_a_code_is_an_error_not_an_empty_folder(
     assert_eq!((code, entries), (0, real_entries(&sim, "/")), "{err}");
 }
 
+#[test]
+fn a_123pan_http_401_with_code_401_still_logs_in_again_once() {
+    let sim = Sim::start(false);
+    let config = pan123(&sim);
+    let logins = || sim.handle().pan123.count(|c: &Pan123Counters| &c.logins);
+    let (code, _, err) = ls(&config, "/123");
+    assert_eq!((code, logins()), (0, 1), "{err}");
+    api_fault(&sim, 401, r#"{"code":401,"message":"token is expired","data":null}"#, 1, "/file/list");
+    let (code, entries, err) = ls(&config, "/123");
+    assert_eq!((code, entries), (0, real_entries(&sim, "/")), "{err}");
+    assert_eq!((faults_left(&sim), logins()), (0, 3), "the start's login and one re-login");
+}
+
 /// A mounted folder's entries as `real_entries` shows them.
 fn names(mount: &Mount, rel: &str) -> Vec<String> {
     let mut names: Vec<String> = list(&mount.path(rel))
