@@ -45,6 +45,18 @@ impl<T: Clone + PartialEq> Renewable<T> {
         self.set(fresh.clone());
         Ok(fresh)
     }
+
+    /// Renew whatever the current value is (a login from scratch), in turn with [`Self::renew`].
+    pub async fn replace<E, F, Fut>(&self, renew: F) -> Result<T, E>
+    where
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = Result<T, E>>,
+    {
+        let _one = self.renewing.lock().await;
+        let fresh = renew().await?;
+        self.set(fresh.clone());
+        Ok(fresh)
+    }
 }
 
 #[cfg(test)]

@@ -4,9 +4,9 @@
 //! follow, both enforced here:
 //! - the new token is written to the state file (atomically, see `crate::state`) *before* it is
 //!   used or even kept in memory, so a crash never strands the account;
-//! - refreshes are serialised behind one `tokio::sync::Mutex`, and a task that saw an expired
-//!   access token only refreshes if nobody did since it took its snapshot (the `generation`),
-//!   so two tasks never spend the same token.
+//! - logins and refreshes are serialised (`http::renew`), and a task that saw an expired access
+//!   token only refreshes if nobody did since it took its snapshot (the `generation`), so two
+//!   tasks never spend the same token.
 //!
 //! On start the persisted token wins over the config's (the config's was spent by an earlier
 //! run). `invalid_grant` falls back to a password login when a password is configured.
@@ -22,6 +22,7 @@ use super::api::Token;
 use super::captcha;
 use super::client::{ApiError, Client, Fault};
 use crate::error::{Error, Result};
+use crate::http::renew::Renewable;
 use crate::http::retry::{Policy, retry};
 use crate::state::StateFile;
 
@@ -40,11 +41,18 @@ pub struct Credentials {
     pub password: String,
 }
 
-#[derive(Clone, Default)]
+#[derive(Clone, Default, PartialEq)]
 struct Access {
     token: String,
     refresh_at: Option<Instant>,
     generation: u64,
+}
+
+/// A caller names the access token it saw refused by its generation.
+impl PartialEq<u64> for Access {
+    fn eq(&self, generation: &u64) -> bool {
+        self.generation == *generation
+    }
 }
 
 pub struct Session {
@@ -53,9 +61,9 @@ pub struct Session {
     config_refresh: Option<String>,
     /// A captcha token the user solved in a browser, used for the first signin only.
     config_captcha: Mutex<Option<String>>,
-    /// The current refresh token; the lock serialises every login and refresh.
-    refresh: tokio::sync::Mutex<Option<String>>,
-    access: Mutex<Access>,
+    /// The current refresh token, changed only while `access` is being renewed.
+    refresh: Mutex<Option<String>>,
+    access: Renewable<Access>,
     warned: AtomicBool,
 }
 
@@ -71,37 +79,37 @@ impl Session {
             creds,
             config_refresh,
             config_captcha: Mutex::new(config_captcha),
-            refresh: tokio::sync::Mutex::new(None),
-            access: Mutex::new(Access::default()),
+            refresh: Mutex::new(None),
+            access: Renewable::new(Access::default()),
             warned: AtomicBool::new(false),
         }
     }
 
     /// The access token and its generation, for one request.
     pub fn current(&self) -> (String, u64) {
-        let a = self.access.lock().unwrap();
-        (a.token.clone(), a.generation)
+        let a = self.access.get();
+        (a.token, a.generation)
     }
 
     /// Log in from scratch: the persisted refresh token, else the config's, else the password.
     pub async fn login(&self, client: &Client) -> Result<()> {
-        let mut refresh = self.refresh.lock().await;
-        let start = self.state.get(STATE_KEY).or_else(|| self.config_refresh.clone());
-        match start {
-            Some(token) => match self.refresh_with(client, &mut refresh, token).await {
-                Ok(()) => {}
-                Err(e) if e.fault == Fault::InvalidGrant && self.creds.is_some() => {
-                    tracing::info!(
-                        "PikPak refused the stored refresh token (invalid_grant); logging in with the password"
-                    );
-                    self.signin(client, &mut refresh).await?;
+        self.access
+            .replace(|| async {
+                let start = self.state.get(STATE_KEY).or_else(|| self.config_refresh.clone());
+                let Some(token) = start else { return self.signin(client).await };
+                match self.refresh_with(client, token).await {
+                    Ok(access) => Ok(access),
+                    Err(e) if e.fault == Fault::InvalidGrant && self.creds.is_some() => {
+                        tracing::info!(
+                            "PikPak refused the stored refresh token (invalid_grant); logging in with the password"
+                        );
+                        self.signin(client).await
+                    }
+                    Err(e) if e.fault == Fault::InvalidGrant => Err(invalid_grant_error()),
+                    Err(e) => Err(e.error),
                 }
-                Err(e) if e.fault == Fault::InvalidGrant => return Err(invalid_grant_error()),
-                Err(e) => return Err(e.error),
-            },
-            None => self.signin(client, &mut refresh).await?,
-        }
-        drop(refresh);
+            })
+            .await?;
         // §5.5 step 3: a token for drive calls, with the signed meta.
         let uid = client.user_id.lock().unwrap().clone();
         let meta = captcha::signed_meta(&client.ident, &client.device_id, &uid, super::client::now_ms());
@@ -112,29 +120,29 @@ impl Session {
     /// Refresh because the access token of `generation` was refused or is about to expire;
     /// nothing happens if another task already refreshed since.
     pub async fn refresh_after(&self, client: &Client, generation: u64) -> Result<()> {
-        let mut refresh = self.refresh.lock().await;
-        if self.access.lock().unwrap().generation != generation {
-            return Ok(());
-        }
-        let Some(token) = refresh.clone() else { return Err(Error::Remote("not logged in".into())) };
-        match self.refresh_with(client, &mut refresh, token).await {
-            Ok(()) => Ok(()),
-            Err(e) if e.fault == Fault::InvalidGrant && self.creds.is_some() => self.signin(client, &mut refresh).await,
-            Err(e) if e.fault == Fault::InvalidGrant => Err(invalid_grant_error()),
-            Err(e) => Err(e.error),
-        }
+        self.access
+            .renew(&generation, || async {
+                let token = self.refresh.lock().unwrap().clone();
+                let Some(token) = token else { return Err(Error::Remote("not logged in".into())) };
+                match self.refresh_with(client, token).await {
+                    Ok(access) => Ok(access),
+                    Err(e) if e.fault == Fault::InvalidGrant && self.creds.is_some() => self.signin(client).await,
+                    Err(e) if e.fault == Fault::InvalidGrant => Err(invalid_grant_error()),
+                    Err(e) => Err(e.error),
+                }
+            })
+            .await
+            .map(drop)
     }
 
     /// Refresh ahead of `expires_in`.
     pub async fn ensure_fresh(&self, client: &Client) -> Result<()> {
-        let (due, generation) = {
-            let a = self.access.lock().unwrap();
-            (a.refresh_at.is_some_and(|t| Instant::now() >= t), a.generation)
-        };
-        if due { self.refresh_after(client, generation).await } else { Ok(()) }
+        let a = self.access.get();
+        let due = a.refresh_at.is_some_and(|t| Instant::now() >= t);
+        if due { self.refresh_after(client, a.generation).await } else { Ok(()) }
     }
 
-    async fn refresh_with(&self, client: &Client, slot: &mut Option<String>, token: String) -> Result<(), ApiError> {
+    async fn refresh_with(&self, client: &Client, token: String) -> Result<Access, ApiError> {
         let url = format!("{}/v1/auth/token", client.user_base);
         let body = json!({
             "client_id": client.ident.client_id,
@@ -147,10 +155,10 @@ impl Session {
         let value =
             retry(&REFRESH_RETRY, || async move { client.exchange(Method::POST, url, query, Some(body), None).await })
                 .await?;
-        self.accept(client, slot, value).map_err(|error| ApiError { fault: Fault::Other, error })
+        self.accept(client, value).map_err(|error| ApiError { fault: Fault::Other, error })
     }
 
-    async fn signin(&self, client: &Client, slot: &mut Option<String>) -> Result<()> {
+    async fn signin(&self, client: &Client) -> Result<Access> {
         let Some(creds) = &self.creds else { return Err(invalid_grant_error()) };
         let url = format!("{}/v1/auth/signin", client.user_base);
         let query = [("client_id", client.ident.client_id)];
@@ -185,11 +193,12 @@ impl Session {
         })
         .await
         .map_err(Error::from)??;
-        self.accept(client, slot, value)
+        self.accept(client, value)
     }
 
-    /// Take a token reply: persist the new refresh token first, then use it.
-    fn accept(&self, client: &Client, slot: &mut Option<String>, value: serde_json::Value) -> Result<()> {
+    /// Take a token reply: persist the new refresh token first, then use it. Called while
+    /// `access` is being renewed, which the returned value becomes.
+    fn accept(&self, client: &Client, value: serde_json::Value) -> Result<Access> {
         let t: Token = crate::drivers::decode("token reply", value)?;
         if t.access_token.is_empty() || t.refresh_token.is_empty() {
             return Err(Error::InvalidResponse("token reply without access_token or refresh_token".into()));
@@ -205,17 +214,17 @@ impl Session {
         } else if !self.warned.swap(true, Ordering::Relaxed) {
             tracing::info!("no state_dir configured: rotated PikPak refresh tokens will not survive a restart");
         }
-        *slot = Some(t.refresh_token);
+        *self.refresh.lock().unwrap() = Some(t.refresh_token);
         if !t.sub.is_empty() {
             *client.user_id.lock().unwrap() = t.sub;
         }
         let lifetime = Duration::from_secs(t.expires_in.max(1));
         let skew = REFRESH_SKEW.min(lifetime / 4);
-        let mut a = self.access.lock().unwrap();
-        a.token = t.access_token;
-        a.refresh_at = Some(Instant::now() + lifetime - skew);
-        a.generation += 1;
-        Ok(())
+        Ok(Access {
+            token: t.access_token,
+            refresh_at: Some(Instant::now() + lifetime - skew),
+            generation: self.access.get().generation + 1,
+        })
     }
 }
 
