@@ -91,5 +91,9 @@ mod tests {
         let token = Renewable::new(1);
         assert_eq!(token.renew(&1, || async { Err::<i32, _>("refused") }).await, Err("refused"));
         assert_eq!(token.renew(&1, || async { Ok::<_, &str>(2) }).await, Ok(2));
+        // A login from scratch renews whatever the value; a caller still holding 1 then
+        // takes the current value instead of renewing again.
+        assert_eq!(token.replace(|| async { Ok::<_, &str>(3) }).await, Ok(3));
+        assert_eq!(token.renew(&1, || async { Ok::<_, &str>(9) }).await, Ok(3));
     }
 }
