@@ -30,6 +30,9 @@ pub enum Error {
     /// no password): the storage is marked down, as if its login had been refused.
     #[error("{0}")]
     LoginLost(String),
+    /// The account's download quota is spent (123pan code 5113): reads fail until it resets.
+    #[error("the account's download traffic is exhausted ({0})")]
+    TrafficExhausted(String),
     /// The CDN refused a download link (403/410, or an expired signature).
     #[error("download link refused with HTTP {status}")]
     LinkRefused { status: u16 },
@@ -80,6 +83,13 @@ impl Error {
 
     pub fn internal(msg: impl Into<String>) -> Self {
         Error::Internal(Arc::from(msg.into()))
+    }
+}
+
+/// Lets the retry runner (`http::retry`) take `Error` and drivers' errors that carry one alike.
+impl AsRef<Error> for Error {
+    fn as_ref(&self) -> &Error {
+        self
     }
 }
 

@@ -1,4 +1,6 @@
-//! HTTP: one shared `reqwest` client (rustls), the retry classifier, and the validated ranged GET.
+//! HTTP: one shared `reqwest` client (rustls), what a status means ([`status`]), the retry
+//! classifier and runner ([`retry`]), renew-once values ([`renew`]), per-endpoint rate limits
+//! ([`limit`]), and the validated ranged GET ([`range`]).
 
 use std::time::Duration;
 
@@ -80,7 +82,9 @@ pub fn redact_url(url: &str) -> String {
 pub mod limit;
 mod link;
 pub mod range;
+pub mod renew;
 pub mod retry;
+pub mod status;
 
 #[cfg(test)]
 mod body_tests {

@@ -6,8 +6,6 @@
 //! bytes than promised is an error, fewer is reported as a cut body so the caller resumes from
 //! where it stopped. Nothing here retries; `crate::read::fetch` decides that.
 
-use std::time::Duration;
-
 use bytes::Bytes;
 use reqwest::StatusCode;
 use reqwest::header;
@@ -114,28 +112,19 @@ pub async fn probe_size(http: &HttpClient, link: &Link) -> Result<u64> {
     }
 }
 
-/// Map the statuses every download shares: refused links, throttling, server errors.
+/// Map the statuses every download shares: throttling and server errors (`http::status`),
+/// refused links.
 fn check_status(response: &reqwest::Response) -> Result<()> {
-    let status = response.status();
-    match status.as_u16() {
+    let status = response.status().as_u16();
+    if let Some(err) = super::status::transient(status, response.headers()) {
+        return Err(err);
+    }
+    match status {
         200..=299 => Ok(()),
-        401 | 403 | 410 => Err(Error::LinkRefused { status: status.as_u16() }),
-        429 => Err(Error::RateLimited { status: 429, retry_after: retry_after(response) }),
-        500..=599 => {
-            if response.headers().contains_key(header::RETRY_AFTER) {
-                Err(Error::RateLimited { status: status.as_u16(), retry_after: retry_after(response) })
-            } else {
-                Err(Error::ServerError { status: status.as_u16() })
-            }
-        }
+        401 | 403 | 410 => Err(Error::LinkRefused { status }),
         404 => Err(Error::Remote("the download link answered 404: the file is gone".into())),
         _ => Err(Error::Remote(format!("the download link answered HTTP {status}"))),
     }
-}
-
-fn retry_after(response: &reqwest::Response) -> Option<Duration> {
-    let value = response.headers().get(header::RETRY_AFTER)?.to_str().ok()?;
-    value.trim().parse::<u64>().ok().map(Duration::from_secs)
 }
 
 /// `Content-Range: bytes START-END/TOTAL` (or `bytes */TOTAL`, given as (1, 0, total)).

@@ -2,7 +2,8 @@
 //!
 //! `Knobs` holds the faults the CDN injects (link TTL, connection reset after N bytes or at
 //! random, a stalled body, a body of the wrong length, throughput, first-byte delay, error
-//! bursts, a CDN that ignores or mangles `Range`, the whole simulator down). Tests change them
+//! bursts, a CDN that ignores or mangles `Range`, the whole simulator down, any status and JSON
+//! body from the provider APIs). Tests change them
 //! at run time from Rust (`Arc<Knobs>`) or over HTTP (`/_sim/knobs`), so one simulator can walk a
 //! client through healthy and broken phases without restarting. `Stats` counts what the CDN did,
 //! so tests can assert "the client re-fetched once", "no byte was downloaded twice", and so on.
@@ -62,6 +63,24 @@ pub struct KnobValues {
     /// The whole simulator is down: every request, CDN and both provider APIs alike (not the
     /// `/_sim` admin routes), answers 503 without `Retry-After`.
     pub provider_down: bool,
+    /// Answer provider API calls (PikPak and 123pan, including the 123pan link hop; never the
+    /// CDN or `/_sim`) with any status and JSON body, for the next `count` calls.
+    pub api_fault: Option<ApiFault>,
+}
+
+/// An API answer forced on the next `count` API calls whose path contains `path_contains`
+/// (every API path when empty), e.g. `{"status":503,"body":{"message":"Service Unavailable"},
+/// "count":3,"path_contains":"/file/list"}`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ApiFault {
+    /// Any HTTP status (outside 100-999: 500).
+    pub status: u16,
+    /// Sent as is, as `application/json`.
+    pub body: serde_json::Value,
+    /// Counts down by one per answered call.
+    pub count: u32,
+    #[serde(default)]
+    pub path_contains: String,
 }
 
 impl Default for KnobValues {
@@ -82,6 +101,7 @@ impl Default for KnobValues {
             wrong_content_range: false,
             max_connections_per_file: None,
             provider_down: false,
+            api_fault: None,
         }
     }
 }
@@ -125,6 +145,15 @@ impl Knobs {
         }
         k.error_burst -= 1;
         Some(k.error_status)
+    }
+
+    /// Take one call out of `api_fault`: `Some((status, body))` when the API call to `path`
+    /// must be answered with them.
+    pub(crate) fn take_api_fault(&self, path: &str) -> Option<(u16, serde_json::Value)> {
+        let mut k = self.lock();
+        let fault = k.api_fault.as_mut().filter(|f| f.count > 0 && path.contains(f.path_contains.as_str()))?;
+        fault.count -= 1;
+        Some((fault.status, fault.body.clone()))
     }
 
     /// Whether the body about to be sent gets the body faults (`body_fault_count`).
@@ -279,6 +308,20 @@ mod tests {
         assert_eq!(knobs.take_burst(), Some(429));
         assert_eq!(knobs.take_burst(), None);
         assert_eq!(knobs.get().error_burst, 0);
+    }
+
+    #[test]
+    fn api_faults_count_down_on_matching_paths() {
+        let knobs = Knobs::default();
+        assert_eq!(knobs.take_api_fault("/b/api/file/list/new"), None);
+        let fault = r#"{"api_fault":{"status":503,"body":{"message":"x"},"count":2,"path_contains":"/list"}}"#;
+        knobs.set(serde_json::from_str(fault).unwrap());
+        assert_eq!(knobs.take_api_fault("/b/api/user/info"), None);
+        let want = Some((503, serde_json::json!({"message": "x"})));
+        assert_eq!(knobs.take_api_fault("/b/api/file/list/new"), want);
+        assert_eq!(knobs.take_api_fault("/b/api/file/list/new"), want);
+        assert_eq!(knobs.take_api_fault("/b/api/file/list/new"), None);
+        assert_eq!(knobs.get().api_fault.unwrap().count, 0);
     }
 
     #[test]

@@ -18,7 +18,8 @@
 //!   them (missing fields take defaults); `GET /_sim/stats` → [`StatsSnapshot`];
 //!   `POST /_sim/stats/reset`.
 //! - With the `provider_down` knob every other route answers 503 (an outage of the whole
-//!   provider, API and CDN), counted in `down_refused`.
+//!   provider, API and CDN), counted in `down_refused`. With `api_fault` the next API calls
+//!   (anything but `/cdn/` and `/_sim/`) answer the status and JSON body it names.
 //!
 //! [`start`] spawns the server on the calling tokio runtime and returns at once. On a
 //! current-thread runtime the server only makes progress while that runtime is being driven, so
@@ -51,7 +52,7 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 pub use auth_key::{expected_md5, verify_auth_key};
-pub use knobs::{KnobValues, Knobs, Stats, StatsSnapshot};
+pub use knobs::{ApiFault, KnobValues, Knobs, Stats, StatsSnapshot};
 pub use range::{RangeSpec, parse_range};
 pub use sample::{SampleFile, SizeMode, generate, link_tree};
 pub use secrets::Secrets;
@@ -189,7 +190,8 @@ pub async fn start(config: SimConfig) -> io::Result<SimHandle> {
     Ok(SimHandle { addr, knobs, stats, pikpak, pan123, secrets, shutdown: shutdown_tx, task: Some(task) })
 }
 
-/// `provider_down`: every request but the admin routes answers 503, before any route sees it.
+/// `provider_down`: every request but the admin routes answers 503, before any route sees it;
+/// `api_fault`: the next API calls answer what it says.
 async fn outage(
     State((knobs, stats)): State<(Arc<Knobs>, Arc<Stats>)>,
     request: axum::extract::Request,
@@ -200,6 +202,13 @@ async fn outage(
         let mut res = Response::new(Body::from("Service Unavailable"));
         *res.status_mut() = StatusCode::SERVICE_UNAVAILABLE;
         return res;
+    }
+    let path = request.uri().path();
+    if !path.starts_with("/cdn/") && !path.starts_with("/_sim/") {
+        if let Some((status, body)) = knobs.take_api_fault(path) {
+            let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+            return json(status, &body);
+        }
     }
     next.run(request).await
 }

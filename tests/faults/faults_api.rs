@@ -1,7 +1,8 @@
 //! The fault matrix (tests/README.md), provider rows: token, captcha and refresh-token faults,
-//! rate limits, a provider outage, DNS failure and a refused login, each through a real mount
-//! of the simulated PikPak (or 123pan), asserting what the reader gets (the exact bytes or EIO)
-//! and what the recovery costs, counted by the simulator.
+//! rate limits, a provider outage, API error answers (any status, any JSON body), DNS failure
+//! and a refused login, each through a real mount of the simulated PikPak (or 123pan, or its
+//! `ls`), asserting what the reader gets (the exact bytes, the real entries, or EIO) and what
+//! the recovery costs, counted by the simulator.
 
 use crate::common;
 
@@ -9,7 +10,8 @@ use std::os::unix::fs::FileExt;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use common::{Mount, Sim, assert_eio, fuse_tests_enabled, mount_stat, read_all, sha256};
+use common::{Mount, Sim, assert_eio, fuse_tests_enabled, mount_stat, read_all, run, sha256, write_config};
+use panmount::sim::ApiFault;
 use panmount::sim::pan123::{LoginFault, PASSWORD, PHONE, Pan123Counters};
 use panmount::sim::pikpak::Counters;
 
@@ -328,5 +330,135 @@ fn a_refused_login_leaves_four_other_storages_serving() {
     for storage in ["/pikpak", "/share", "/123", "/links"] {
         assert_file(&sim, &mount, storage, "/Docs/readme.txt");
     }
+    assert!(mount.stop().success());
+}
+
+/// The next `count` API calls whose path contains `path` answer `status` with `body`.
+fn api_fault(sim: &Sim, status: u16, body: &str, count: u32, path: &str) {
+    let body = serde_json::from_str(body).unwrap();
+    let fault = ApiFault { status, body, count, path_contains: path.into() };
+    sim.knobs().update(|k| k.api_fault = Some(fault));
+}
+
+/// Calls of `api_fault` not answered yet.
+fn faults_left(sim: &Sim) -> u32 {
+    sim.knobs().get().api_fault.map_or(0, |f| f.count)
+}
+
+/// What `ls` shows of the data dir's folder `rel`: names, folders with a trailing `/`, sorted.
+fn real_entries(sim: &Sim, rel: &str) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(sim.data.path().join(rel.trim_start_matches('/')))
+        .unwrap()
+        .map(|e| {
+            let e = e.unwrap();
+            let name = e.file_name().into_string().unwrap();
+            if e.file_type().unwrap().is_dir() { format!("{name}/") } else { name }
+        })
+        .collect();
+    names.sort();
+    names
+}
+
+/// `panmount ls CONFIG path`: (exit code, sorted lines, stderr).
+fn ls(config: &str, path: &str) -> (i32, Vec<String>, String) {
+    let (_dir, file) = write_config(config);
+    let (code, out, err) = run(&["ls", file.to_str().unwrap(), path]);
+    let mut lines: Vec<String> = String::from_utf8(out).unwrap().lines().map(str::to_owned).collect();
+    lines.sort();
+    (code, lines, err)
+}
+
+#[test]
+fn a_123pan_listing_answered_429_or_5xx_is_retried_whatever_the_body() {
+    let sim = Sim::start(false);
+    let config = pan123(&sim);
+    let want = real_entries(&sim, "/");
+    for (status, body) in [
+        (503, r#"{"message":"Service Unavailable"}"#),
+        (500, "{}"),
+        (503, r#"{"code":503,"message":"busy"}"#),
+        (429, r#"{"code":429,"message":"请求太频繁"}"#),
+    ] {
+        api_fault(&sim, status, body, 3, "/file/list");
+        let (code, entries, err) = ls(&config, "/123");
+        assert_eq!((code, &entries), (0, &want), "HTTP {status} {body}: {err}");
+        assert_eq!(faults_left(&sim), 0, "HTTP {status} {body}: each answer was retried");
+    }
+}
+
+#[test]
+fn a_123pan_listing_answered_4xx_without_a_code_is_an_error_not_an_empty_folder() {
+    let sim = Sim::start(false);
+    let config = pan123(&sim);
+    for (status, body) in [(404, r#"{"message":"Not Found"}"#), (400, "{}"), (403, r#"{"code":0,"data":{}}"#)] {
+        api_fault(&sim, status, body, 1, "/file/list");
+        let (code, entries, err) = ls(&config, "/123");
+        assert_ne!(code, 0, "HTTP {status} {body}: listed {entries:?}");
+        assert!(entries.is_empty() && err.contains(&format!("HTTP {status}")), "HTTP {status} {body}: {err}");
+    }
+    // Nothing is left over that a healthy listing would not show.
+    let (code, entries, err) = ls(&config, "/123");
+    assert_eq!((code, entries), (0, real_entries(&sim, "/")), "{err}");
+}
+
+#[test]
+fn a_123pan_http_401_with_code_401_still_logs_in_again_once() {
+    let sim = Sim::start(false);
+    let config = pan123(&sim);
+    let logins = || sim.handle().pan123.count(|c: &Pan123Counters| &c.logins);
+    let (code, _, err) = ls(&config, "/123");
+    assert_eq!((code, logins()), (0, 1), "{err}");
+    api_fault(&sim, 401, r#"{"code":401,"message":"token is expired","data":null}"#, 1, "/file/list");
+    let (code, entries, err) = ls(&config, "/123");
+    assert_eq!((code, entries), (0, real_entries(&sim, "/")), "{err}");
+    assert_eq!((faults_left(&sim), logins()), (0, 3), "the start's login and one re-login");
+}
+
+/// A mounted folder's entries as `real_entries` shows them.
+fn names(mount: &Mount, rel: &str) -> Vec<String> {
+    let mut names: Vec<String> = list(&mount.path(rel))
+        .unwrap_or_else(|e| panic!("{rel}: {e}"))
+        .iter()
+        .map(|e| {
+            let name = e.file_name().into_string().unwrap();
+            if e.file_type().unwrap().is_dir() { format!("{name}/") } else { name }
+        })
+        .collect();
+    names.sort();
+    names
+}
+
+#[test]
+fn a_123pan_api_error_through_a_mount_is_the_real_entries_or_eio_never_an_empty_folder() {
+    if !fuse_tests_enabled() {
+        return;
+    }
+    let sim = Sim::start(false);
+    let mount = Mount::start(&pan123(&sim));
+    let names = |rel: &str| names(&mount, rel);
+    // 123pan: a 503 with a JSON body that is not an envelope, twice, then healthy.
+    api_fault(&sim, 503, r#"{"message":"Service Unavailable"}"#, 2, "/file/list");
+    assert_eq!(names("/123/Movies"), real_entries(&sim, "/Movies"));
+    assert_eq!(faults_left(&sim), 0);
+    // A 4xx without code is EIO, and leaves nothing cached: the next listing is the real one.
+    api_fault(&sim, 404, "{}", 1, "/file/list");
+    assert_eio(list(&mount.path("/123/Music")), "HTTP 404 {}");
+    assert_eq!(names("/123/Music"), real_entries(&sim, "/Music"));
+    assert!(mount.stop().success());
+}
+
+#[test]
+fn a_pikpak_503_whose_envelope_says_token_expired_is_retried_without_a_refresh() {
+    if !fuse_tests_enabled() {
+        return;
+    }
+    let sim = Sim::start(false);
+    let mount = Mount::start(&pikpak(&sim, "/pikpak", ""));
+    let names = |rel: &str| names(&mount, rel);
+    let before = costs(&sim);
+    api_fault(&sim, 503, r#"{"error":"unauthenticated","error_code":16}"#, 2, "/drive/v1/files");
+    assert_eq!(names("/pikpak/Music"), real_entries(&sim, "/Music"));
+    assert_eq!(faults_left(&sim), 0);
+    assert_eq!(delta(costs(&sim), before), [0; 7], "no refresh, nothing refused");
     assert!(mount.stop().success());
 }

@@ -1,21 +1,27 @@
 //! The 123pan web API client shared by `123pan` and `123pan_share`: headers (§1.2), the
 //! request signature (§1.4), the envelope (§1.3), re-login on code 401, bounded retries.
 //!
-//! - Success is `code == 0` (`200` for `sign_in`). The HTTP status is looked at only when the
-//!   body is not an envelope (a proxy's 502 page). A body without `code` counts as success, as
-//!   in OpenList, *unless* it is the 2023 `{"status","info"}` shape, which is an error.
+//! - The HTTP status comes first (`http::status`): 429 and 5xx are transient whatever the
+//!   body (an envelope `{"code":503}`, `{}`, a proxy's page), and no other non-2xx is ever
+//!   data. OpenList decides by the body alone, so a 5xx `{}` read as a success would show a
+//!   folder empty (and cache it). Then the envelope: success is `code == 0` (`200` for
+//!   `sign_in`); a 2xx body without `code` counts as success, as in OpenList, *unless* it is
+//!   the 2023 `{"status","info"}` shape, which is an error. A non-2xx with an error envelope
+//!   is that error (code 401 with HTTP 401 still triggers the re-login).
 //! - Code 401 makes a client that has credentials log in again (once, shared by every task
-//!   that saw the same stale token) and repeat the request once. A second 401 is an error.
-//! - Code 429 and HTTP 429/5xx/network errors are retried through [`Backoff`] (bounded, with
-//!   the list limiter waited again before each attempt). Everything else is a one-line
-//!   [`Error::Remote`] that says what the user can do; login failures are never retried here
-//!   (the core retries a down storage at most once a minute).
+//!   that saw the same stale token, see `http::renew`) and repeat the request once. A second
+//!   401 is an error.
+//! - Code 429 and HTTP 429/5xx/network errors are retried by `http::retry` (bounded, with the
+//!   list limiter waited again before each attempt). Everything else is a one-line error that
+//!   says what the user can do; login failures are never retried here (the core retries a
+//!   down storage at most once a minute).
 //! - The token, the password and signed URLs are never logged.
 
-use std::sync::RwLock;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use reqwest::Method;
+use reqwest::header::HeaderMap;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
@@ -23,7 +29,9 @@ use super::api::{Envelope, LoginData, SignInMail, SignInPhone};
 use super::sign;
 use crate::error::{Error, Result};
 use crate::http::limit::RateLimiter;
-use crate::http::retry::Backoff;
+use crate::http::renew::Renewable;
+use crate::http::retry::{Policy, retry};
+use crate::http::status;
 
 /// The web client's origin; sent as `origin` and (with a `/`) `referer` on every call (§1.2).
 pub const WEB_ORIGIN: &str = "https://yun.123pan.com";
@@ -31,8 +39,8 @@ pub const WEB_ORIGIN: &str = "https://yun.123pan.com";
 const USER_AGENT: &str = "Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) panmount";
 /// `app-version` header of the web client.
 const APP_VERSION: &str = "3";
-/// Attempts for a transient failure (429, 5xx, network) of one call.
-const MAX_ATTEMPTS: u32 = 5;
+/// Retries of a transient failure (429, 5xx, network) of one call.
+const MAX_RETRIES: u32 = 5;
 /// Success code of `user/sign_in` (every `/b/api` call uses 0).
 const LOGIN_OK: i64 = 200;
 
@@ -41,9 +49,6 @@ pub const CODE_TOO_MANY: i64 = 429;
 pub const CODE_SHARE_PASSWORD: i64 = 5103;
 pub const CODE_TRAFFIC: i64 = 5113;
 pub const CODE_ABROAD_RISK: i64 = 7012;
-
-/// The message of a 5113, also matched by the driver for its one log line.
-pub const TRAFFIC_MESSAGE: &str = "123pan: the account's download traffic is exhausted (code 5113)";
 
 pub struct Credentials {
     pub username: String,
@@ -57,8 +62,7 @@ pub struct Client {
     platform: String,
     credentials: Option<Credentials>,
     /// Sent as `Bearer <token>`, empty before the first login (then the literal `Bearer `).
-    token: RwLock<String>,
-    login_lock: tokio::sync::Mutex<()>,
+    token: Renewable<String>,
 }
 
 /// An error answer of the API: `code` (None for the `{"status","info"}` shape) and message.
@@ -68,27 +72,31 @@ pub struct ApiError {
     pub message: String,
 }
 
-/// The `data` of a successful envelope, or the API's error.
+/// The `data` of a successful answer, or the API's error envelope (see the module docs for
+/// the order: status, then envelope).
 pub fn decode_envelope(
     status: u16,
+    headers: &HeaderMap,
     body: &[u8],
     ok_code: i64,
 ) -> Result<std::result::Result<serde_json::Value, ApiError>> {
-    let envelope: Envelope = match serde_json::from_slice(body) {
-        Ok(e) => e,
-        Err(_) => {
-            return Err(match status {
-                429 => Error::RateLimited { status, retry_after: None },
-                500..=599 => Error::ServerError { status },
-                _ => Error::InvalidResponse(format!("123pan answered HTTP {status} without a JSON envelope")),
-            });
-        }
+    if let Some(err) = status::transient(status, headers) {
+        return Err(err);
+    }
+    let success = status::is_success(status);
+    let Ok(envelope) = serde_json::from_slice::<Envelope>(body) else {
+        return Err(Error::InvalidResponse(format!("123pan answered HTTP {status} without a JSON envelope")));
     };
     match envelope.code {
+        Some(code) if code != ok_code => {
+            Ok(Err(ApiError { code: Some(code), message: envelope.message.unwrap_or_default() }))
+        }
         None if envelope.info.is_some() => Ok(Err(ApiError { code: None, message: envelope.info.unwrap_or_default() })),
-        None => Ok(Ok(envelope.data.unwrap_or(serde_json::Value::Null))),
-        Some(code) if code == ok_code => Ok(Ok(envelope.data.unwrap_or(serde_json::Value::Null))),
-        Some(code) => Ok(Err(ApiError { code: Some(code), message: envelope.message.unwrap_or_default() })),
+        _ if success => Ok(Ok(envelope.data.unwrap_or(serde_json::Value::Null))),
+        _ => {
+            let message = envelope.message.map(|m| format!(": {}", m.trim())).unwrap_or_default();
+            Err(Error::Remote(format!("123pan answered HTTP {status}{message}")))
+        }
     }
 }
 
@@ -105,7 +113,7 @@ pub fn classify(err: &ApiError) -> Error {
     let code = err.code.map_or("none".to_string(), |c| c.to_string());
     match err.code {
         Some(CODE_TOO_MANY) => Error::RateLimited { status: 429, retry_after: None },
-        Some(CODE_TRAFFIC) => Error::Remote(format!("{TRAFFIC_MESSAGE}: {msg}")),
+        Some(CODE_TRAFFIC) => Error::TrafficExhausted(format!("123pan code 5113: {msg}")),
         Some(CODE_SHARE_PASSWORD) => Error::Remote(format!(
             "123pan share: the share password is missing or wrong (code 5103: {msg}); set share_password to the share's extraction code"
         )),
@@ -178,17 +186,19 @@ impl Client {
             login_base: login_base.trim_end_matches('/').to_string(),
             platform: platform.to_string(),
             credentials,
-            token: RwLock::new(token),
-            login_lock: tokio::sync::Mutex::new(()),
+            token: Renewable::new(token),
         }
-    }
-
-    fn token(&self) -> String {
-        self.token.read().unwrap().clone()
     }
 
     /// Log in (`POST {login_base}/api/user/sign_in`) and keep the token.
     pub async fn login(&self) -> Result<()> {
+        self.token.set(self.sign_in().await?);
+        tracing::info!("123pan: logged in");
+        Ok(())
+    }
+
+    /// A new session token.
+    async fn sign_in(&self) -> Result<String> {
         let Some(creds) = &self.credentials else {
             return Err(Error::Remote("123pan: no credentials to log in with".into()));
         };
@@ -207,93 +217,90 @@ impl Client {
         };
         let response = request.send().await?;
         let status = response.status().as_u16();
+        let headers = response.headers().clone();
         let body = crate::http::api_body(response).await?;
-        let data = decode_envelope(status, &body, LOGIN_OK)?.map_err(|e| classify_login(&e))?;
+        let data = decode_envelope(status, &headers, &body, LOGIN_OK)?.map_err(|e| classify_login(&e))?;
         let data: LoginData = crate::drivers::decode("123pan login answer", data)?;
         if data.token.is_empty() {
             return Err(Error::InvalidResponse("123pan login answer has no token".into()));
         }
-        *self.token.write().unwrap() = data.token;
-        tracing::info!("123pan: logged in");
-        Ok(())
+        Ok(data.token)
     }
 
     /// Log in again unless another task already replaced `stale` since we used it.
-    async fn relogin(&self, stale: &str) -> Result<()> {
-        let _one = self.login_lock.lock().await;
-        if self.token() != stale {
-            return Ok(());
-        }
-        tracing::info!("123pan: session token refused (401), logging in again");
-        self.login().await
+    async fn relogin(&self, stale: &String) -> Result<()> {
+        self.token
+            .renew(stale, || async {
+                tracing::info!("123pan: session token refused (401), logging in again");
+                let token = self.sign_in().await?;
+                tracing::info!("123pan: logged in");
+                Ok(token)
+            })
+            .await
+            .map(drop)
     }
 
+    /// A read: retried after any transient failure.
     pub async fn get<T: DeserializeOwned>(
         &self,
         path: &str,
         query: &[(&str, String)],
         limiter: Option<&RateLimiter>,
     ) -> Result<T> {
-        self.call(Method::GET, path, query, None::<&()>, limiter).await
+        self.call(Policy::read(path, MAX_RETRIES), Method::GET, path, query, None::<&()>, limiter).await
     }
 
+    /// A POST that only reads (`download_info`): retried like a GET.
     pub async fn post<T: DeserializeOwned, B: Serialize + ?Sized>(&self, path: &str, body: &B) -> Result<T> {
-        self.call(Method::POST, path, &[], Some(body), None).await
+        self.call(Policy::read(path, MAX_RETRIES), Method::POST, path, &[], Some(body), None).await
     }
 
-    /// One API call: signed, with re-login on 401 (once) and bounded retries.
+    /// One API call: signed, with re-login on 401 (once) and retries as `policy` allows.
     async fn call<T: DeserializeOwned, B: Serialize + ?Sized>(
         &self,
+        policy: Policy<'_>,
         method: Method,
         path: &str,
         query: &[(&str, String)],
         body: Option<&B>,
         limiter: Option<&RateLimiter>,
     ) -> Result<T> {
-        let mut backoff = Backoff::new(MAX_ATTEMPTS);
-        let mut relogged = false;
-        // Bounded: each turn returns, spends one Backoff attempt, or is the single re-login.
-        loop {
-            if let Some(limiter) = limiter {
-                limiter.wait().await;
-            }
-            let token = self.token();
-            let err = match self.send(method.clone(), path, query, body, &token).await {
-                Ok(Ok(data)) => {
-                    return decode_data(path, data);
+        let relogged = &AtomicBool::new(false);
+        let method = &method;
+        let data = retry(&policy, || async move {
+            // Bounded: each turn returns or is the single re-login.
+            loop {
+                if let Some(limiter) = limiter {
+                    limiter.wait().await;
                 }
-                Ok(Err(api)) if api.code == Some(CODE_UNAUTHORIZED) => {
-                    if self.credentials.is_none() && !token.is_empty() {
-                        return Err(Error::LoginLost(format!(
-                            "123pan refused the access_token (code 401: {}); set a fresh one or leave access_token unset",
-                            api.message.trim()
-                        )));
+                let token = self.token.get();
+                match self.send(method.clone(), path, query, body, &token).await? {
+                    Ok(data) => return Ok(data),
+                    Err(api) if api.code == Some(CODE_UNAUTHORIZED) => {
+                        if self.credentials.is_none() && !token.is_empty() {
+                            return Err(Error::LoginLost(format!(
+                                "123pan refused the access_token (code 401: {}); set a fresh one or leave access_token unset",
+                                api.message.trim()
+                            )));
+                        }
+                        if self.credentials.is_none() || relogged.swap(true, Ordering::Relaxed) {
+                            return Err(classify(&api));
+                        }
+                        // A login the service refuses (password changed, a risk check) will be
+                        // refused on every access: the session is lost, and the storage goes
+                        // down until its next login attempt (`fs::storage`) instead of signing
+                        // in again per access. A network failure is only that.
+                        self.relogin(&token).await.map_err(|err| match err {
+                            Error::Remote(reason) => Error::LoginLost(reason),
+                            other => other,
+                        })?;
                     }
-                    if relogged || self.credentials.is_none() {
-                        return Err(classify(&api));
-                    }
-                    relogged = true;
-                    // A login the service refuses (password changed, a risk check) will be
-                    // refused on every access: the session is lost, and the storage goes down
-                    // until its next login attempt (`fs::storage`) instead of signing in again
-                    // per access. A network failure is only that.
-                    self.relogin(&token).await.map_err(|err| match err {
-                        Error::Remote(reason) => Error::LoginLost(reason),
-                        other => other,
-                    })?;
-                    continue;
+                    Err(api) => return Err(classify(&api)),
                 }
-                Ok(Err(api)) => classify(&api),
-                Err(err) => err,
-            };
-            match backoff.delay_for(&err) {
-                Some(delay) => {
-                    tracing::debug!(path, %err, ?delay, "123pan: retrying");
-                    tokio::time::sleep(delay).await;
-                }
-                None => return Err(err),
             }
-        }
+        })
+        .await?;
+        decode_data(path, data)
     }
 
     async fn send<B: Serialize + ?Sized>(
@@ -329,8 +336,9 @@ impl Client {
         }
         let response = request.send().await?;
         let status = response.status().as_u16();
+        let headers = response.headers().clone();
         let bytes = crate::http::api_body(response).await?;
-        decode_envelope(status, &bytes, 0)
+        decode_envelope(status, &headers, &bytes, 0)
     }
 }
 
@@ -338,16 +346,24 @@ impl Client {
 mod tests {
     use super::*;
 
+    fn decode_envelope(
+        status: u16,
+        body: &[u8],
+        ok_code: i64,
+    ) -> Result<std::result::Result<serde_json::Value, ApiError>> {
+        super::decode_envelope(status, &HeaderMap::new(), body, ok_code)
+    }
+
     fn api(code: Option<i64>, message: &str) -> ApiError {
         ApiError { code, message: message.into() }
     }
 
     #[test]
-    fn envelopes_decode_by_code_not_status() {
+    fn envelopes_decode_by_code_after_the_status() {
         let ok = decode_envelope(200, br#"{"code":0,"message":"ok","data":{"a":1}}"#, 0).unwrap().unwrap();
         assert_eq!(ok["a"], 1);
         assert!(decode_envelope(200, br#"{"code":200,"data":{"token":"t"}}"#, 200).unwrap().is_ok());
-        // A non-200 status with an envelope is decided by the envelope.
+        // A non-2xx status (not 429/5xx) with an error envelope is decided by the envelope.
         let e =
             decode_envelope(401, br#"{"code":401,"message":"token is expired","data":null}"#, 0).unwrap().unwrap_err();
         assert_eq!(e, api(Some(401), "token is expired"));
@@ -362,10 +378,24 @@ mod tests {
     }
 
     #[test]
+    fn the_status_comes_before_the_envelope() {
+        // 429 and 5xx are transient whatever the body, an envelope included.
+        for body in [&br#"{"message":"Service Unavailable"}"#[..], b"{}", br#"{"code":503,"message":"busy"}"#] {
+            assert!(matches!(decode_envelope(503, body, 0), Err(Error::ServerError { status: 503 })));
+            assert!(matches!(decode_envelope(500, body, 0), Err(Error::ServerError { status: 500 })));
+            assert!(matches!(decode_envelope(429, body, 0), Err(Error::RateLimited { status: 429, .. })));
+        }
+        // Any other non-2xx is never data, even when its body would be a success.
+        for body in [&br#"{"message":"Not Found"}"#[..], b"{}", br#"{"code":0,"data":{"InfoList":[]}}"#] {
+            let got = decode_envelope(404, body, 0);
+            assert!(matches!(got, Err(ref e) if !e.is_transient()), "{got:?}");
+        }
+    }
+
+    #[test]
     fn errors_say_what_to_do() {
         assert!(classify(&api(Some(429), "请求太频繁")).is_transient());
-        let msg = classify(&api(Some(5113), "流量超限")).to_string();
-        assert!(msg.starts_with(TRAFFIC_MESSAGE), "{msg}");
+        assert!(matches!(classify(&api(Some(5113), "流量超限")), Error::TrafficExhausted(_)));
         assert!(classify(&api(Some(5103), "提取码错误")).to_string().contains("share_password"));
         assert!(classify(&api(Some(1), "签名错误,请检查您的本地时间")).to_string().contains("clock"));
         assert!(classify(&api(None, "签名错误")).to_string().contains("clock"));

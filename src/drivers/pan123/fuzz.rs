@@ -48,7 +48,7 @@ fn absurd_sizes_are_unknown_never_wrong() {
 
 #[test]
 fn a_missing_data_is_an_empty_page() {
-    let data = decode_envelope(200, br#"{"code":0,"message":"ok"}"#, 0).unwrap().unwrap();
+    let data = decode_envelope(200, &Default::default(), br#"{"code":0,"message":"ok"}"#, 0).unwrap().unwrap();
     let page: ListPage = super::client::decode_data("/b/api/file/list/new", data).unwrap();
     assert!(page.info_list.is_none() && page.next.is_empty());
     let err = super::client::decode_data::<ListPage>("/b/api/file/list/new", json!(7)).unwrap_err();
@@ -153,14 +153,17 @@ proptest! {
         check::<LoginData>(&v, |_| Ok(()));
         let bytes = serde_json::to_vec(&v).unwrap();
         for status in [200, 401, 429, 503] {
-            let _ = decode_envelope(status, &bytes, 0);
+            let _ = decode_envelope(status, &Default::default(), &bytes, 0);
         }
     }
 
     #[test]
     fn fuzz_pan123_envelope_bytes(bytes in prop::collection::vec(any::<u8>(), 0..200), status in 100u16..600) {
-        let _ = decode_envelope(status, &bytes, 0);
-        let location = String::from_utf8_lossy(&bytes);
-        let _ = super::hop::final_url("https://download.example/a", status, Some(&location), &bytes);
+        let _ = decode_envelope(status, &Default::default(), &bytes, 0);
+        let mut headers = reqwest::header::HeaderMap::new();
+        if let Ok(location) = reqwest::header::HeaderValue::from_bytes(&bytes) {
+            headers.insert(reqwest::header::LOCATION, location);
+        }
+        let _ = super::hop::final_url("https://download.example/a", status, &headers, &bytes);
     }
 }

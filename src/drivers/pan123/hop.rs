@@ -8,21 +8,23 @@
 //! - `Location` of a redirect (any 3xx; OpenList only looks at 302, and a relative location is
 //!   resolved against the hop URL rather than dropped),
 //! - `data.redirect_url` of a JSON 2xx (200, or the 210 seen in 2025),
-//! - the decoded URL itself for any other status but 429/5xx, which are retried.
+//! - the decoded URL itself for any other status but 429/5xx, which are retried
+//!   (`http::status`: whatever the body, `Retry-After` honoured).
 //!
 //! The link carries `Referer: <scheme>://<host>/` of the original `DownloadUrl`, as OpenList
 //! does (AList uses the constant web origin; the simulator checks the OpenList form).
 
 use base64::Engine;
 use base64::engine::general_purpose::{STANDARD, STANDARD_NO_PAD, URL_SAFE, URL_SAFE_NO_PAD};
-use reqwest::header;
+use reqwest::header::{self, HeaderMap};
 
 use super::api::Redirect;
 use super::client::{WEB_ORIGIN, decode_envelope};
 use crate::error::{Error, Result};
-use crate::http::retry::Backoff;
+use crate::http::retry::{Policy, retry};
+use crate::http::status;
 
-const MAX_ATTEMPTS: u32 = 4;
+const RETRY: Policy<'static> = Policy::read("123pan download hop", 4);
 
 /// The URL to GET for the second hop: `params` decoded, or `download_url` itself.
 pub fn hop_url(download_url: &str) -> Result<String> {
@@ -52,10 +54,14 @@ pub fn referer_for(download_url: &str) -> String {
     }
 }
 
-/// The final URL from the hop's answer (pure: status, `Location`, body).
-pub fn final_url(hop: &str, status: u16, location: Option<&str>, body: &[u8]) -> Result<String> {
+/// The final URL from the hop's answer (pure: status, headers, body).
+pub fn final_url(hop: &str, status: u16, headers: &HeaderMap, body: &[u8]) -> Result<String> {
+    if let Some(err) = status::transient(status, headers) {
+        return Err(err);
+    }
     match status {
         300..=399 => {
+            let location = headers.get(header::LOCATION).and_then(|v| v.to_str().ok());
             let location = location.ok_or_else(|| {
                 Error::InvalidResponse(format!("123pan download hop answered HTTP {status} without Location"))
             })?;
@@ -65,15 +71,13 @@ pub fn final_url(hop: &str, status: u16, location: Option<&str>, body: &[u8]) ->
                 .map_err(|_| Error::InvalidResponse("123pan download hop: unusable Location".into()))
         }
         200..=299 => {
-            let data = decode_envelope(status, body, 0)?.map_err(|e| super::client::classify(&e))?;
+            let data = decode_envelope(status, headers, body, 0)?.map_err(|e| super::client::classify(&e))?;
             let redirect: Redirect = crate::drivers::decode("123pan download hop", data)?;
             if redirect.redirect_url.is_empty() {
                 return Err(Error::InvalidResponse("123pan download hop answered no redirect_url".into()));
             }
             Ok(redirect.redirect_url)
         }
-        429 => Err(Error::RateLimited { status, retry_after: None }),
-        500..=599 => Err(Error::ServerError { status }),
         _ => Ok(hop.to_string()),
     }
 }
@@ -87,23 +91,16 @@ pub async fn resolve(http: &reqwest::Client, download_url: &str) -> Result<(Stri
     }
     let hop = hop_url(download_url)?;
     let referer = referer_for(download_url);
-    let mut backoff = Backoff::new(MAX_ATTEMPTS);
-    loop {
-        let attempt = async {
-            let response = http.get(&hop).header(header::REFERER, format!("{WEB_ORIGIN}/")).send().await?;
-            let status = response.status().as_u16();
-            let location = response.headers().get(header::LOCATION).and_then(|v| v.to_str().ok()).map(str::to_owned);
-            let body = crate::http::api_body(response).await?;
-            final_url(&hop, status, location.as_deref(), &body)
-        };
-        match attempt.await {
-            Ok(url) => return Ok((url, referer)),
-            Err(err) => match backoff.delay_for(&err) {
-                Some(delay) => tokio::time::sleep(delay).await,
-                None => return Err(err),
-            },
-        }
-    }
+    let hop = &hop;
+    let url = retry(&RETRY, || async move {
+        let response = http.get(hop).header(header::REFERER, format!("{WEB_ORIGIN}/")).send().await?;
+        let status = response.status().as_u16();
+        let headers = response.headers().clone();
+        let body = crate::http::api_body(response).await?;
+        final_url(hop, status, &headers, &body)
+    })
+    .await?;
+    Ok((url, referer))
 }
 
 #[cfg(test)]
@@ -132,6 +129,14 @@ mod tests {
         assert_eq!(referer_for("http://127.0.0.1:8080/download/?params=x"), "http://127.0.0.1:8080/");
     }
 
+    fn final_url(hop: &str, status: u16, location: Option<&str>, body: &[u8]) -> Result<String> {
+        let mut headers = HeaderMap::new();
+        if let Some(location) = location {
+            headers.insert(header::LOCATION, location.parse().unwrap());
+        }
+        super::final_url(hop, status, &headers, body)
+    }
+
     #[test]
     fn hop_answers() {
         let hop = "https://hop.test/a/b";
@@ -144,6 +149,7 @@ mod tests {
         assert!(final_url(hop, 200, None, br#"{"code":0,"data":{}}"#).is_err());
         assert!(final_url(hop, 200, None, br#"{"code":5113,"message":"x","data":null}"#).is_err());
         assert!(final_url(hop, 503, None, b"").unwrap_err().is_transient());
+        assert!(final_url(hop, 503, None, json).unwrap_err().is_transient());
         assert_eq!(final_url(hop, 404, None, b"").unwrap(), hop);
     }
 }

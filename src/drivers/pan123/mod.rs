@@ -295,9 +295,7 @@ impl LinkMinter {
         let info = match info {
             Ok(info) => info,
             Err(err) => {
-                if err.to_string().starts_with(client::TRAFFIC_MESSAGE)
-                    && !self.traffic_logged.swap(true, Ordering::Relaxed)
-                {
+                if matches!(err, Error::TrafficExhausted(_)) && !self.traffic_logged.swap(true, Ordering::Relaxed) {
                     tracing::error!(
                         "123pan download traffic quota exhausted (code 5113): reads fail with EIO until the quota resets (non-VIP accounts get a small daily quota) or the account is upgraded"
                     );

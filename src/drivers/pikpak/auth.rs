@@ -4,9 +4,9 @@
 //! follow, both enforced here:
 //! - the new token is written to the state file (atomically, see `crate::state`) *before* it is
 //!   used or even kept in memory, so a crash never strands the account;
-//! - refreshes are serialised behind one `tokio::sync::Mutex`, and a task that saw an expired
-//!   access token only refreshes if nobody did since it took its snapshot (the `generation`),
-//!   so two tasks never spend the same token.
+//! - logins and refreshes are serialised (`http::renew`), and a task that saw an expired access
+//!   token only refreshes if nobody did since it took its snapshot (the `generation`), so two
+//!   tasks never spend the same token.
 //!
 //! On start the persisted token wins over the config's (the config's was spent by an earlier
 //! run). `invalid_grant` falls back to a password login when a password is configured.
@@ -22,12 +22,18 @@ use super::api::Token;
 use super::captcha;
 use super::client::{ApiError, Client, Fault};
 use crate::error::{Error, Result};
-use crate::http::retry::Backoff;
+use crate::http::renew::Renewable;
+use crate::http::retry::{Policy, retry};
 use crate::state::StateFile;
 
 /// Refresh this long before `expires_in` runs out (capped at a quarter of the lifetime).
 const REFRESH_SKEW: Duration = Duration::from_secs(300);
 const STATE_KEY: &str = "refresh_token";
+/// A refresh spends the token it sends and a signin starts a session: sent again only after
+/// a refusal that proves the server did not act on it (a rate limit), never after a
+/// transport error, which might have come after the token was spent.
+const REFRESH_RETRY: Policy<'static> = Policy::write("PikPak auth/token", 4);
+const SIGNIN_RETRY: Policy<'static> = Policy::write("PikPak auth/signin", 4);
 
 /// Username and password. No `Debug`: the password must never reach a log.
 pub struct Credentials {
@@ -35,11 +41,18 @@ pub struct Credentials {
     pub password: String,
 }
 
-#[derive(Clone, Default)]
+#[derive(Clone, Default, PartialEq)]
 struct Access {
     token: String,
     refresh_at: Option<Instant>,
     generation: u64,
+}
+
+/// A caller names the access token it saw refused by its generation.
+impl PartialEq<u64> for Access {
+    fn eq(&self, generation: &u64) -> bool {
+        self.generation == *generation
+    }
 }
 
 pub struct Session {
@@ -48,9 +61,9 @@ pub struct Session {
     config_refresh: Option<String>,
     /// A captcha token the user solved in a browser, used for the first signin only.
     config_captcha: Mutex<Option<String>>,
-    /// The current refresh token; the lock serialises every login and refresh.
-    refresh: tokio::sync::Mutex<Option<String>>,
-    access: Mutex<Access>,
+    /// The current refresh token, changed only while `access` is being renewed.
+    refresh: Mutex<Option<String>>,
+    access: Renewable<Access>,
     warned: AtomicBool,
 }
 
@@ -66,37 +79,37 @@ impl Session {
             creds,
             config_refresh,
             config_captcha: Mutex::new(config_captcha),
-            refresh: tokio::sync::Mutex::new(None),
-            access: Mutex::new(Access::default()),
+            refresh: Mutex::new(None),
+            access: Renewable::new(Access::default()),
             warned: AtomicBool::new(false),
         }
     }
 
     /// The access token and its generation, for one request.
     pub fn current(&self) -> (String, u64) {
-        let a = self.access.lock().unwrap();
-        (a.token.clone(), a.generation)
+        let a = self.access.get();
+        (a.token, a.generation)
     }
 
     /// Log in from scratch: the persisted refresh token, else the config's, else the password.
     pub async fn login(&self, client: &Client) -> Result<()> {
-        let mut refresh = self.refresh.lock().await;
-        let start = self.state.get(STATE_KEY).or_else(|| self.config_refresh.clone());
-        match start {
-            Some(token) => match self.refresh_with(client, &mut refresh, token).await {
-                Ok(()) => {}
-                Err(e) if e.fault == Fault::InvalidGrant && self.creds.is_some() => {
-                    tracing::info!(
-                        "PikPak refused the stored refresh token (invalid_grant); logging in with the password"
-                    );
-                    self.signin(client, &mut refresh).await?;
+        self.access
+            .replace(|| async {
+                let start = self.state.get(STATE_KEY).or_else(|| self.config_refresh.clone());
+                let Some(token) = start else { return self.signin(client).await };
+                match self.refresh_with(client, token).await {
+                    Ok(access) => Ok(access),
+                    Err(e) if e.fault == Fault::InvalidGrant && self.creds.is_some() => {
+                        tracing::info!(
+                            "PikPak refused the stored refresh token (invalid_grant); logging in with the password"
+                        );
+                        self.signin(client).await
+                    }
+                    Err(e) if e.fault == Fault::InvalidGrant => Err(invalid_grant_error()),
+                    Err(e) => Err(e.error),
                 }
-                Err(e) if e.fault == Fault::InvalidGrant => return Err(invalid_grant_error()),
-                Err(e) => return Err(e.error),
-            },
-            None => self.signin(client, &mut refresh).await?,
-        }
-        drop(refresh);
+            })
+            .await?;
         // §5.5 step 3: a token for drive calls, with the signed meta.
         let uid = client.user_id.lock().unwrap().clone();
         let meta = captcha::signed_meta(&client.ident, &client.device_id, &uid, super::client::now_ms());
@@ -107,29 +120,29 @@ impl Session {
     /// Refresh because the access token of `generation` was refused or is about to expire;
     /// nothing happens if another task already refreshed since.
     pub async fn refresh_after(&self, client: &Client, generation: u64) -> Result<()> {
-        let mut refresh = self.refresh.lock().await;
-        if self.access.lock().unwrap().generation != generation {
-            return Ok(());
-        }
-        let Some(token) = refresh.clone() else { return Err(Error::Remote("not logged in".into())) };
-        match self.refresh_with(client, &mut refresh, token).await {
-            Ok(()) => Ok(()),
-            Err(e) if e.fault == Fault::InvalidGrant && self.creds.is_some() => self.signin(client, &mut refresh).await,
-            Err(e) if e.fault == Fault::InvalidGrant => Err(invalid_grant_error()),
-            Err(e) => Err(e.error),
-        }
+        self.access
+            .renew(&generation, || async {
+                let token = self.refresh.lock().unwrap().clone();
+                let Some(token) = token else { return Err(Error::Remote("not logged in".into())) };
+                match self.refresh_with(client, token).await {
+                    Ok(access) => Ok(access),
+                    Err(e) if e.fault == Fault::InvalidGrant && self.creds.is_some() => self.signin(client).await,
+                    Err(e) if e.fault == Fault::InvalidGrant => Err(invalid_grant_error()),
+                    Err(e) => Err(e.error),
+                }
+            })
+            .await
+            .map(drop)
     }
 
     /// Refresh ahead of `expires_in`.
     pub async fn ensure_fresh(&self, client: &Client) -> Result<()> {
-        let (due, generation) = {
-            let a = self.access.lock().unwrap();
-            (a.refresh_at.is_some_and(|t| Instant::now() >= t), a.generation)
-        };
-        if due { self.refresh_after(client, generation).await } else { Ok(()) }
+        let a = self.access.get();
+        let due = a.refresh_at.is_some_and(|t| Instant::now() >= t);
+        if due { self.refresh_after(client, a.generation).await } else { Ok(()) }
     }
 
-    async fn refresh_with(&self, client: &Client, slot: &mut Option<String>, token: String) -> Result<(), ApiError> {
+    async fn refresh_with(&self, client: &Client, token: String) -> Result<Access, ApiError> {
         let url = format!("{}/v1/auth/token", client.user_base);
         let body = json!({
             "client_id": client.ident.client_id,
@@ -138,56 +151,54 @@ impl Session {
             "refresh_token": token,
         });
         let query = [("client_id", client.ident.client_id)];
-        // A refused refresh request did not spend the token, so rate limits may be retried;
-        // a transport error might have, so it is not replayed.
-        let mut backoff = Backoff::new(4);
-        let value = loop {
-            match client.exchange(Method::POST, &url, &query, Some(&body), None).await {
-                Ok(v) => break v,
-                Err(e) if e.fault == Fault::RateLimited => match backoff.delay_for(&e.error) {
-                    Some(d) => tokio::time::sleep(d).await,
-                    None => return Err(e),
-                },
-                Err(e) => return Err(e),
-            }
-        };
-        self.accept(client, slot, value).map_err(|error| ApiError { fault: Fault::Other, error })
+        let (url, query, body) = (&url, &query, &body);
+        let value =
+            retry(&REFRESH_RETRY, || async move { client.exchange(Method::POST, url, query, Some(body), None).await })
+                .await?;
+        self.accept(client, value).map_err(|error| ApiError { fault: Fault::Other, error })
     }
 
-    async fn signin(&self, client: &Client, slot: &mut Option<String>) -> Result<()> {
+    async fn signin(&self, client: &Client) -> Result<Access> {
         let Some(creds) = &self.creds else { return Err(invalid_grant_error()) };
         let url = format!("{}/v1/auth/signin", client.user_base);
         let query = [("client_id", client.ident.client_id)];
-        let mut backoff = Backoff::new(4);
-        let mut fresh_captcha_tried = false;
-        let mut user_token = self.config_captcha.lock().unwrap().take();
-        for _ in 0..8 {
-            let captcha = match user_token.take() {
-                Some(t) => t,
-                None => client.mint("POST:/v1/auth/signin", captcha::login_meta(&creds.username)).await?,
-            };
-            let body = json!({
-                "captcha_token": captcha,
-                "client_id": client.ident.client_id,
-                "client_secret": client.ident.client_secret,
-                "username": creds.username,
-                "password": creds.password,
-            });
-            match client.exchange(Method::POST, &url, &query, Some(&body), None).await {
-                Ok(value) => return self.accept(client, slot, value),
-                Err(e) if e.fault == Fault::LoginCaptcha && !fresh_captcha_tried => fresh_captcha_tried = true,
-                Err(e) if e.fault == Fault::RateLimited => match backoff.delay_for(&e.error) {
-                    Some(d) => tokio::time::sleep(d).await,
-                    None => return Err(e.error),
-                },
-                Err(e) => return Err(e.error),
+        let (url, query) = (&url, &query);
+        let user_token = &Mutex::new(self.config_captcha.lock().unwrap().take());
+        let fresh_captcha_tried = &AtomicBool::new(false);
+        // A captcha refusal mints a new token once, inside one attempt; a failed mint ends the
+        // login (`Ok(Err)`: it had its own retries).
+        let value = retry(&SIGNIN_RETRY, || async move {
+            loop {
+                let user = user_token.lock().unwrap().take();
+                let captcha = match user {
+                    Some(t) => t,
+                    None => match client.mint("POST:/v1/auth/signin", captcha::login_meta(&creds.username)).await {
+                        Ok(t) => t,
+                        Err(e) => return Ok(Err(e.error)),
+                    },
+                };
+                let body = json!({
+                    "captcha_token": captcha,
+                    "client_id": client.ident.client_id,
+                    "client_secret": client.ident.client_secret,
+                    "username": creds.username,
+                    "password": creds.password,
+                });
+                match client.exchange(Method::POST, url, query, Some(&body), None).await {
+                    Ok(value) => return Ok(Ok(value)),
+                    Err(e) if e.fault == Fault::LoginCaptcha && !fresh_captcha_tried.swap(true, Ordering::Relaxed) => {}
+                    Err(e) => return Err(e),
+                }
             }
-        }
-        Err(Error::Remote("login: too many attempts".into()))
+        })
+        .await
+        .map_err(Error::from)??;
+        self.accept(client, value)
     }
 
-    /// Take a token reply: persist the new refresh token first, then use it.
-    fn accept(&self, client: &Client, slot: &mut Option<String>, value: serde_json::Value) -> Result<()> {
+    /// Take a token reply: persist the new refresh token first, then use it. Called while
+    /// `access` is being renewed, which the returned value becomes.
+    fn accept(&self, client: &Client, value: serde_json::Value) -> Result<Access> {
         let t: Token = crate::drivers::decode("token reply", value)?;
         if t.access_token.is_empty() || t.refresh_token.is_empty() {
             return Err(Error::InvalidResponse("token reply without access_token or refresh_token".into()));
@@ -203,17 +214,17 @@ impl Session {
         } else if !self.warned.swap(true, Ordering::Relaxed) {
             tracing::info!("no state_dir configured: rotated PikPak refresh tokens will not survive a restart");
         }
-        *slot = Some(t.refresh_token);
+        *self.refresh.lock().unwrap() = Some(t.refresh_token);
         if !t.sub.is_empty() {
             *client.user_id.lock().unwrap() = t.sub;
         }
         let lifetime = Duration::from_secs(t.expires_in.max(1));
         let skew = REFRESH_SKEW.min(lifetime / 4);
-        let mut a = self.access.lock().unwrap();
-        a.token = t.access_token;
-        a.refresh_at = Some(Instant::now() + lifetime - skew);
-        a.generation += 1;
-        Ok(())
+        Ok(Access {
+            token: t.access_token,
+            refresh_at: Some(Instant::now() + lifetime - skew),
+            generation: self.access.get().generation + 1,
+        })
     }
 }
 

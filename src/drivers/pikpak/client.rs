@@ -3,17 +3,20 @@
 //! [`Client::exchange`] sends one request with the identity headers of §2.1 and turns the
 //! answer into JSON or an [`ApiError`]: the [`Fault`] says what a caller can do about it
 //! (refresh, re-mint the captcha, back off, give up) and the [`Error`] is what the user sees.
-//! Classification branches on `error_code` and `error` together (§6): code 9 is a captcha
+//! The HTTP status comes first (`http::status`): 429 and 5xx are transient whatever the
+//! envelope says (a 503 carrying `invalid_grant` must not end the session). Then
+//! classification branches on `error_code` and `error` together (§6): code 9 is a captcha
 //! problem only when `error` starts with `captcha` (`file_in_recycle_bin` is code 9 too).
 //!
 //! Captcha tokens (§4) live here too, since both drivers send them on every call:
-//! [`Client::remint`] is single-flight, so a burst of requests refused with code 9 mints one new
-//! token, not one each.
+//! [`Client::remint`] is single-flight (`http::renew`), so a burst of requests refused with
+//! code 9 mints one new token, not one each.
 
 use std::sync::Mutex;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use reqwest::Method;
+use reqwest::header::HeaderMap;
 use serde_json::{Value, json};
 
 use super::api::{CaptchaInit, ErrorEnvelope};
@@ -22,7 +25,9 @@ use super::identity::Identity;
 use crate::error::Error;
 use crate::http::HttpClient;
 use crate::http::limit::RateLimiter;
-use crate::http::retry::Backoff;
+use crate::http::renew::Renewable;
+use crate::http::retry::{Policy, retry};
+use crate::http::status;
 
 /// What a failed call means for the caller.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -47,16 +52,20 @@ pub enum Fault {
     Other,
 }
 
-/// §6 as a pure function of the status and the envelope.
+/// §6 as a pure function of the status and the envelope, the status first.
 pub fn classify(status: u16, env: &ErrorEnvelope) -> Fault {
     let err = env.error.as_str();
     let code = env.error_code;
     let frequent = env.error_description.to_ascii_lowercase().contains("frequent");
-    if err == "invalid_account_or_password" {
+    if status == 429 {
+        Fault::RateLimited
+    } else if status >= 500 {
+        Fault::Transient
+    } else if err == "invalid_account_or_password" {
         Fault::WrongPassword
     } else if code == 4126 || err == "invalid_grant" {
         Fault::InvalidGrant
-    } else if code == 10 || (code == 4002 && frequent) || status == 429 {
+    } else if code == 10 || (code == 4002 && frequent) {
         Fault::RateLimited
     } else if code == 9 && err.starts_with("captcha") {
         Fault::Captcha
@@ -66,8 +75,6 @@ pub fn classify(status: u16, env: &ErrorEnvelope) -> Fault {
         Fault::AccessExpired
     } else if code == 8 || err == "file_space_not_enough" {
         Fault::SpaceFull
-    } else if status >= 500 {
-        Fault::Transient
     } else {
         Fault::Other
     }
@@ -80,14 +87,23 @@ pub struct ApiError {
     pub error: Error,
 }
 
+impl AsRef<Error> for ApiError {
+    fn as_ref(&self) -> &Error {
+        &self.error
+    }
+}
+
 impl From<ApiError> for Error {
     fn from(e: ApiError) -> Error {
         e.error
     }
 }
 
-fn api_error(status: u16, env: &ErrorEnvelope, retry_after: Option<Duration>) -> ApiError {
+fn api_error(status: u16, headers: &HeaderMap, env: &ErrorEnvelope) -> ApiError {
     let fault = classify(status, env);
+    if let Some(error) = status::transient(status, headers) {
+        return ApiError { fault, error };
+    }
     let what = if !env.error.is_empty() {
         env.error.clone()
     } else if !env.detail.is_empty() {
@@ -98,8 +114,9 @@ fn api_error(status: u16, env: &ErrorEnvelope, retry_after: Option<Duration>) ->
     let desc = if env.error_description.is_empty() { String::new() } else { format!(": {}", env.error_description) };
     let code = if env.error_code != 0 { format!(" (error_code {})", env.error_code) } else { String::new() };
     let error = match fault {
-        Fault::RateLimited => Error::RateLimited { status, retry_after },
-        Fault::Transient => Error::ServerError { status },
+        Fault::RateLimited => {
+            Error::RateLimited { status, retry_after: status::retry_after(headers, SystemTime::now()) }
+        }
         Fault::WrongPassword => {
             Error::Remote(format!("login refused: invalid_account_or_password{desc} (check username and password)"))
         }
@@ -107,6 +124,29 @@ fn api_error(status: u16, env: &ErrorEnvelope, retry_after: Option<Duration>) ->
         _ => Error::Remote(format!("PikPak refused: {what}{code}{desc}")),
     };
     ApiError { fault, error }
+}
+
+/// One answer as JSON, or the error it stands for: 429/5xx first, whatever the body; a 2xx
+/// carrying an `error_code`; any other status.
+fn answer(status: u16, headers: &HeaderMap, bytes: &[u8]) -> Result<Value, ApiError> {
+    let value: Option<Value> =
+        if bytes.iter().all(u8::is_ascii_whitespace) { Some(Value::Null) } else { serde_json::from_slice(bytes).ok() };
+    if !status::is_success(status) {
+        let env: ErrorEnvelope = value.and_then(|v| serde_json::from_value(v).ok()).unwrap_or_default();
+        return Err(api_error(status, headers, &env));
+    }
+    let value = value.ok_or_else(|| ApiError {
+        fault: Fault::Other,
+        error: Error::InvalidResponse(format!("HTTP {status} with a body that is not JSON")),
+    })?;
+    // Some dead-token replies came as a 2xx envelope (§15.2): an object with an error code is
+    // an error whatever the status.
+    let code = value.get("error_code").and_then(Value::as_i64).unwrap_or(0);
+    if code != 0 {
+        let env: ErrorEnvelope = serde_json::from_value(value).unwrap_or_default();
+        return Err(api_error(status, headers, &env));
+    }
+    Ok(value)
 }
 
 pub fn now_ms() -> u64 {
@@ -123,8 +163,7 @@ pub struct Client {
     /// `sub` once logged in ("" for anonymous share access); part of the signed captcha meta
     /// and the android UA.
     pub user_id: Mutex<String>,
-    captcha: Mutex<String>,
-    minting: tokio::sync::Mutex<()>,
+    captcha: Renewable<String>,
     /// Every exchange of this storage goes through it (see `API_INTERVAL`).
     governor: RateLimiter,
 }
@@ -134,6 +173,7 @@ pub struct Client {
 /// second after that; error 10 and 429 are still backed off when the service disagrees.
 const API_INTERVAL: Duration = Duration::from_millis(100);
 const API_BURST: u32 = 5;
+const MINT_RETRY: Policy<'static> = Policy::read("PikPak captcha/init", 4);
 
 impl Client {
     pub fn new(http: HttpClient, ident: Identity, device_id: String, api_base: &str, user_base: &str) -> Self {
@@ -144,18 +184,13 @@ impl Client {
             api_base: api_base.trim_end_matches('/').to_owned(),
             user_base: user_base.trim_end_matches('/').to_owned(),
             user_id: Mutex::new(String::new()),
-            captcha: Mutex::new(String::new()),
-            minting: tokio::sync::Mutex::new(()),
+            captcha: Renewable::new(String::new()),
             governor: RateLimiter::with_burst(API_INTERVAL, API_BURST),
         }
     }
 
     pub fn captcha(&self) -> String {
-        self.captcha.lock().unwrap().clone()
-    }
-
-    pub fn set_captcha(&self, token: String) {
-        *self.captcha.lock().unwrap() = token;
+        self.captcha.get()
     }
 
     fn user_agent(&self) -> String {
@@ -193,37 +228,12 @@ impl Client {
         let transport = |e: reqwest::Error| ApiError { fault: Fault::Transient, error: Error::from(e) };
         let res = req.send().await.map_err(transport)?;
         let status = res.status().as_u16();
-        let retry_after = res
-            .headers()
-            .get("retry-after")
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.trim().parse::<u64>().ok())
-            .map(Duration::from_secs);
+        let headers = res.headers().clone();
         let bytes = crate::http::api_body(res).await.map_err(|error| {
             let fault = if error.is_transient() { Fault::Transient } else { Fault::Other };
             ApiError { fault, error }
         })?;
-        let value: Option<Value> = if bytes.iter().all(u8::is_ascii_whitespace) {
-            Some(Value::Null)
-        } else {
-            serde_json::from_slice(&bytes).ok()
-        };
-        if (200..300).contains(&status) {
-            let value = value.ok_or_else(|| ApiError {
-                fault: Fault::Other,
-                error: Error::InvalidResponse(format!("HTTP {status} with a body that is not JSON")),
-            })?;
-            // Some dead-token replies came as a 2xx envelope (§15.2): an object with an error
-            // code is an error whatever the status.
-            let code = value.get("error_code").and_then(Value::as_i64).unwrap_or(0);
-            if code != 0 {
-                let env: ErrorEnvelope = serde_json::from_value(value).unwrap_or_default();
-                return Err(api_error(status, &env, retry_after));
-            }
-            return Ok(value);
-        }
-        let env: ErrorEnvelope = value.and_then(|v| serde_json::from_value(v).ok()).unwrap_or_default();
-        Err(api_error(status, &env, retry_after))
+        answer(status, &headers, &bytes)
     }
 
     /// `/v1/shield/captcha/init` for `action` with `meta`; the new token becomes current.
@@ -238,16 +248,12 @@ impl Client {
             "meta": meta,
             "redirect_uri": "xlaccsdk01://xbase.cloud/callback?state=harbor",
         });
-        let mut backoff = Backoff::new(4);
-        let value = loop {
-            match self.exchange(Method::POST, &url, &[("client_id", self.ident.client_id)], Some(&body), None).await {
-                Ok(v) => break v,
-                Err(e) => match backoff.delay_for(&e.error) {
-                    Some(delay) => tokio::time::sleep(delay).await,
-                    None => return Err(e),
-                },
-            }
-        };
+        // Minting twice does no harm: retried like a read.
+        let (url, body) = (&url, &body);
+        let value = retry(&MINT_RETRY, || async move {
+            self.exchange(Method::POST, url, &[("client_id", self.ident.client_id)], Some(body), None).await
+        })
+        .await?;
         let init: CaptchaInit = serde_json::from_value(value).unwrap_or_default();
         if !init.url.is_empty() {
             return Err(ApiError {
@@ -261,19 +267,17 @@ impl Client {
                 error: Error::Remote("captcha/init returned no captcha_token".into()),
             });
         }
-        self.set_captcha(init.captcha_token.clone());
+        self.captcha.set(init.captcha_token.clone());
         Ok(init.captcha_token)
     }
 
     /// Mint a signed-meta token for `action`, unless another task already replaced `failed`.
     pub async fn remint(&self, action: &str, failed: &str) -> Result<(), ApiError> {
-        let _one = self.minting.lock().await;
-        if self.captcha() != failed {
-            return Ok(());
-        }
-        let uid = self.user_id.lock().unwrap().clone();
-        let meta = captcha::signed_meta(&self.ident, &self.device_id, &uid, now_ms());
-        self.mint(action, meta).await.map(drop)
+        let mint = || {
+            let uid = self.user_id.lock().unwrap().clone();
+            self.mint(action, captcha::signed_meta(&self.ident, &self.device_id, &uid, now_ms()))
+        };
+        self.captcha.renew(failed, mint).await.map(drop)
     }
 }
 
@@ -318,12 +322,42 @@ mod tests {
     }
 
     #[test]
+    fn the_status_comes_before_the_envelope() {
+        // A 5xx or 429 is transient whatever it carries: never a spent refresh token, an
+        // expired access token or a wrong password.
+        for e in [
+            env("invalid_grant", 4126, ""),
+            env("unauthenticated", 16, ""),
+            env("invalid_account_or_password", 4011, ""),
+        ] {
+            assert_eq!(classify(503, &e), Fault::Transient);
+            assert_eq!(classify(500, &e), Fault::Transient);
+            assert_eq!(classify(429, &e), Fault::RateLimited);
+        }
+        let none = HeaderMap::new();
+        let e = answer(503, &none, br#"{"error":"invalid_grant","error_code":4126}"#).unwrap_err();
+        assert!(matches!(e.error, Error::ServerError { status: 503 }), "{e:?}");
+        let mut later = HeaderMap::new();
+        later.insert(reqwest::header::RETRY_AFTER, "2".parse().unwrap());
+        let e = answer(429, &later, b"{}").unwrap_err();
+        assert!(matches!(e.error, Error::RateLimited { retry_after: Some(d), .. } if d == Duration::from_secs(2)));
+        // No other non-2xx is data, whatever its body.
+        for body in [&b"{}"[..], b"", br#"{"files":[]}"#] {
+            let e = answer(404, &none, body).unwrap_err();
+            assert!(!e.error.is_transient(), "{e:?}");
+        }
+        assert!(answer(200, &none, br#"{"error":"x","error_code":16}"#).is_err());
+        assert_eq!(answer(200, &none, br#"{"files":[]}"#).unwrap()["files"], json!([]));
+    }
+
+    #[test]
     fn messages_are_one_clear_line() {
-        let e = api_error(400, &env("invalid_account_or_password", 4011, ""), None);
+        let none = HeaderMap::new();
+        let e = api_error(400, &none, &env("invalid_account_or_password", 4011, ""));
         assert!(e.error.to_string().starts_with("login refused: invalid_account_or_password"));
-        let e = api_error(400, &env("aborted", 10, "Your operation is too frequent"), None);
+        let e = api_error(400, &none, &env("aborted", 10, "Your operation is too frequent"));
         assert!(matches!(e.error, Error::RateLimited { .. }));
-        let e = api_error(400, &env("file_space_not_enough", 8, ""), None);
+        let e = api_error(400, &none, &env("file_space_not_enough", 8, ""));
         assert!(e.error.to_string().contains("full"));
     }
 }

@@ -8,9 +8,9 @@
 //! Every drive call goes through [`PikPak::call`], the request pipeline of §14: refresh ahead of
 //! `expires_in`; on an expired access token refresh once and retry once; on a captcha refusal
 //! re-mint for that request's `METHOD:path` and retry once; on rate limits and transient
-//! failures back off (`Backoff`: 100 ms doubling, `Retry-After` honoured) a bounded number of
-//! times. POSTs are replayed only when the server refused them (rate limit, auth, captcha),
-//! never after a transport error, so an offline task is not created twice.
+//! failures back off (`http::retry`: 100 ms doubling, `Retry-After` honoured) a bounded number
+//! of times. POSTs are replayed only when the server refused them (rate limit, auth, captcha),
+//! never after a transport error or a 5xx, so an offline task is not created twice.
 //!
 //! Device id: the `device_id` option; else the one persisted in `state_dir`; else a new random
 //! one, persisted. Without `state_dir` it is `md5(username or refresh_token, platform)`, so it
@@ -24,6 +24,7 @@ pub mod identity;
 pub mod links;
 pub(crate) mod offline;
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::UNIX_EPOCH;
 
 use async_trait::async_trait;
@@ -39,7 +40,7 @@ use super::{BuildContext, Driver, Entry, Link, OfflineTasks, Quota, decode};
 use crate::config::driver_options::{DriverOption, PROXY, flag, secret, text};
 use crate::config::{ConfigError, Options};
 use crate::error::{Error, Result};
-use crate::http::retry::Backoff;
+use crate::http::retry::{Policy, retry};
 use crate::state::StateFile;
 
 /// The options of a `pikpak` storage (INTERFACE.md; mount-configs/pikpak.toml).
@@ -61,8 +62,9 @@ pub const DEFAULT_API_BASE: &str = "https://api-drive.mypikpak.com";
 pub const DEFAULT_USER_BASE: &str = "https://user.mypikpak.com";
 /// OpenList's page size for listings (§7.1); the server's maximum is unknown (§15.6).
 const PAGE_LIMIT: &str = "100";
-/// Attempts of one call, all causes together (each cause has its own smaller bound).
-const MAX_TRIES: usize = 8;
+/// Retries of one call after a rate limit or (reads only) a transient failure; a refused
+/// access token and a captcha refusal are retried once each on top.
+const MAX_RETRIES: u32 = 5;
 /// §7.1: only finished, untrashed items.
 const LIST_FILTERS: &str = r#"{"phase":{"eq":"PHASE_TYPE_COMPLETE"},"trashed":{"eq":false}}"#;
 
@@ -145,42 +147,39 @@ impl PikPak {
         body: Option<&Value>,
     ) -> Result<Value> {
         self.session.ensure_fresh(&self.client).await?;
-        let url = format!("{}{path}", self.client.api_base);
-        let idempotent = method != Method::POST;
-        let mut backoff = Backoff::new(5);
-        let (mut auth_retry, mut captcha_retry) = (true, true);
-        let mut last = None;
-        for _ in 0..MAX_TRIES {
-            let (token, generation) = self.session.current();
-            let captcha = self.client.captcha();
-            let bearer = (!token.is_empty()).then_some(token.as_str());
-            let err = match self.client.exchange(method.clone(), &url, query, body, bearer).await {
-                Ok(v) => return Ok(v),
-                Err(e) => e,
-            };
-            match err.fault {
-                Fault::AccessExpired if auth_retry => {
-                    auth_retry = false;
-                    self.session.refresh_after(&self.client, generation).await?;
-                }
-                Fault::Captcha if captcha_retry => {
-                    captcha_retry = false;
-                    self.client.remint(&captcha::action(method.as_str(), path), &captcha).await?;
-                }
-                Fault::RateLimited | Fault::Transient if idempotent || err.fault == Fault::RateLimited => {
-                    match backoff.delay_for(&err.error) {
-                        Some(d) => {
-                            tracing::debug!(path, "PikPak: {}; retrying in {d:?}", err.error);
-                            tokio::time::sleep(d).await;
-                        }
-                        None => return Err(err.error),
+        let url = &format!("{}{path}", self.client.api_base);
+        let policy =
+            if method == Method::POST { Policy::write(path, MAX_RETRIES) } else { Policy::read(path, MAX_RETRIES) };
+        let (auth_retried, captcha_retried) = (&AtomicBool::new(false), &AtomicBool::new(false));
+        let method = &method;
+        // One attempt refreshes the token or re-mints the captcha (once per call each) and
+        // sends again; a failed refresh or mint ends the call (`Ok(Err)`).
+        retry(&policy, || async move {
+            loop {
+                let (token, generation) = self.session.current();
+                let captcha = self.client.captcha();
+                let bearer = (!token.is_empty()).then_some(token.as_str());
+                let err = match self.client.exchange(method.clone(), url, query, body, bearer).await {
+                    Ok(v) => return Ok(Ok(v)),
+                    Err(e) => e,
+                };
+                let renewed = match err.fault {
+                    Fault::AccessExpired if !auth_retried.swap(true, Ordering::Relaxed) => {
+                        self.session.refresh_after(&self.client, generation).await
                     }
+                    Fault::Captcha if !captcha_retried.swap(true, Ordering::Relaxed) => {
+                        let action = captcha::action(method.as_str(), path);
+                        self.client.remint(&action, &captcha).await.map_err(Error::from)
+                    }
+                    _ => return Err(err),
+                };
+                if let Err(e) = renewed {
+                    return Ok(Err(e));
                 }
-                _ => return Err(err.error),
             }
-            last = Some(err.error);
-        }
-        Err(last.unwrap_or_else(|| Error::internal("no attempt made")))
+        })
+        .await
+        .map_err(Error::from)?
     }
 
     pub(crate) fn entry(f: &File) -> Entry {

@@ -16,6 +16,7 @@
 
 pub mod api;
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::UNIX_EPOCH;
 
 use async_trait::async_trait;
@@ -30,7 +31,8 @@ use super::{BuildContext, Driver, Entry, Link, decode};
 use crate::config::driver_options::{DriverOption, PROXY, flag, secret, text};
 use crate::config::{ConfigError, Options};
 use crate::error::{Error, Result};
-use crate::http::retry::Backoff;
+use crate::http::renew::Renewable;
+use crate::http::retry::{Policy, retry};
 use crate::state::StateFile;
 
 /// The options of a `pikpak_share` storage (mount-configs/pikpak-share.toml).
@@ -49,7 +51,8 @@ pub const OPTIONS: &[DriverOption] = &[
 /// OpenList mints the share token for this action (§4.3).
 const CAPTCHA_ACTION: &str = "GET:/drive/v1/share:batch_file_info";
 const FILTERS: &str = r#"{"phase":{"eq":"PHASE_TYPE_COMPLETE"},"trashed":{"eq":false}}"#;
-const MAX_TRIES: usize = 8;
+/// Retries of a share call after a rate limit or a transient failure (all share calls read).
+const MAX_RETRIES: u32 = 5;
 
 pub struct PikPakShare {
     client: Client,
@@ -57,8 +60,8 @@ pub struct PikPakShare {
     password: String,
     root_id: String,
     use_transcoding: bool,
-    pass_token: std::sync::Mutex<String>,
-    opening: tokio::sync::Mutex<()>,
+    /// The `pass_code_token` of the open share, renewed once by whoever finds it refused.
+    pass_token: Renewable<String>,
 }
 
 /// The message for a share status other than `OK`.
@@ -95,8 +98,7 @@ impl PikPakShare {
             password: options.str("share_password")?.unwrap_or_default(),
             root_id: options.str("root_folder_id")?.unwrap_or_default(),
             use_transcoding: options.bool_or("use_transcoding_address", false)?,
-            pass_token: std::sync::Mutex::new(String::new()),
-            opening: tokio::sync::Mutex::new(()),
+            pass_token: Renewable::new(String::new()),
         })
     }
 
@@ -105,44 +107,31 @@ impl PikPakShare {
         self.client.mint(CAPTCHA_ACTION, meta).await.map(drop).map_err(Error::from)
     }
 
-    /// An anonymous GET with captcha re-minting and bounded backoff.
+    /// An anonymous GET with captcha re-minting (once) and bounded backoff.
     async fn get(&self, path: &str, query: &[(&str, &str)]) -> Result<Value> {
-        let url = format!("{}{path}", self.client.api_base);
-        let mut backoff = Backoff::new(5);
-        let mut captcha_retry = true;
-        let mut last = None;
-        for _ in 0..MAX_TRIES {
-            let captcha = self.client.captcha();
-            let err = match self.client.exchange(Method::GET, &url, query, None, None).await {
-                Ok(v) => return Ok(v),
-                Err(e) => e,
-            };
-            match err.fault {
-                Fault::Captcha if captcha_retry => {
-                    captcha_retry = false;
-                    let meta = captcha::signed_meta(&self.client.ident, &self.client.device_id, "", now_ms());
-                    if self.client.captcha() == captcha {
-                        self.client.mint(&captcha::action("GET", path), meta).await?;
-                    }
+        let url = &format!("{}{path}", self.client.api_base);
+        let captcha_retried = &AtomicBool::new(false);
+        retry(&Policy::read(path, MAX_RETRIES), || async move {
+            loop {
+                let captcha = self.client.captcha();
+                let err = match self.client.exchange(Method::GET, url, query, None, None).await {
+                    Ok(v) => return Ok(Ok(v)),
+                    Err(e) => e,
+                };
+                if err.fault != Fault::Captcha || captcha_retried.swap(true, Ordering::Relaxed) {
+                    return Err(err);
                 }
-                Fault::RateLimited | Fault::Transient => match backoff.delay_for(&err.error) {
-                    Some(d) => tokio::time::sleep(d).await,
-                    None => return Err(err.error),
-                },
-                _ => return Err(err.error),
+                if let Err(e) = self.client.remint(&captcha::action("GET", path), &captcha).await {
+                    return Ok(Err(e.error));
+                }
             }
-            last = Some(err.error);
-        }
-        Err(last.unwrap_or_else(|| Error::internal("no attempt made")))
+        })
+        .await
+        .map_err(Error::from)?
     }
 
-    /// §9.1: open the share with the password; keeps the `pass_code_token`. `stale` is the
-    /// token that was refused (another task may have re-opened already).
-    async fn open(&self, stale: Option<&str>) -> Result<()> {
-        let _one = self.opening.lock().await;
-        if stale.is_some_and(|s| *self.pass_token.lock().unwrap() != s) {
-            return Ok(());
-        }
+    /// §9.1: open the share with the password for a new `pass_code_token`.
+    async fn open(&self) -> Result<String> {
         let query = [
             ("share_id", self.share_id.as_str()),
             ("pass_code", self.password.as_str()),
@@ -154,15 +143,14 @@ impl PikPakShare {
         if page.share_status != "OK" {
             return Err(Error::Remote(status_message(&page.share_status, &page.share_status_text)));
         }
-        *self.pass_token.lock().unwrap() = page.pass_code_token;
-        Ok(())
+        Ok(page.pass_code_token)
     }
 
     /// A share call whose reply carries `share_status`; a `PASS_CODE_*` status re-opens the
     /// share once.
     async fn share_call(&self, path: &str, query: &[(&str, &str)]) -> Result<Value> {
         for reopened in [false, true] {
-            let token = self.pass_token.lock().unwrap().clone();
+            let token = self.pass_token.get();
             let mut q: Vec<(&str, &str)> = query.to_vec();
             q.push(("pass_code_token", &token));
             let v = self.get(path, &q).await?;
@@ -174,7 +162,7 @@ impl PikPakShare {
             if reopened || !status.starts_with("PASS_CODE") {
                 return Err(Error::Remote(status_message(&status, &text)));
             }
-            self.open(Some(&token)).await?;
+            self.pass_token.renew(&token, || self.open()).await?;
         }
         unreachable!("the loop returns")
     }
@@ -199,7 +187,8 @@ impl Driver for PikPakShare {
 
     async fn login(&self) -> Result<()> {
         self.mint().await?;
-        self.open(None).await
+        self.pass_token.set(self.open().await?);
+        Ok(())
     }
 
     async fn list(&self, dir: &Entry) -> Result<Vec<Entry>> {
