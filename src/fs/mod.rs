@@ -108,6 +108,8 @@ pub struct Fs {
     dir_digests: Mutex<std::collections::HashMap<u64, u64>>,
     background: revalidate::Background,
     config: FsConfig,
+    /// Shown as the time of what has none (virtual folders, links without a time), not 1970.
+    started: SystemTime,
 }
 
 /// Folders whose last listing digest is remembered; past this the memory is simply cleared
@@ -143,6 +145,7 @@ impl Fs {
             background: revalidate::Background::default(),
             storages,
             config,
+            started: SystemTime::now(),
         }
     }
 
@@ -396,7 +399,8 @@ impl Fs {
     }
 
     fn remote_attr(&self, ino: u64, entry: &Entry) -> Attr {
-        self.config.owner.attr(ino, entry.is_dir, entry.size.unwrap_or(0), entry.mtime)
+        let mtime = if entry.mtime == SystemTime::UNIX_EPOCH { self.started } else { entry.mtime };
+        self.config.owner.attr(ino, entry.is_dir, entry.size.unwrap_or(0), mtime)
     }
 
     fn getattr_virtual(&self, ino: u64) -> Result<Attr> {
@@ -408,7 +412,7 @@ impl Fs {
         let inodes = self.inodes.lock().unwrap();
         let node = inodes.get(ino)?;
         Ok(match &node.kind {
-            Kind::Virtual { .. } => self.config.owner.attr(ino, true, 0, SystemTime::UNIX_EPOCH),
+            Kind::Virtual { .. } => self.config.owner.attr(ino, true, 0, self.started),
             Kind::Remote { entry, .. } => self.remote_attr(ino, entry),
             Kind::Stats => self.stats_attr(),
         })
