@@ -7,10 +7,60 @@ mod common;
 
 use std::ffi::OsStr;
 use std::os::unix::ffi::OsStrExt;
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime};
 
 use common::{Mount, Sim, fuse_tests_enabled};
+use panmount::config::Config;
+use panmount::fs::Fs;
 use panmount::sim::SizeMode;
+use panmount::sim::pikpak::Counters;
+
+fn pikpak(sim: &Sim, path: &str, password: &str) -> String {
+    let b = sim.handle().base_url();
+    format!(
+        "[[storage]]\npath = \"{path}\"\ndriver = \"pikpak\"\napi_base = \"{b}\"\nuser_base = \"{b}\"\n\
+         username = \"alice@example.com\"\npassword = \"{password}\"\n"
+    )
+}
+
+fn counter(sim: &Sim, f: impl Fn(&Counters) -> &AtomicU64) -> u64 {
+    f(&sim.handle().pikpak.counters).load(Ordering::Relaxed)
+}
+
+/// The core with the real drivers of `config_text`, without FUSE and without logging in.
+fn core(sim: &Sim, config_text: &str) -> Arc<Fs> {
+    let config = Config::parse(config_text, Path::new("health.toml")).unwrap();
+    let _runtime = sim.rt.enter();
+    Arc::new(panmount::app::build_fs(&config).unwrap())
+}
+
+/// Requests in different folders (lookups of the same folder already wait on one listing)
+/// each check the storage first: while a login is due, all of them wait for one.
+#[test]
+fn many_requests_waiting_on_a_refused_login_make_one_attempt() {
+    let sim = Sim::start(false);
+    let fs = core(&sim, &pikpak(&sim, "/pikpak", "wrong"));
+    sim.rt.block_on(async {
+        let checks: Vec<_> = (0..16)
+            .map(|_| {
+                let fs = fs.clone();
+                tokio::spawn(async move { fs.storages()[0].ensure_up().await })
+            })
+            .collect();
+        for c in checks {
+            let err = c.await.unwrap().unwrap_err();
+            assert_eq!(err.errno(), libc::EIO, "{err}");
+            assert!(err.to_string().contains("Invalid username or password"), "{err}");
+        }
+        // And a lookup right after takes the same answer.
+        let root = fs.resolve("/pikpak").await.unwrap();
+        assert_eq!(fs.lookup(root, "Movies").await.err().unwrap().errno(), libc::EIO);
+    });
+    assert_eq!(counter(&sim, |c| &c.signin_refused), 1, "{}", sim.handle().pikpak.counters.snapshot());
+}
 
 fn link_mount(sim: &Sim) -> Mount {
     // Bare URLs: link files without a size or a time.

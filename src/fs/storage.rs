@@ -6,6 +6,10 @@
 //! storage tries to log in again at most once per `RETRY_AFTER` when it is accessed, so a
 //! mount started while the network was out recovers without a restart. A session that dies for
 //! good while mounted (`Error::LoginLost`, see [`Storage::checked`]) takes the same path.
+//!
+//! One login at a time, and one outcome for everyone who waited for it: callers that queued
+//! behind a login that failed take its answer instead of trying again each in turn (PikPak
+//! puts a captcha wall in front of an account after a few refused sign-ins).
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -48,6 +52,11 @@ impl Storage {
     /// Log in and record the outcome (logging it if it changed).
     pub async fn login(&self) -> Result<()> {
         let _one_at_a_time = self.login.lock().await;
+        self.login_locked().await
+    }
+
+    /// [`Storage::login`], the login lock held.
+    async fn login_locked(&self) -> Result<()> {
         let result = self.driver.login().await;
         let mut health = self.health.lock().unwrap();
         match &result {
@@ -86,18 +95,24 @@ impl Storage {
 
     /// Ok when the storage may be used now; a down storage retries its login now and then.
     pub async fn ensure_up(&self) -> Result<()> {
-        let retry = {
-            let health = self.health.lock().unwrap();
-            match &*health {
-                Health::Up => return Ok(()),
-                Health::Unknown => true,
-                Health::Down { reason, at } if at.elapsed() < RETRY_AFTER => {
-                    return Err(self.down_error(reason.clone()));
-                }
-                Health::Down { .. } => true,
-            }
-        };
-        if retry { self.login().await } else { Ok(()) }
+        if let Some(known) = self.known_health() {
+            return known;
+        }
+        let _one_at_a_time = self.login.lock().await;
+        // Whoever held the lock may just have logged in, or failed to: that answer is ours.
+        if let Some(known) = self.known_health() {
+            return known;
+        }
+        self.login_locked().await
+    }
+
+    /// Up, or down and not yet due for another login; `None` when a login is due.
+    fn known_health(&self) -> Option<Result<()>> {
+        match &*self.health.lock().unwrap() {
+            Health::Up => Some(Ok(())),
+            Health::Down { reason, at } if at.elapsed() < RETRY_AFTER => Some(Err(self.down_error(reason.clone()))),
+            Health::Unknown | Health::Down { .. } => None,
+        }
     }
 
     pub fn down_reason(&self) -> Option<String> {
