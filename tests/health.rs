@@ -62,6 +62,35 @@ fn many_requests_waiting_on_a_refused_login_make_one_attempt() {
     assert_eq!(counter(&sim, |c| &c.signin_refused), 1, "{}", sim.handle().pikpak.counters.snapshot());
 }
 
+#[test]
+fn statfs_never_logs_in_and_answers_what_it_knew() {
+    let sim = Sim::start(false);
+    let text = format!("{}{}", pikpak(&sim, "/good", "secret"), pikpak(&sim, "/bad", "wrong"));
+    let fs = core(&sim, &text);
+    let snapshot = || sim.handle().pikpak.counters.snapshot();
+    sim.rt.block_on(async {
+        // Nothing logged in yet: `df` answers at once, without a login or a quota call.
+        assert_eq!(fs.statfs().await.total, 0);
+        assert_eq!(counter(&sim, |c| &c.captcha_inits), 0, "{}", snapshot());
+        assert_eq!(counter(&sim, |c| &c.signins) + counter(&sim, |c| &c.signin_refused), 0, "{}", snapshot());
+        assert_eq!(counter(&sim, |c| &c.abouts), 0, "{}", snapshot());
+        let logins = fs.login_all().await;
+        assert!(logins[0].is_ok() && logins[1].is_err());
+        let attempts = counter(&sim, |c| &c.signins) + counter(&sim, |c| &c.signin_refused);
+        // The storage that is up reports its quota once a minute, however often `df` runs;
+        // the one that is down is not asked, nor logged in to again.
+        let total = fs.statfs().await.total;
+        assert!(total > 0);
+        assert_eq!(fs.statfs().await.total, total);
+        assert_eq!(counter(&sim, |c| &c.abouts), 1, "{}", snapshot());
+        // The provider goes down: `df` still answers what it knew.
+        sim.knobs().update(|k| k.provider_down = true);
+        assert_eq!(fs.statfs().await.total, total);
+        assert_eq!(counter(&sim, |c| &c.signins) + counter(&sim, |c| &c.signin_refused), attempts);
+        assert_eq!(sim.stats().down_refused, 0, "no request reached the simulator");
+    });
+}
+
 fn link_mount(sim: &Sim) -> Mount {
     // Bare URLs: link files without a size or a time.
     Mount::start(&sim.config(SizeMode::None, common::KEY, ""))

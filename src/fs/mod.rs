@@ -326,15 +326,9 @@ impl Fs {
         self.handles.remove(fh);
     }
 
-    /// Space across the storages that report a quota.
+    /// Space across the storages that report a quota (cached: see [`Storage::quota`]).
     pub async fn statfs(&self) -> StatFs {
-        let quotas = join_all(self.storages.iter().map(|s| async move {
-            if s.ensure_up().await.is_err() {
-                return None;
-            }
-            s.driver.quota().await.ok().flatten()
-        }))
-        .await;
+        let quotas = join_all(self.storages.iter().map(|s| s.quota())).await;
         let (total, used) = quotas.into_iter().flatten().fold((0, 0), |(t, u), q| (t + q.total, u + q.used));
         StatFs { total, used: used.min(total), files: self.inodes.lock().unwrap().len() as u64 }
     }

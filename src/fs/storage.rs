@@ -10,16 +10,23 @@
 //! One login at a time, and one outcome for everyone who waited for it: callers that queued
 //! behind a login that failed take its answer instead of trying again each in turn (PikPak
 //! puts a captcha wall in front of an account after a few refused sign-ins).
+//!
+//! The quota (`statfs`, `df`) is kept for [`QUOTA_TTL`]: `df` runs often (shell prompts,
+//! monitoring) and must answer at once, so a stale value is answered and refreshed in the
+//! background, and a storage that is not up answers what it last knew without a login.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use crate::drivers::Driver;
+use crate::drivers::{Driver, Quota};
 use crate::error::{Error, Result};
 use crate::http::HttpClient;
 use crate::stats::StorageStats;
 
 const RETRY_AFTER: Duration = Duration::from_secs(60);
+/// How long a quota is answered without asking again.
+const QUOTA_TTL: Duration = Duration::from_secs(60);
 
 pub struct Storage {
     pub path: String,
@@ -29,6 +36,9 @@ pub struct Storage {
     pub stats: Arc<StorageStats>,
     health: Mutex<Health>,
     login: tokio::sync::Mutex<()>,
+    /// The last quota the driver gave, and when it was asked (`None`: never).
+    quota: Mutex<(Option<Quota>, Option<Instant>)>,
+    quota_refreshing: AtomicBool,
 }
 
 enum Health {
@@ -46,6 +56,8 @@ impl Storage {
             stats: Arc::default(),
             health: Mutex::new(Health::Unknown),
             login: tokio::sync::Mutex::new(()),
+            quota: Mutex::new((None, None)),
+            quota_refreshing: AtomicBool::new(false),
         }
     }
 
@@ -113,6 +125,44 @@ impl Storage {
             Health::Down { reason, at } if at.elapsed() < RETRY_AFTER => Some(Err(self.down_error(reason.clone()))),
             Health::Unknown | Health::Down { .. } => None,
         }
+    }
+
+    /// The quota for `statfs`, at once: never a login, never a wait on a storage that is not
+    /// up (it answers what it last knew). A value older than [`QUOTA_TTL`] is answered and
+    /// refreshed in the background; only the first one is waited for.
+    pub async fn quota(self: &Arc<Self>) -> Option<Quota> {
+        let (last, asked) = *self.quota.lock().unwrap();
+        let up = matches!(*self.health.lock().unwrap(), Health::Up);
+        if !up || asked.is_some_and(|at| at.elapsed() < QUOTA_TTL) {
+            return last;
+        }
+        if self.quota_refreshing.swap(true, Ordering::SeqCst) {
+            return last;
+        }
+        // A task of its own, so a caller that goes away does not leave the refresh half done.
+        let this = self.clone();
+        let refresh = tokio::spawn(async move { this.refresh_quota().await });
+        if asked.is_none() {
+            let _ = refresh.await;
+            return self.quota.lock().unwrap().0;
+        }
+        last
+    }
+
+    /// Ask the driver for the quota; a failure keeps the last value until the next try.
+    async fn refresh_quota(&self) {
+        let result = self.checked(self.driver.quota().await);
+        {
+            let mut quota = self.quota.lock().unwrap();
+            match result {
+                Ok(q) => *quota = (q, Some(Instant::now())),
+                Err(err) => {
+                    tracing::debug!(storage = %self.path, error = %err, "quota unavailable; keeping the last one");
+                    quota.1 = Some(Instant::now());
+                }
+            }
+        }
+        self.quota_refreshing.store(false, Ordering::SeqCst);
     }
 
     pub fn down_reason(&self) -> Option<String> {
