@@ -37,6 +37,43 @@ fn core(sim: &Sim, config_text: &str) -> Arc<Fs> {
     Arc::new(panmount::app::build_fs(&config).unwrap())
 }
 
+fn names(dir: &Path) -> std::io::Result<Vec<String>> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)?
+        .map(|e| e.map(|e| e.file_name().to_string_lossy().into_owned()))
+        .collect::<Result<_, _>>()?;
+    names.sort();
+    Ok(names)
+}
+
+#[test]
+fn a_listing_that_cannot_be_refreshed_stays_served_and_is_logged_once() {
+    if !fuse_tests_enabled() {
+        return;
+    }
+    let sim = Sim::start(false);
+    let mount = Mount::start(&format!("[cache]\ndir_cache_time = 1\n{}", pikpak(&sim, "/pikpak", "secret")));
+    let root = mount.path("/pikpak");
+    let before = names(&root).unwrap();
+    assert!(before.contains(&"Movies".to_string()), "{before:?}");
+    let movies = names(&root.join("Movies")).unwrap();
+    sim.knobs().update(|k| k.provider_down = true);
+    // Three times the listings expire and listing them again fails: the last good ones stay.
+    for _ in 0..3 {
+        std::thread::sleep(Duration::from_millis(1500));
+        assert_eq!(names(&root).unwrap_or_else(|e| panic!("{e}\n{}", mount.log())), before);
+        assert_eq!(names(&root.join("Movies")).unwrap(), movies);
+        assert!(std::fs::metadata(root.join("Movies")).unwrap().is_dir());
+    }
+    assert!(sim.stats().down_refused > 0, "the provider was asked, and refused");
+    let log = mount.log();
+    assert_eq!(log.matches("serving the last good listings").count(), 1, "{log}");
+    // The provider is back: listing works again, and says so.
+    sim.knobs().update(|k| k.provider_down = false);
+    std::thread::sleep(Duration::from_millis(1500));
+    assert_eq!(names(&root).unwrap(), before);
+    assert!(mount.log().contains("listing works again"), "{}", mount.log());
+}
+
 /// Requests in different folders (lookups of the same folder already wait on one listing)
 /// each check the storage first: while a login is due, all of them wait for one.
 #[test]

@@ -39,6 +39,8 @@ pub struct Storage {
     /// The last quota the driver gave, and when it was asked (`None`: never).
     quota: Mutex<(Option<Quota>, Option<Instant>)>,
     quota_refreshing: AtomicBool,
+    /// Listings are being served stale because listing fails (logged once per outage).
+    stale: AtomicBool,
 }
 
 enum Health {
@@ -58,6 +60,7 @@ impl Storage {
             login: tokio::sync::Mutex::new(()),
             quota: Mutex::new((None, None)),
             quota_refreshing: AtomicBool::new(false),
+            stale: AtomicBool::new(false),
         }
     }
 
@@ -163,6 +166,23 @@ impl Storage {
             }
         }
         self.quota_refreshing.store(false, Ordering::SeqCst);
+    }
+
+    /// A listing failed with `err` and the last good one is served instead: a warning the
+    /// first time in an outage, then silence until [`Storage::listed`].
+    pub(super) fn serving_stale(&self, err: &Error) {
+        if !self.stale.swap(true, Ordering::Relaxed) {
+            tracing::warn!(storage = %self.path, error = %err, "cannot list; serving the last good listings until listing works again");
+        } else {
+            tracing::debug!(storage = %self.path, error = %err, "cannot list; serving the last good listing");
+        }
+    }
+
+    /// A listing succeeded: the end of an outage, if there was one.
+    pub(super) fn listed(&self) {
+        if self.stale.swap(false, Ordering::Relaxed) {
+            tracing::info!(storage = %self.path, "listing works again");
+        }
     }
 
     pub fn down_reason(&self) -> Option<String> {
