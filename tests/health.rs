@@ -10,7 +10,7 @@ use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 use common::{Mount, Sim, fuse_tests_enabled};
 use panmount::config::Config;
@@ -72,6 +72,43 @@ fn a_listing_that_cannot_be_refreshed_stays_served_and_is_logged_once() {
     std::thread::sleep(Duration::from_millis(1500));
     assert_eq!(names(&root).unwrap(), before);
     assert!(mount.log().contains("listing works again"), "{}", mount.log());
+}
+
+/// After a restart, listings restored from the store are revalidated in the background; with
+/// the provider down they all fail, and stay served.
+#[test]
+fn stored_listings_that_cannot_be_revalidated_stay_served_and_are_logged_once() {
+    if !fuse_tests_enabled() {
+        return;
+    }
+    let sim = Sim::start(false);
+    let state = tempfile::tempdir().unwrap();
+    let text = format!(
+        "state_dir = \"{}\"\n[cache]\ndir_cache_time = 1\n{}",
+        state.path().display(),
+        pikpak(&sim, "/pikpak", "secret")
+    );
+    let mount = Mount::start(&text);
+    let root = mount.path("/pikpak");
+    let (before, movies) = (names(&root).unwrap(), names(&root.join("Movies")).unwrap());
+    assert!(mount.stop().success());
+    std::thread::sleep(Duration::from_millis(1500));
+    sim.knobs().update(|k| k.provider_down = true);
+    let mount = Mount::start(&text);
+    let root = mount.path("/pikpak");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !mount.log().contains("serving the last good listings") {
+        assert!(Instant::now() < deadline, "no background listing failed:\n{}", mount.log());
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    for _ in 0..3 {
+        assert_eq!(names(&root).unwrap_or_else(|e| panic!("{e}\n{}", mount.log())), before);
+        assert_eq!(names(&root.join("Movies")).unwrap(), movies);
+        std::thread::sleep(Duration::from_millis(1500));
+    }
+    let log = mount.log();
+    assert_eq!(log.matches("serving the last good listings").count(), 1, "{log}");
+    assert!(!log.contains("background listing failed"), "{log}");
 }
 
 /// Requests in different folders (lookups of the same folder already wait on one listing)
