@@ -155,7 +155,7 @@ pub fn serve(rt: &tokio::runtime::Runtime, fs: Arc<Fs>, mountpoint: &Path, confi
         fsname: fsname(config),
     };
     let mounted = fuse::mount(fs.clone(), rt.handle().clone(), mountpoint, &options)
-        .map_err(|e| AppError::Failed(format!("cannot mount at {}: {e}", mountpoint.display())))?;
+        .map_err(|e| AppError::Failed(fuse::mount::mount_error(&e, mountpoint, config.fuse.allow_other)))?;
     fs.set_invalidator(mounted.invalidator());
     tracing::info!(mountpoint = %mountpoint.display(), storages = config.storages.len(), "mounted");
     let up = results.len() - down;

@@ -56,6 +56,11 @@ impl MetaCache {
         Some((entries.clone(), left))
     }
 
+    /// The last listing of `key` held, whatever its age (served when listing again fails).
+    pub fn last_dir(&self, key: &DirKey) -> Option<Arc<Vec<Entry>>> {
+        self.dirs.lock().unwrap().get(key).map(|(_, entries)| entries.clone())
+    }
+
     pub fn put_dir(&self, key: DirKey, entries: Arc<Vec<Entry>>) {
         self.put_dir_at(key, entries, Instant::now());
     }

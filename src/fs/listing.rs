@@ -1,5 +1,11 @@
 //! Listings: from the memory cache, from the persisted store, or from the driver (one call
 //! per folder at a time); and sizes the provider did not list, learned from the server.
+//!
+//! A listing never gets worse because of a failure (stale-if-error): when listing a folder
+//! fails and an earlier listing of it is known (expired in memory, or in the store), that one
+//! is served for [`STALE_TTL`] more, and listing is tried again after that. An error becomes
+//! "no entries" nowhere; without an earlier listing it is the caller's error (EIO). Errors
+//! that are answers (the folder is gone: `ENOENT`) are passed on, not papered over.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -9,6 +15,11 @@ use crate::drivers::Entry;
 use crate::error::{Error, Result};
 use crate::names;
 use crate::stats::StorageStats;
+
+/// How long a listing served because listing failed is served before listing is tried again
+/// (at most `dir_cache_time`): short, so a recovered provider is seen soon, but not so short
+/// that every access of a scan waits on a provider that is down.
+pub(super) const STALE_TTL: Duration = Duration::from_secs(10);
 
 impl Fs {
     /// The listing of `dir`, from cache, from the store, or from the driver (one call per
@@ -26,8 +37,25 @@ impl Fs {
         if let Some(hit) = self.meta.dir(&key) {
             return Ok(hit);
         }
-        let entries = self.fetch(storage, dir).await?;
-        Ok((entries, self.meta.dir_ttl()))
+        match self.fetch(storage, dir).await {
+            Ok(entries) => Ok((entries, self.meta.dir_ttl())),
+            Err(err) => self.last_good(storage, dir, err),
+        }
+    }
+
+    /// Listing `dir` failed with `err`: the last good listing, served for [`STALE_TTL`], or
+    /// the error when there is none (or when the error is an answer, such as `ENOENT`).
+    pub(super) fn last_good(&self, storage: usize, dir: &Entry, err: Error) -> Result<(Arc<Vec<Entry>>, Duration)> {
+        let key = (storage, dir.id.clone());
+        let last = self.meta.last_dir(&key).or_else(|| {
+            let store = self.config.store.as_ref()?;
+            Some(store.restored(storage, &dir.id)?.entries)
+        });
+        let Some(entries) = last.filter(|_| !err.is_expected()) else { return Err(err) };
+        self.storages[storage].serving_stale(&err);
+        let ttl = STALE_TTL.min(self.meta.dir_ttl());
+        self.meta.restore_dir(key, entries.clone(), self.meta.dir_ttl() - ttl);
+        Ok((entries, ttl.max(MIN_TTL)))
     }
 
     /// A listing an earlier run stored: while younger than the TTL, as a fresh one; older, only
@@ -54,6 +82,7 @@ impl Fs {
         StorageStats::add(&s.stats.listings, 1);
         tracing::debug!(storage = %s.path, folder = %dir.name, id = %dir.id, "listing");
         let mut entries = s.checked(s.driver.list(dir).await)?;
+        s.listed();
         names::make_showable(&mut entries);
         let entries = Arc::new(entries);
         self.meta.put_dir((storage, dir.id.clone()), entries.clone());

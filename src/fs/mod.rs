@@ -107,6 +107,8 @@ pub struct Fs {
     dir_digests: Mutex<std::collections::HashMap<u64, u64>>,
     background: revalidate::Background,
     config: FsConfig,
+    /// Shown as the time of what has none (virtual folders, links without a time), not 1970.
+    started: SystemTime,
 }
 
 /// Folders whose last listing digest is remembered; past this the memory is simply cleared
@@ -142,6 +144,7 @@ impl Fs {
             background: revalidate::Background::default(),
             storages,
             config,
+            started: SystemTime::now(),
         }
     }
 
@@ -322,15 +325,9 @@ impl Fs {
         self.handles.remove(fh);
     }
 
-    /// Space across the storages that report a quota.
+    /// Space across the storages that report a quota (cached: see [`Storage::quota`]).
     pub async fn statfs(&self) -> StatFs {
-        let quotas = join_all(self.storages.iter().map(|s| async move {
-            if s.ensure_up().await.is_err() {
-                return None;
-            }
-            s.driver.quota().await.ok().flatten()
-        }))
-        .await;
+        let quotas = join_all(self.storages.iter().map(|s| s.quota())).await;
         let (total, used) = quotas.into_iter().flatten().fold((0, 0), |(t, u), q| (t + q.total, u + q.used));
         StatFs { total, used: used.min(total), files: self.inodes.lock().unwrap().len() as u64 }
     }
@@ -395,7 +392,8 @@ impl Fs {
     }
 
     fn remote_attr(&self, ino: u64, entry: &Entry) -> Attr {
-        self.config.owner.attr(ino, entry.is_dir, entry.size.unwrap_or(0), entry.mtime)
+        let mtime = if entry.mtime == SystemTime::UNIX_EPOCH { self.started } else { entry.mtime };
+        self.config.owner.attr(ino, entry.is_dir, entry.size.unwrap_or(0), mtime)
     }
 
     fn getattr_virtual(&self, ino: u64) -> Result<Attr> {
@@ -407,7 +405,7 @@ impl Fs {
         let inodes = self.inodes.lock().unwrap();
         let node = inodes.get(ino)?;
         Ok(match &node.kind {
-            Kind::Virtual { .. } => self.config.owner.attr(ino, true, 0, SystemTime::UNIX_EPOCH),
+            Kind::Virtual { .. } => self.config.owner.attr(ino, true, 0, self.started),
             Kind::Remote { entry, .. } => self.remote_attr(ino, entry),
             Kind::Stats => self.stats_attr(),
         })

@@ -187,8 +187,11 @@ impl Fs {
                         self.announce(storage, &dir.id, &old.entries, &new);
                     }
                 }
+                // The stored listing stays served (stale-if-error, logged once per outage).
                 Err(err) => {
-                    tracing::warn!(storage = %s.path, folder = %dir.name, error = %err, "background listing failed; serving the stored one")
+                    if let Err(err) = self.last_good(storage, &dir, err) {
+                        tracing::warn!(storage = %s.path, folder = %dir.name, error = %err, "background listing failed; serving the stored one")
+                    }
                 }
             }
         }

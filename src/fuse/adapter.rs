@@ -11,6 +11,7 @@ use fuser::{
 };
 
 use super::convert::{errno, file_attr, kind, negative_attr, ttl};
+use crate::error::Error;
 use crate::fs::{Fs, Lookup};
 
 pub struct Adapter {
@@ -42,7 +43,12 @@ impl fuser::Filesystem for Adapter {
     }
 
     fn lookup(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEntry) {
-        let (fs, name) = (self.fs.clone(), name.to_string_lossy().into_owned());
+        // Every name the core holds is UTF-8: a name that is not cannot be one of them (a
+        // lossy conversion would match "a\u{FFFD}b" for b"a\xffb").
+        let Some(name) = name.to_str().map(str::to_owned) else {
+            return reply.error(errno("lookup", parent.0, &Error::NotFound));
+        };
+        let fs = self.fs.clone();
         self.rt.spawn(async move {
             match fs.lookup(parent.0, &name).await {
                 Ok(Lookup::Found { attr, ttl: t }) => reply.entry(&ttl(t), &file_attr(&attr), Generation(0)),

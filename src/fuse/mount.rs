@@ -95,6 +95,32 @@ impl Drop for Mounted {
     }
 }
 
+/// What to tell a user whose mount failed. A refusal comes as a bare "Permission denied" (the
+/// kernel's, opening /dev/fuse) or as fusermount3's complaint about `allow_other`: say what to
+/// do about each.
+pub fn mount_error(err: &io::Error, mountpoint: &Path, allow_other: bool) -> String {
+    let mut msg = format!("cannot mount at {}: {}", mountpoint.display(), err.to_string().trim_end());
+    if err.kind() != io::ErrorKind::PermissionDenied {
+        return msg;
+    }
+    if err.to_string().contains("user_allow_other") {
+        msg.push_str(
+            "; allow_other (--allow-other, [fuse] allow_other) needs a line `user_allow_other` in \
+             /etc/fuse.conf, or mount as root",
+        );
+        return msg;
+    }
+    msg.push_str(
+        "; this user may not open /dev/fuse: add it to the `fuse` group (then log in again), or \
+         check the device's mode with `ls -l /dev/fuse` (usually crw-rw-rw-); also check that the \
+         user may write to the mount point",
+    );
+    if allow_other {
+        msg.push_str("; allow_other also needs a line `user_allow_other` in /etc/fuse.conf");
+    }
+    msg
+}
+
 /// A FUSE mount whose process died answers ENOTCONN ("Transport endpoint is not connected")
 /// and cannot be mounted over: detach it first. `read_dir` is the probe because it always
 /// reaches the (dead) server, where `stat` may be answered from the kernel's attribute cache.
@@ -144,4 +170,33 @@ fn mount_device(mountpoint: &Path) -> Option<String> {
         let (fstype, source) = (tail.next()?, tail.next()?);
         (point == wanted && fstype.starts_with("fuse") && source.starts_with("panmount")).then(|| fields[2].to_string())
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_refused_mount_says_what_to_do() {
+        let point = Path::new("/mnt/pan");
+        let denied = io::Error::from_raw_os_error(libc::EACCES);
+        let msg = mount_error(&denied, point, false);
+        assert!(msg.starts_with("cannot mount at /mnt/pan: Permission denied"), "{msg}");
+        assert!(msg.contains("`fuse` group") && msg.contains("ls -l /dev/fuse"), "{msg}");
+        assert!(!msg.contains("user_allow_other"), "{msg}");
+        assert!(mount_error(&denied, point, true).contains("user_allow_other` in /etc/fuse.conf"));
+
+        // fusermount3's refusal of allow_other, as fuser reports it.
+        let fusermount = io::Error::new(
+            io::ErrorKind::PermissionDenied,
+            "fusermount3: option allow_other only allowed if 'user_allow_other' is set in /etc/fuse.conf\n",
+        );
+        let msg = mount_error(&fusermount, point, true);
+        assert!(msg.contains("needs a line `user_allow_other` in /etc/fuse.conf"), "{msg}");
+        assert!(!msg.contains("`fuse` group"), "{msg}");
+
+        // Other failures are passed on as they are.
+        let busy = io::Error::from_raw_os_error(libc::EBUSY);
+        assert_eq!(mount_error(&busy, point, false), format!("cannot mount at /mnt/pan: {busy}"));
+    }
 }

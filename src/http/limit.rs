@@ -54,6 +54,17 @@ struct State {
     interactive_waiting: usize,
 }
 
+/// An interactive caller's place among the waiters, given up when its wait ends or when it is
+/// dropped (a timeout, a cancelled FUSE request): otherwise background calls would wait for it
+/// for good.
+struct Waiting<'a>(&'a Mutex<State>);
+
+impl Drop for Waiting<'_> {
+    fn drop(&mut self) {
+        self.0.lock().unwrap().interactive_waiting -= 1;
+    }
+}
+
 impl RateLimiter {
     /// One call per `interval`, no burst.
     pub fn new(interval: Duration) -> Self {
@@ -79,15 +90,14 @@ impl RateLimiter {
     pub async fn wait(&self) {
         match current_priority() {
             Priority::Interactive => {
-                let slot = {
+                let (slot, _waiting) = {
                     let mut state = self.state.lock().unwrap();
                     let slot = self.next_slot(&state, Instant::now());
                     self.take(&mut state, slot);
                     state.interactive_waiting += 1;
-                    slot
+                    (slot, Waiting(&self.state))
                 };
                 tokio::time::sleep_until(slot).await;
-                self.state.lock().unwrap().interactive_waiting -= 1;
             }
             Priority::Background => loop {
                 let wake = {
@@ -175,5 +185,17 @@ mod tests {
         for pair in done.windows(2) {
             assert!(pair[1] - pair[0] >= Duration::from_millis(100), "{done:?}");
         }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_dropped_interactive_waiter_does_not_hold_back_background_calls() {
+        let limiter = Arc::new(RateLimiter::new(Duration::from_millis(100)));
+        limiter.wait().await;
+        // A lookup whose slot is 100 ms away is cancelled (its FUSE request was interrupted).
+        let cancelled = tokio::time::timeout(Duration::from_millis(10), limiter.wait()).await;
+        assert!(cancelled.is_err(), "the waiter was still waiting when dropped");
+        // A background call still gets a slot, once the interactive slots are past.
+        let background = tokio::time::timeout(Duration::from_secs(3600), background(limiter.wait())).await;
+        assert!(background.is_ok(), "a background call starved behind a dropped waiter");
     }
 }

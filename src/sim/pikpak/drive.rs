@@ -172,6 +172,7 @@ pub(super) async fn detail(
 }
 
 pub(super) async fn about(State(st): State<Arc<PikPakSim>>, headers: HeaderMap) -> Response {
+    Counters::bump(&st.counters.abouts);
     if let Err(r) = check_drive(&st, &headers, "GET:/drive/v1/about") {
         return r;
     }

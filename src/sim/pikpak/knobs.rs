@@ -98,6 +98,8 @@ pub struct Counters {
     pub rate_limited: AtomicU64,
     pub list_pages: AtomicU64,
     pub details: AtomicU64,
+    /// Quota calls (`/drive/v1/about`) that reached the drive API.
+    pub abouts: AtomicU64,
     pub share_opens: AtomicU64,
 }
 
@@ -117,7 +119,8 @@ impl Counters {
             "signin_refused": g(&self.signin_refused), "refreshes": g(&self.refreshes),
             "refresh_refused": g(&self.refresh_refused), "unauthenticated": g(&self.unauthenticated),
             "captcha_refused": g(&self.captcha_refused), "rate_limited": g(&self.rate_limited),
-            "list_pages": g(&self.list_pages), "details": g(&self.details), "share_opens": g(&self.share_opens),
+            "list_pages": g(&self.list_pages), "details": g(&self.details), "abouts": g(&self.abouts),
+            "share_opens": g(&self.share_opens),
         })
     }
 }
