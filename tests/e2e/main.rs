@@ -13,6 +13,7 @@ mod cli;
 mod core;
 mod demo;
 mod disk_cache;
+mod health;
 mod hostile;
 mod mount_link;
 mod mount_pan123;

@@ -1,9 +1,8 @@
 //! What failures and odd inputs do to what a user sees; each test's name is the promise.
 //! Through real mounts where the behaviour is the kernel's to see, else through the core with
 //! the real drivers; assertions are on entries, errnos, logs and the simulator's counters.
-#![cfg(feature = "sim")]
 
-mod common;
+use crate::common;
 
 use std::ffi::OsStr;
 use std::os::unix::ffi::OsStrExt;
