@@ -28,12 +28,12 @@ use bytes::Bytes;
 use lru::LruCache;
 use tokio::sync::watch;
 
+use super::FileKey;
 use crate::error::{Error, Result};
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct BlockKey {
-    /// Storage, file id and version, joined: one allocation shared by all of a file's keys.
-    pub file: Arc<str>,
+    pub file: FileKey,
     pub index: u64,
 }
 
@@ -329,7 +329,7 @@ mod tests {
     use super::*;
 
     fn key(i: u64) -> BlockKey {
-        BlockKey { file: Arc::from("0:f:v"), index: i }
+        BlockKey { file: FileKey::for_tests("0:f:v"), index: i }
     }
 
     #[tokio::test]

@@ -24,6 +24,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
+use super::FileKey;
 use bytes::Bytes;
 use md5::{Digest, Md5};
 
@@ -123,18 +124,18 @@ impl DiskCache {
         Ok(cache)
     }
 
-    pub fn has(&self, file: &str, index: u64) -> bool {
+    pub fn has(&self, file: &FileKey, index: u64) -> bool {
         let idx = self.index.lock().unwrap();
-        idx.files.get(&name(file)).is_some_and(|m| m.digests.get(index as usize).is_some_and(|d| *d != 0))
+        idx.files.get(&name(file.as_str())).is_some_and(|m| m.digests.get(index as usize).is_some_and(|d| *d != 0))
     }
 
     /// The stored block, if its digest still matches.
-    pub async fn read(self: &Arc<Self>, file: &str, index: u64, len: usize) -> Option<Bytes> {
+    pub async fn read(self: &Arc<Self>, file: &FileKey, index: u64, len: usize) -> Option<Bytes> {
         let (name, want) = {
             let mut idx = self.index.lock().unwrap();
             idx.tick += 1;
             let tick = idx.tick;
-            let name = name(file);
+            let name = name(file.as_str());
             let map = idx.files.get_mut(&name)?;
             map.last_used = tick;
             (name, *map.digests.get(index as usize)?)
@@ -160,9 +161,9 @@ impl DiskCache {
     }
 
     /// Keep a block fetched from the network (in the background).
-    pub fn store(self: &Arc<Self>, file: &str, file_size: u64, index: u64, bytes: Bytes) {
+    pub fn store(self: &Arc<Self>, file: &FileKey, file_size: u64, index: u64, bytes: Bytes) {
         let this = self.clone();
-        let name = name(file);
+        let name = name(file.as_str());
         self.pending.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         tokio::task::spawn_blocking(move || {
             if let Err(err) = this.write_block(&name, file_size, index, &bytes) {
@@ -383,28 +384,32 @@ fn remove_pair(dir: &Path, stem: &str) {
 mod tests {
     use super::*;
 
+    fn k(text: &str) -> FileKey {
+        FileKey::for_tests(text)
+    }
+
     const BS: u64 = 16;
 
     #[tokio::test]
     async fn blocks_survive_a_restart_and_damage_is_never_served() {
         let dir = tempfile::tempdir().unwrap();
         let cache = DiskCache::open(dir.path(), 1 << 20, BS).unwrap();
-        cache.store("s\0f\0v1", 40, 0, Bytes::from(vec![7u8; 16]));
-        cache.store("s\0f\0v1", 40, 2, Bytes::from(vec![9u8; 8]));
+        cache.store(&k("s\0f\0v1"), 40, 0, Bytes::from(vec![7u8; 16]));
+        cache.store(&k("s\0f\0v1"), 40, 2, Bytes::from(vec![9u8; 8]));
         cache.settle().await;
-        assert!(cache.has("s\0f\0v1", 0) && !cache.has("s\0f\0v1", 1) && cache.has("s\0f\0v1", 2));
-        assert!(!cache.has("s\0f\0v2", 0), "another version is another file");
+        assert!(cache.has(&k("s\0f\0v1"), 0) && !cache.has(&k("s\0f\0v1"), 1) && cache.has(&k("s\0f\0v1"), 2));
+        assert!(!cache.has(&k("s\0f\0v2"), 0), "another version is another file");
         drop(cache);
 
         let cache = DiskCache::open(dir.path(), 1 << 20, BS).unwrap();
         assert_eq!(cache.stored_bytes(), 24);
-        assert_eq!(&cache.read("s\0f\0v1", 2, 8).await.unwrap()[..], &[9u8; 8]);
+        assert_eq!(&cache.read(&k("s\0f\0v1"), 2, 8).await.unwrap()[..], &[9u8; 8]);
         // Damage the data file: the block fails its digest and is forgotten.
         let data = dir.path().join(format!("{}.data", name("s\0f\0v1")));
         let f = OpenOptions::new().write(true).open(&data).unwrap();
         f.write_all_at(&[0u8; 4], 0).unwrap();
-        assert!(cache.read("s\0f\0v1", 0, 16).await.is_none());
-        assert!(!cache.has("s\0f\0v1", 0));
+        assert!(cache.read(&k("s\0f\0v1"), 0, 16).await.is_none());
+        assert!(!cache.has(&k("s\0f\0v1"), 0));
     }
 
     #[tokio::test]
@@ -412,11 +417,11 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let cache = DiskCache::open(dir.path(), 40, BS).unwrap();
         for f in ["a", "b", "c"] {
-            cache.store(f, 16, 0, Bytes::from(vec![1u8; 16]));
+            cache.store(&k(f), 16, 0, Bytes::from(vec![1u8; 16]));
             cache.settle().await;
         }
         assert!(cache.stored_bytes() <= 40);
-        assert!(!cache.has("a", 0) && cache.has("b", 0) && cache.has("c", 0));
+        assert!(!cache.has(&k("a"), 0) && cache.has(&k("b"), 0) && cache.has(&k("c"), 0));
         assert!(!dir.path().join(format!("{}.data", name("a"))).exists());
     }
 
@@ -433,19 +438,19 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let cache = DiskCache::open_with(dir.path(), 1 << 20, BS, fake_space).unwrap();
         for f in ["a", "b"] {
-            cache.store(f, 16, 0, Bytes::from(vec![1u8; 16]));
+            cache.store(&k(f), 16, 0, Bytes::from(vec![1u8; 16]));
             cache.settle().await;
         }
         // 60 bytes free: storing 16 more would leave 44, under the floor of 50: "a" goes.
         FREE.store(60, SeqCst);
-        cache.store("c", 16, 0, Bytes::from(vec![1u8; 16]));
+        cache.store(&k("c"), 16, 0, Bytes::from(vec![1u8; 16]));
         cache.settle().await;
-        assert!(!cache.has("a", 0) && cache.has("b", 0) && cache.has("c", 0));
+        assert!(!cache.has(&k("a"), 0) && cache.has(&k("b"), 0) && cache.has(&k("c"), 0));
         // Nothing else to evict and no room: the block is not stored, and nothing breaks.
         FREE.store(10, SeqCst);
-        cache.store("c", 32, 1, Bytes::from(vec![2u8; 16]));
+        cache.store(&k("c"), 32, 1, Bytes::from(vec![2u8; 16]));
         cache.settle().await;
-        assert!(!cache.has("c", 1));
+        assert!(!cache.has(&k("c"), 1));
         FREE.store(1000, SeqCst);
     }
 

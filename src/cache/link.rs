@@ -14,12 +14,9 @@ use std::time::{Duration, Instant, SystemTime};
 
 use lru::LruCache;
 
-use super::KeyedLock;
+use super::{FileKey, KeyedLock};
 use crate::error::Result;
 use crate::http::Link;
-
-/// (storage, file id, version).
-pub type LinkKey = (usize, String, String);
 
 /// Links without a stated expiry are trusted this long: short enough that a provider that
 /// silently expires links costs at most one refused request per file in this window.
@@ -28,8 +25,8 @@ const MAX_LINKS: usize = 4096;
 
 pub struct LinkCache {
     margin: Duration,
-    links: Mutex<LruCache<LinkKey, (Instant, Arc<Link>)>>,
-    minting: KeyedLock<LinkKey>,
+    links: Mutex<LruCache<FileKey, (Instant, Arc<Link>)>>,
+    minting: KeyedLock<FileKey>,
 }
 
 impl LinkCache {
@@ -41,7 +38,7 @@ impl LinkCache {
         }
     }
 
-    fn cached(&self, key: &LinkKey) -> Option<Arc<Link>> {
+    fn cached(&self, key: &FileKey) -> Option<Arc<Link>> {
         let mut links = self.links.lock().unwrap();
         match links.get(key) {
             Some((until, link)) if Instant::now() < *until => Some(link.clone()),
@@ -54,7 +51,7 @@ impl LinkCache {
     }
 
     /// The cached link for `key`, or a new one from `mint` (one mint at a time per key).
-    pub async fn get<F, Fut>(&self, key: &LinkKey, mint: F) -> Result<Arc<Link>>
+    pub async fn get<F, Fut>(&self, key: &FileKey, mint: F) -> Result<Arc<Link>>
     where
         F: FnOnce() -> Fut,
         Fut: Future<Output = Result<Link>>,
@@ -74,7 +71,7 @@ impl LinkCache {
     }
 
     /// Drop `link` if it is still the cached one for `key` (it was refused by the CDN).
-    pub fn invalidate(&self, key: &LinkKey, link: &Arc<Link>) {
+    pub fn invalidate(&self, key: &FileKey, link: &Arc<Link>) {
         let mut links = self.links.lock().unwrap();
         if links.peek(key).is_some_and(|(_, cached)| Arc::ptr_eq(cached, link)) {
             links.pop(key);
@@ -104,7 +101,7 @@ mod tests {
     async fn concurrent_misses_mint_once() {
         let cache = Arc::new(LinkCache::new(Duration::from_secs(1)));
         let mints = Arc::new(AtomicUsize::new(0));
-        let key: LinkKey = (0, "f".into(), "v".into());
+        let key = FileKey::for_tests("0:f:v");
         let tasks: Vec<_> = (0..20)
             .map(|_| {
                 let (cache, mints, key) = (cache.clone(), mints.clone(), key.clone());
@@ -129,7 +126,7 @@ mod tests {
     #[tokio::test]
     async fn expiry_minus_margin_and_invalidation() {
         let cache = LinkCache::new(Duration::from_secs(60));
-        let key: LinkKey = (0, "f".into(), "v".into());
+        let key = FileKey::for_tests("0:f:v");
         // Expires within the margin: never reused.
         let a = cache.get(&key, || async { Ok(link("http://x/1", Some(Duration::from_secs(30)))) }).await.unwrap();
         let b = cache.get(&key, || async { Ok(link("http://x/2", Some(Duration::from_secs(3600)))) }).await.unwrap();

@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 
 use lru::LruCache;
 
+use super::FileKey;
 use crate::drivers::Entry;
 
 /// Which folder of which storage.
@@ -27,7 +28,7 @@ pub struct MetaCache {
     negative_ttl: Duration,
     dirs: Mutex<LruCache<DirKey, Listing>>,
     negatives: Mutex<LruCache<(DirKey, String), Instant>>,
-    sizes: Mutex<LruCache<(usize, String, String), u64>>,
+    sizes: Mutex<LruCache<FileKey, u64>>,
 }
 
 /// Bounds chosen so the caches stay in the tens of MiB for the largest libraries we expect
@@ -116,13 +117,11 @@ impl MetaCache {
         self.dir_ttl
     }
 
-    pub fn size(&self, storage: usize, entry: &Entry) -> Option<u64> {
-        let key = (storage, entry.id.clone(), entry.version.clone());
-        self.sizes.lock().unwrap().get(&key).copied()
+    pub fn size(&self, key: &FileKey) -> Option<u64> {
+        self.sizes.lock().unwrap().get(key).copied()
     }
 
-    pub fn put_size(&self, storage: usize, entry: &Entry, size: u64) {
-        let key = (storage, entry.id.clone(), entry.version.clone());
+    pub fn put_size(&self, key: FileKey, size: u64) {
         self.sizes.lock().unwrap().put(key, size);
     }
 }
@@ -184,10 +183,10 @@ mod tests {
     fn sizes_are_keyed_by_version() {
         let cache = MetaCache::new(Duration::from_secs(10), Duration::from_secs(10));
         let mut e = entry("a");
-        cache.put_size(0, &e, 42);
-        assert_eq!(cache.size(0, &e), Some(42));
-        assert_eq!(cache.size(1, &e), None);
+        cache.put_size(FileKey::new("/s", &e), 42);
+        assert_eq!(cache.size(&FileKey::new("/s", &e)), Some(42));
+        assert_eq!(cache.size(&FileKey::new("/t", &e)), None);
         e.version = "v2".into();
-        assert_eq!(cache.size(0, &e), None);
+        assert_eq!(cache.size(&FileKey::new("/s", &e)), None);
     }
 }

@@ -1,13 +1,16 @@
 //! Caches of the fs core: folder listings and negative names (`meta`), download links
 //! (`link`), file blocks (`blocks`), and listings kept across restarts (`store`). Each memory
-//! cache is bounded; each single-flights its misses so that a burst of identical kernel
+//! cache is bounded and keyed by [`FileKey`] where it holds something of a file; each single-flights its misses so that a burst of identical kernel
 //! requests costs one remote call.
 
 pub mod blocks;
 pub mod disk;
+mod key;
 pub mod link;
 pub mod meta;
 pub mod store;
+
+pub use key::FileKey;
 
 use std::collections::HashMap;
 use std::hash::Hash;

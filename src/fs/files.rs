@@ -8,6 +8,7 @@ use bytes::Bytes;
 use super::handles::Handle;
 use super::inode::Kind;
 use super::{Fs, Opened};
+use crate::cache::FileKey;
 use crate::error::{Error, Result};
 use crate::read::OpenFile;
 use crate::read::connections::ConnectionLimit;
@@ -81,7 +82,7 @@ impl Fs {
         self.handles.remove(fh);
     }
 
-    fn connection_limit(&self, key: &Arc<str>, limit: usize) -> Arc<ConnectionLimit> {
+    fn connection_limit(&self, key: &FileKey, limit: usize) -> Arc<ConnectionLimit> {
         let mut all = self.connections.lock().unwrap();
         if let Some(connections) = all.get(key).and_then(|w| w.upgrade()) {
             return connections;

@@ -11,6 +11,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::{Fs, MIN_TTL};
+use crate::cache::FileKey;
 use crate::drivers::Entry;
 use crate::error::{Error, Result};
 use crate::names;
@@ -101,19 +102,19 @@ impl Fs {
         if entry.size.is_some() {
             return Ok(entry);
         }
-        if let Some(size) = self.meta.size(storage, &entry) {
+        let s = &self.storages[storage];
+        let key = FileKey::new(&s.path, &entry);
+        if let Some(size) = self.meta.size(&key) {
             entry.size = Some(size);
             return Ok(entry);
         }
-        let _guard = self.sizing.lock((storage, entry.id.clone())).await;
-        if let Some(size) = self.meta.size(storage, &entry) {
+        let _guard = self.sizing.lock(key.clone()).await;
+        if let Some(size) = self.meta.size(&key) {
             entry.size = Some(size);
             return Ok(entry);
         }
         let _permit = self.size_probes.acquire().await.map_err(|_| Error::internal("closed"))?;
-        let s = &self.storages[storage];
         let driver = &s.driver;
-        let key = (storage, entry.id.clone(), entry.version.clone());
         let mint = || {
             StorageStats::add(&s.stats.link_mints, 1);
             async { s.checked(driver.link(&entry).await) }
@@ -127,7 +128,7 @@ impl Fs {
             }
             other => other?,
         };
-        self.meta.put_size(storage, &entry, size);
+        self.meta.put_size(key, size);
         entry.size = Some(size);
         Ok(entry)
     }

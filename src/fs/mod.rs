@@ -16,12 +16,12 @@ use std::time::{Duration, SystemTime};
 
 use futures_util::future::join_all;
 
-use crate::cache::KeyedLock;
 use crate::cache::blocks::BlockCache;
 use crate::cache::disk::DiskCache;
 use crate::cache::link::LinkCache;
 use crate::cache::meta::{DirKey, MetaCache};
 use crate::cache::store::MetaStore;
+use crate::cache::{FileKey, KeyedLock};
 use crate::drivers::Entry;
 use crate::error::{Error, Result};
 use crate::read::Reader;
@@ -96,12 +96,12 @@ pub struct Fs {
     inodes: Mutex<InodeTable>,
     meta: MetaCache,
     listing: KeyedLock<DirKey>,
-    sizing: KeyedLock<(usize, String)>,
+    sizing: KeyedLock<FileKey>,
     size_probes: tokio::sync::Semaphore,
     links: Arc<LinkCache>,
     reader: Reader,
     /// One connection limit per file being read, shared by its handles.
-    connections: Mutex<std::collections::HashMap<Arc<str>, std::sync::Weak<ConnectionLimit>>>,
+    connections: Mutex<std::collections::HashMap<FileKey, std::sync::Weak<ConnectionLimit>>>,
     handles: Handles,
     /// Per folder inode, the digest of the listing the kernel last opened (see `opendir`).
     dir_digests: Mutex<std::collections::HashMap<u64, u64>>,

@@ -21,9 +21,10 @@ use std::sync::{Arc, Mutex};
 
 use bytes::{Bytes, BytesMut};
 
+use crate::cache::FileKey;
 use crate::cache::blocks::{self, BlockCache, BlockKey, Claim, Filler};
 use crate::cache::disk::DiskCache;
-use crate::cache::link::{LinkCache, LinkKey};
+use crate::cache::link::LinkCache;
 use crate::drivers::{Driver, Entry};
 use crate::error::Result;
 use crate::fs::Storage;
@@ -53,8 +54,7 @@ pub struct OpenFile {
     pub links: Arc<LinkCache>,
     pub http: HttpClient,
     pub disk: Option<Arc<DiskCache>>,
-    /// Storage path, id and version: stable across restarts, so it also names disk blocks.
-    file_key: Arc<str>,
+    file_key: FileKey,
 }
 
 impl OpenFile {
@@ -66,7 +66,7 @@ impl OpenFile {
         block_size: u64,
         links: Arc<LinkCache>,
     ) -> Self {
-        let file_key = Arc::from(format!("{}\0{}\0{}", owner.path, entry.id, entry.version));
+        let file_key = FileKey::new(&owner.path, &entry);
         let connections = ConnectionLimit::new(owner.driver.max_connections());
         OpenFile {
             storage,
@@ -93,18 +93,13 @@ impl OpenFile {
         self
     }
 
-    /// Storage path, id and version.
-    pub fn key(&self) -> &Arc<str> {
+    pub fn key(&self) -> &FileKey {
         &self.file_key
-    }
-
-    fn link_key(&self) -> LinkKey {
-        (self.storage, self.entry.id.clone(), self.entry.version.clone())
     }
 
     pub async fn link(&self) -> Result<Arc<Link>> {
         self.links
-            .get(&self.link_key(), || {
+            .get(&self.file_key, || {
                 StorageStats::add(&self.stats.link_mints, 1);
                 async { self.owner.checked(self.driver.link(&self.entry).await) }
             })
@@ -112,7 +107,7 @@ impl OpenFile {
     }
 
     pub fn refused(&self, link: &Arc<Link>) {
-        self.links.invalidate(&self.link_key(), link);
+        self.links.invalidate(&self.file_key, link);
     }
 
     fn block_key(&self, index: u64) -> BlockKey {
