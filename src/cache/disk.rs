@@ -57,6 +57,17 @@ struct Index {
     tick: u64,
 }
 
+impl Index {
+    /// Drop the least recently used file other than `keep` from the index: its name (its files
+    /// are the caller's to remove, outside the lock) and the bytes it held.
+    fn evict_oldest(&mut self, keep: &str) -> Option<(String, u64)> {
+        let oldest = self.files.iter().filter(|(n, _)| n.as_str() != keep).min_by_key(|(_, m)| m.last_used)?.0.clone();
+        let map = self.files.remove(&oldest)?;
+        self.total -= map.stored;
+        Some((oldest, map.stored))
+    }
+}
+
 struct FileMap {
     size: u64,
     /// Digest of each stored block; 0 = not stored.
@@ -194,18 +205,8 @@ impl DiskCache {
         if short > 0 {
             let mut idx = self.index.lock().unwrap();
             while short > 0 {
-                let Some(oldest) = idx
-                    .files
-                    .iter()
-                    .filter(|(n, _)| n.as_str() != name)
-                    .min_by_key(|(_, m)| m.last_used)
-                    .map(|(n, _)| n.clone())
-                else {
-                    break;
-                };
-                let map = idx.files.remove(&oldest).expect("just found");
-                idx.total -= map.stored;
-                short = short.saturating_sub(map.stored.max(1));
+                let Some((oldest, stored)) = idx.evict_oldest(name) else { break };
+                short = short.saturating_sub(stored.max(1));
                 victims.push(oldest);
             }
         }
@@ -243,17 +244,7 @@ impl DiskCache {
             map.last_used = tick;
             idx.total += added;
             while idx.total > self.max_size {
-                let Some(oldest) = idx
-                    .files
-                    .iter()
-                    .filter(|(n, _)| n.as_str() != name)
-                    .min_by_key(|(_, m)| m.last_used)
-                    .map(|(n, _)| n.clone())
-                else {
-                    break;
-                };
-                let map = idx.files.remove(&oldest).expect("just found");
-                idx.total -= map.stored;
+                let Some((oldest, _)) = idx.evict_oldest(name) else { break };
                 victims.push(oldest);
             }
         }

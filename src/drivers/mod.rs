@@ -42,6 +42,21 @@ pub struct Entry {
     pub version: String,
 }
 
+impl Entry {
+    /// A storage's root folder, known by its id alone (no name, size 0, no time: the core shows
+    /// the mount's start time for it).
+    pub fn root_folder(id: &str) -> Entry {
+        Entry {
+            id: id.to_string(),
+            name: String::new(),
+            is_dir: true,
+            size: Some(0),
+            mtime: SystemTime::UNIX_EPOCH,
+            version: String::new(),
+        }
+    }
+}
+
 pub use crate::http::Link;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -102,7 +102,7 @@ impl Driver for Pan123 {
     }
 
     fn root(&self) -> Entry {
-        root_entry(&self.root_id)
+        Entry::root_folder(&self.root_id)
     }
 
     /// Sign in, then check the session with `user/info` (it is signed, so a wrong clock shows
@@ -180,17 +180,6 @@ pub(crate) fn base(options: &Options, key: &str, default: &str) -> Result<String
 pub(crate) fn list_limiter(options: &Options) -> Result<RateLimiter, ConfigError> {
     let ms = options.u64_or("list_interval_ms", DEFAULT_LIST_INTERVAL_MS)?;
     Ok(RateLimiter::new(Duration::from_millis(ms)))
-}
-
-pub(crate) fn root_entry(id: &str) -> Entry {
-    Entry {
-        id: id.to_string(),
-        name: String::new(),
-        is_dir: true,
-        size: Some(0),
-        mtime: UNIX_EPOCH,
-        version: String::new(),
-    }
 }
 
 /// Every entry of a folder, all pages, sorted by name, within the bounds of

@@ -106,7 +106,7 @@ impl Driver for Pan123Share {
     }
 
     fn root(&self) -> Entry {
-        pan123::root_entry(&self.root_id)
+        Entry::root_folder(&self.root_id)
     }
 
     async fn login(&self) -> Result<()> {

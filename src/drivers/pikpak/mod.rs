@@ -227,14 +227,7 @@ impl Driver for PikPak {
     }
 
     fn root(&self) -> Entry {
-        Entry {
-            id: self.root_id.clone(),
-            name: String::new(),
-            is_dir: true,
-            size: Some(0),
-            mtime: UNIX_EPOCH,
-            version: String::new(),
-        }
+        Entry::root_folder(&self.root_id)
     }
 
     async fn login(&self) -> Result<()> {

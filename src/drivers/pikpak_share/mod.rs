@@ -17,7 +17,6 @@
 pub mod api;
 
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::UNIX_EPOCH;
 
 use async_trait::async_trait;
 use reqwest::Method;
@@ -175,14 +174,7 @@ impl Driver for PikPakShare {
     }
 
     fn root(&self) -> Entry {
-        Entry {
-            id: self.root_id.clone(),
-            name: String::new(),
-            is_dir: true,
-            size: Some(0),
-            mtime: UNIX_EPOCH,
-            version: String::new(),
-        }
+        Entry::root_folder(&self.root_id)
     }
 
     async fn login(&self) -> Result<()> {
