@@ -10,7 +10,7 @@ use crate::app::{AppError, build_fs};
 use crate::config::Config;
 use crate::drivers::{Entry, OfflineTask, OfflineTasks};
 use crate::error::Error;
-use crate::fs::Storage;
+use crate::storage::Storage;
 
 pub use watch::Watch;
 

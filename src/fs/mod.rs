@@ -8,7 +8,6 @@ pub mod handles;
 pub mod inode;
 mod listing;
 pub mod revalidate;
-pub mod storage;
 pub mod warm;
 
 use std::sync::{Arc, Mutex};
@@ -32,7 +31,7 @@ pub use attr::{Attr, Owner};
 use handles::{DirChild, DirSlot, Handle, Handles};
 use inode::{InodeTable, Kind, ROOT};
 pub use revalidate::Invalidate;
-pub use storage::Storage;
+pub use crate::storage::Storage;
 
 /// Virtual folders never change while mounted: the kernel may trust them for a long time.
 const VIRTUAL_TTL: Duration = Duration::from_secs(24 * 3600);

@@ -27,7 +27,7 @@ use crate::cache::disk::DiskCache;
 use crate::cache::link::LinkCache;
 use crate::drivers::{Driver, Entry};
 use crate::error::Result;
-use crate::fs::Storage;
+use crate::storage::Storage;
 use crate::http::HttpClient;
 use crate::http::Link;
 use crate::stats::StorageStats;

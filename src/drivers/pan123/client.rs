@@ -288,7 +288,7 @@ impl Client {
                         }
                         // A login the service refuses (password changed, a risk check) will be
                         // refused on every access: the session is lost, and the storage goes
-                        // down until its next login attempt (`fs::storage`) instead of signing
+                        // down until its next login attempt (`crate::storage`) instead of signing
                         // in again per access. A network failure is only that.
                         self.relogin(&token).await.map_err(|err| match err {
                             Error::Remote(reason) => Error::LoginLost(reason),
