@@ -31,6 +31,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
 
+use crate::cache::meta::Listing;
 use crate::config::StorageConfig;
 use crate::drivers::Entry;
 
@@ -60,7 +61,7 @@ pub fn storage_key(storage: &StorageConfig) -> String {
 #[derive(Clone)]
 pub struct Stored {
     pub fetched: SystemTime,
-    pub entries: Arc<Vec<Entry>>,
+    pub entries: Arc<Listing>,
     /// Loaded from disk and not yet fetched again in this run.
     pub restored: bool,
 }
@@ -147,7 +148,7 @@ impl MetaStore {
     }
 
     /// Record a listing fetched now.
-    pub fn put(&self, storage: usize, id: &str, entries: Arc<Vec<Entry>>) {
+    pub fn put(&self, storage: usize, id: &str, entries: Arc<Listing>) {
         let Some(file) = self.files.get(storage) else { return };
         let mut state = file.state.lock().unwrap();
         state.dirs.insert(id.to_string(), Stored { fetched: SystemTime::now(), entries, restored: false });
@@ -164,7 +165,7 @@ impl MetaStore {
     }
 
     /// Every restored listing of `storage`, by folder id (the background sweep's work list).
-    pub fn restored_dirs(&self, storage: usize) -> HashMap<String, Arc<Vec<Entry>>> {
+    pub fn restored_dirs(&self, storage: usize) -> HashMap<String, Arc<Listing>> {
         let Some(file) = self.files.get(storage) else { return HashMap::new() };
         let state = file.state.lock().unwrap();
         state.dirs.iter().filter(|(_, s)| s.restored).map(|(id, s)| (id.clone(), s.entries.clone())).collect()
@@ -222,7 +223,7 @@ fn load(path: &Path, key: &str) -> HashMap<String, Stored> {
     };
     let stored = |d: DirIn| {
         let fetched = UNIX_EPOCH + Duration::from_millis(d.fetched_ms);
-        (d.id, Stored { fetched, entries: Arc::new(d.entries), restored: true })
+        (d.id, Stored { fetched, entries: Arc::new(Listing::new(d.entries)), restored: true })
     };
     disk.dirs.into_iter().map(stored).collect()
 }

@@ -5,6 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::{Fs, MIN_TTL, names};
+use crate::cache::meta::Listing;
 use crate::drivers::Entry;
 use crate::error::{Error, Result};
 use crate::stats::StorageStats;
@@ -12,7 +13,7 @@ use crate::stats::StorageStats;
 impl Fs {
     /// The listing of `dir`, from cache, from the store, or from the driver (one call per
     /// folder at a time).
-    pub(super) async fn list(&self, storage: usize, dir: &Entry) -> Result<(Arc<Vec<Entry>>, Duration)> {
+    pub(super) async fn list(&self, storage: usize, dir: &Entry) -> Result<(Arc<Listing>, Duration)> {
         let key = (storage, dir.id.clone());
         if let Some(hit) = self.meta.dir(&key) {
             return Ok(hit);
@@ -31,7 +32,7 @@ impl Fs {
 
     /// A listing an earlier run stored: while younger than the TTL, as a fresh one; older, only
     /// in a mount (which revalidates it in the background), for a second at a time.
-    pub(super) fn restored(&self, storage: usize, dir: &Entry) -> Option<(Arc<Vec<Entry>>, Duration)> {
+    pub(super) fn restored(&self, storage: usize, dir: &Entry) -> Option<(Arc<Listing>, Duration)> {
         let stored = self.config.store.as_ref()?.restored(storage, &dir.id)?;
         let age = stored.age();
         if let Some(left) = self.meta.dir_ttl().checked_sub(age).filter(|l| !l.is_zero()) {
@@ -47,14 +48,14 @@ impl Fs {
 
     /// List `dir` through the driver now, and remember the listing (cache and store). The
     /// caller holds the folder's listing lock.
-    pub(super) async fn fetch(&self, storage: usize, dir: &Entry) -> Result<Arc<Vec<Entry>>> {
+    pub(super) async fn fetch(&self, storage: usize, dir: &Entry) -> Result<Arc<Listing>> {
         let s = &self.storages[storage];
         s.ensure_up().await?;
         StorageStats::add(&s.stats.listings, 1);
         tracing::debug!(storage = %s.path, folder = %dir.name, id = %dir.id, "listing");
         let mut entries = s.checked(s.driver.list(dir).await)?;
         names::make_showable(&mut entries);
-        let entries = Arc::new(entries);
+        let entries = Arc::new(Listing::new(entries));
         self.meta.put_dir((storage, dir.id.clone()), entries.clone());
         if let Some(store) = &self.config.store {
             store.put(storage, &dir.id, entries.clone());

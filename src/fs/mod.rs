@@ -195,7 +195,7 @@ impl Fs {
                     return Ok(Lookup::Missing { ttl });
                 }
                 let (children, ttl) = self.list(storage, &entry).await?;
-                let Some(child) = children.iter().find(|c| c.name == name) else {
+                let Some(child) = children.named(name) else {
                     self.meta.put_negative(key, name);
                     return Ok(Lookup::Missing { ttl: self.meta.negative_ttl() });
                 };
@@ -224,7 +224,7 @@ impl Fs {
         let (entry, ttl) = match parent {
             Ok(Kind::Remote { storage: ps, entry: parent_entry }) if ino != ROOT && ps == *storage => {
                 let (children, ttl) = self.list(*storage, &parent_entry).await?;
-                let fresh = children.iter().find(|c| c.name == node.name).ok_or(Error::NotFound)?;
+                let fresh = children.named(&node.name).ok_or(Error::NotFound)?;
                 let fresh = self.with_size(*storage, fresh.clone()).await?;
                 if fresh != *entry {
                     self.inodes.lock().unwrap().upsert(

@@ -13,8 +13,8 @@ fn entry(name: &str, is_dir: bool) -> Entry {
     }
 }
 
-fn listing() -> Arc<Vec<Entry>> {
-    Arc::new(vec![entry("Movies", true), entry("a film (2001).mkv", false), entry("字幕.srt", false)])
+fn listing() -> Arc<Listing> {
+    Arc::new(Listing::new(vec![entry("Movies", true), entry("a film (2001).mkv", false), entry("字幕.srt", false)]))
 }
 
 #[test]
@@ -23,7 +23,7 @@ fn round_trip() {
     let store = MetaStore::open(dir.path(), vec!["a".into(), "b".into()]);
     assert!(store.restored(0, "root").is_none());
     store.put(0, "root", listing());
-    store.put(1, "other", Arc::new(vec![entry("x", false)]));
+    store.put(1, "other", Arc::new(Listing::new(vec![entry("x", false)])));
     // What this run fetched is not "restored": it is the live cache's to serve.
     assert!(store.restored(0, "root").is_none());
     store.flush();
