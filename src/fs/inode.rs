@@ -112,21 +112,43 @@ impl InodeTable {
     /// The inode for `name` in `parent`, created or refreshed with `kind`.
     pub fn upsert(&mut self, parent: u64, name: &str, kind: Kind) -> u64 {
         let key = (parent, name.to_string());
-        if let Some(&ino) = self.by_name.get(&key) {
-            let node = self.nodes.get_mut(&ino).unwrap();
-            // A folder that became a file (or the reverse) is a new object: new number.
-            if node.is_dir() == kind_is_dir(&kind) {
-                node.kind = kind;
-                return ino;
-            }
-            self.by_name.remove(&key);
-        }
-        let ino = self.next;
-        self.next += 1;
+        let ino = match self.by_name.get(&key) {
+            Some(&ino) => match self.nodes.get_mut(&ino) {
+                // A folder that became a file (or the reverse) is a new object: new number.
+                Some(node) if node.is_dir() == kind_is_dir(&kind) => {
+                    node.kind = kind;
+                    return ino;
+                }
+                Some(_) => {
+                    self.by_name.remove(&key);
+                    self.take_number()
+                }
+                // Numbered by `number`: the node comes now.
+                None => ino,
+            },
+            None => self.take_number(),
+        };
         let node = Node { parent, name: name.to_string(), kind, lookups: 0, pinned: false, cached_version: None };
         self.nodes.insert(ino, node);
         self.by_name.insert(key, ino);
         ino
+    }
+
+    /// The number `name` in `parent` has, or will have once looked up, without making a node:
+    /// a plain `readdir` only reports numbers (the kernel looks a name up before it uses it),
+    /// and a node for each of a million names would cost a few hundred MB.
+    pub fn number(&mut self, parent: u64, name: &str) -> u64 {
+        if let Some(&ino) = self.by_name.get(&(parent, name.to_string())) {
+            return ino;
+        }
+        let ino = self.take_number();
+        self.by_name.insert((parent, name.to_string()), ino);
+        ino
+    }
+
+    fn take_number(&mut self) -> u64 {
+        self.next += 1;
+        self.next - 1
     }
 
     /// The inode of `name` in `parent`, if the kernel may know it.
@@ -237,6 +259,20 @@ mod tests {
         let before = t.len();
         t.forget(ROOT, 5);
         assert_eq!(t.len(), before);
+    }
+
+    #[test]
+    fn a_numbered_name_keeps_its_number_when_looked_up() {
+        let mut t = InodeTable::new();
+        let before = t.len();
+        let n = t.number(ROOT, "x");
+        assert_eq!(t.number(ROOT, "x"), n);
+        assert_ne!(t.number(ROOT, "y"), n);
+        assert_eq!(t.len(), before, "numbers are not nodes");
+        assert!(t.get(n).is_err());
+        assert_eq!(t.upsert(ROOT, "x", Kind::Remote { storage: 0, entry: entry("x", false) }), n);
+        assert!(t.get(n).is_ok());
+        assert_eq!(t.number(ROOT, "x"), n);
     }
 
     #[test]
