@@ -82,6 +82,9 @@ pub struct Node {
     pub kind: NodeKind,
     /// Indices into the tree's nodes, in text order.
     children: Vec<usize>,
+    /// The same, sorted by path: files are found by a binary search in their folder, so the
+    /// path index holds folders only (a million files would cost ~100 MB there).
+    sorted: Vec<u32>,
 }
 
 impl Node {
@@ -100,6 +103,7 @@ impl Node {
 #[derive(Debug, Clone)]
 pub struct Tree {
     nodes: Vec<Node>,
+    /// Folders by path.
     by_path: HashMap<String, usize>,
     /// What the parse changed to make the tree mountable (renamed duplicates), for the log.
     pub warnings: Vec<String>,
@@ -112,7 +116,13 @@ impl Tree {
 
     /// The node at `path` (exact: `/Movies`, not `/Movies/`).
     pub fn get(&self, path: &str) -> Option<&Node> {
-        self.by_path.get(path).map(|&i| &self.nodes[i])
+        if let Some(&i) = self.by_path.get(path) {
+            return Some(&self.nodes[i]);
+        }
+        let (parent, _) = path.rsplit_once('/')?;
+        let folder = &self.nodes[*self.by_path.get(if parent.is_empty() { "/" } else { parent })?];
+        let found = folder.sorted.binary_search_by(|&c| self.nodes[c as usize].path.as_str().cmp(path)).ok()?;
+        Some(&self.nodes[folder.sorted[found] as usize])
     }
 
     /// `node`'s children in text order (none for a file).
@@ -134,6 +144,7 @@ pub fn parse(text: &str, now_unix: i64) -> Result<Tree, ParseError> {
         line: 0,
         kind: NodeKind::Folder,
         children: Vec::new(),
+        sorted: Vec::new(),
     }];
     // (node index, level); the synthetic root has level -1.
     let mut stack: Vec<(usize, i64)> = vec![(0, -1)];
@@ -167,7 +178,7 @@ pub fn parse(text: &str, now_unix: i64) -> Result<Tree, ParseError> {
             check_name(&name).map_err(err)?;
         }
         nodes[parent].children.push(index);
-        nodes.push(Node { name, path: String::new(), line, kind, children: Vec::new() });
+        nodes.push(Node { name, path: String::new(), line, kind, children: Vec::new(), sorted: Vec::new() });
     }
     let warnings = rename_duplicates(&mut nodes);
     let by_path = assign_paths(&mut nodes);
@@ -301,18 +312,25 @@ fn rename_duplicates(nodes: &mut [Node]) -> Vec<String> {
     warnings.into_iter().map(|(_, w)| w).collect()
 }
 
-/// Full paths, top-down (iteratively: the text decides the depth).
+/// Full paths, top-down (iteratively: the text decides the depth); the folders by path.
 fn assign_paths(nodes: &mut [Node]) -> HashMap<String, usize> {
-    let mut by_path = HashMap::with_capacity(nodes.len());
+    let mut by_path = HashMap::new();
     let mut todo = vec![0];
     while let Some(index) = todo.pop() {
         by_path.insert(nodes[index].path.clone(), index);
-        for c in nodes[index].children.clone() {
+        let children = std::mem::take(&mut nodes[index].children);
+        for &c in &children {
             let parent = &nodes[index].path;
             let segment = crate::fs::names::escape(&nodes[c].name);
             nodes[c].path = if parent == "/" { format!("/{segment}") } else { format!("{parent}/{segment}") };
-            todo.push(c);
+            if nodes[c].is_dir() {
+                todo.push(c);
+            }
         }
+        let mut sorted: Vec<u32> = children.iter().map(|&c| c as u32).collect();
+        sorted.sort_unstable_by(|&a, &b| nodes[a as usize].path.cmp(&nodes[b as usize].path));
+        nodes[index].children = children;
+        nodes[index].sorted = sorted;
     }
     by_path
 }
