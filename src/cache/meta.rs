@@ -13,7 +13,7 @@
 //! O(n log n) instead of O(n^2).
 
 use std::num::NonZeroUsize;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use lru::LruCache;
@@ -29,19 +29,32 @@ pub type DirKey = (usize, String);
 pub struct Listing {
     entries: Vec<Entry>,
     by_name: Vec<u32>,
+    /// The first of a block of inode numbers, one per entry, reserved when first needed: the
+    /// number of an entry that has no inode yet is `base + index`, with no table of them.
+    base: OnceLock<u64>,
 }
 
 impl Listing {
     pub fn new(entries: Vec<Entry>) -> Self {
         let mut by_name: Vec<u32> = (0..entries.len() as u32).collect();
         by_name.sort_unstable_by(|&a, &b| entries[a as usize].name.cmp(&entries[b as usize].name));
-        Listing { entries, by_name }
+        Listing { entries, by_name, base: OnceLock::new() }
     }
 
     /// The entry named `name`.
     pub fn named(&self, name: &str) -> Option<&Entry> {
+        self.position(name).map(|i| &self.entries[i])
+    }
+
+    /// The index of the entry named `name`.
+    pub fn position(&self, name: &str) -> Option<usize> {
         let found = self.by_name.binary_search_by(|&i| self.entries[i as usize].name.as_str().cmp(name)).ok()?;
-        Some(&self.entries[self.by_name[found] as usize])
+        Some(self.by_name[found] as usize)
+    }
+
+    /// The first number of this listing's block; `reserve(n)` reserves `n` numbers once.
+    pub fn numbers(&self, reserve: impl FnOnce(u64) -> u64) -> u64 {
+        *self.base.get_or_init(|| reserve(self.entries.len() as u64))
     }
 }
 

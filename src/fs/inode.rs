@@ -2,9 +2,12 @@
 //!
 //! The mount point's root and the folders leading to each storage's `path` are *virtual*
 //! (fixed at mount time, never forgotten). Everything below a storage root is *remote*: a
-//! driver `Entry`, refreshed whenever its parent is listed again. Numbers are never reused
-//! (a 64-bit counter), so the generation stays 0. A remote inode is dropped when the kernel
-//! forgets its last lookup.
+//! driver `Entry`, refreshed whenever its parent is listed again. Numbers come from a 64-bit
+//! counter and are never given to another object, so the generation stays 0: each listing
+//! reserves a block, one number per entry (`Listing::numbers`), which is what a plain
+//! `readdir` reports without making an inode, and what the entry's inode takes when it is
+//! looked up (again, after a forget, for the same entry of the same listing). A remote inode is
+//! dropped when the kernel forgets its last lookup.
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -117,44 +120,35 @@ impl InodeTable {
 
     /// The inode for `name` in `parent`, created or refreshed with `kind`.
     pub fn upsert(&mut self, parent: u64, name: &str, kind: Kind) -> u64 {
+        self.upsert_numbered(parent, name, kind, None)
+    }
+
+    /// [`Self::upsert`]; a new inode takes `number` when given (the number its listing
+    /// reserved for it, see `Listing::numbers`, which a plain `readdir` already reported).
+    pub fn upsert_numbered(&mut self, parent: u64, name: &str, kind: Kind, number: Option<u64>) -> u64 {
         let key = (parent, name.to_string());
-        let ino = match self.by_name.get(&key) {
-            Some(&ino) => match self.nodes.get_mut(&ino) {
-                // A folder that became a file (or the reverse) is a new object: new number.
-                Some(node) if node.is_dir() == kind_is_dir(&kind) => {
-                    node.kind = kind;
-                    return ino;
-                }
-                Some(_) => {
-                    self.by_name.remove(&key);
-                    self.take_number()
-                }
-                // Numbered by `number`: the node comes now.
-                None => ino,
-            },
-            None => self.take_number(),
-        };
+        let mut number = number;
+        if let Some(&ino) = self.by_name.get(&key) {
+            let node = self.nodes.get_mut(&ino).unwrap();
+            // A folder that became a file (or the reverse) is a new object: new number.
+            if node.is_dir() == kind_is_dir(&kind) {
+                node.kind = kind;
+                return ino;
+            }
+            self.by_name.remove(&key);
+            number = None;
+        }
+        let ino = number.unwrap_or_else(|| self.reserve(1));
         let node = Node { parent, name: name.to_string(), kind, lookups: 0, pinned: false, cached_version: None };
         self.nodes.insert(ino, Box::new(node));
         self.by_name.insert(key, ino);
         ino
     }
 
-    /// The number `name` in `parent` has, or will have once looked up, without making a node:
-    /// a plain `readdir` only reports numbers (the kernel looks a name up before it uses it),
-    /// and a node for each of a million names would cost a few hundred MB.
-    pub fn number(&mut self, parent: u64, name: &str) -> u64 {
-        if let Some(&ino) = self.by_name.get(&(parent, name.to_string())) {
-            return ino;
-        }
-        let ino = self.take_number();
-        self.by_name.insert((parent, name.to_string()), ino);
-        ino
-    }
-
-    fn take_number(&mut self) -> u64 {
-        self.next += 1;
-        self.next - 1
+    /// `n` numbers no inode has or will have otherwise; the first of them.
+    pub fn reserve(&mut self, n: u64) -> u64 {
+        self.next += n;
+        self.next - n
     }
 
     /// The inode of `name` in `parent`, if the kernel may know it.
@@ -268,17 +262,20 @@ mod tests {
     }
 
     #[test]
-    fn a_numbered_name_keeps_its_number_when_looked_up() {
+    fn reserved_numbers_are_taken_by_new_inodes_only() {
         let mut t = InodeTable::new();
-        let before = t.len();
-        let n = t.number(ROOT, "x");
-        assert_eq!(t.number(ROOT, "x"), n);
-        assert_ne!(t.number(ROOT, "y"), n);
-        assert_eq!(t.len(), before, "numbers are not nodes");
-        assert!(t.get(n).is_err());
-        assert_eq!(t.upsert(ROOT, "x", Kind::Remote { storage: 0, entry: entry("x", false) }), n);
-        assert!(t.get(n).is_ok());
-        assert_eq!(t.number(ROOT, "x"), n);
+        let base = t.reserve(10);
+        let other = t.upsert(ROOT, "y", Kind::Remote { storage: 0, entry: entry("y", false) });
+        assert!(other >= base + 10, "a fresh number is past the block");
+        let x = t.upsert_numbered(ROOT, "x", Kind::Remote { storage: 0, entry: entry("x", false) }, Some(base + 3));
+        assert_eq!(x, base + 3);
+        assert_eq!(t.child(ROOT, "x"), Some(x));
+        // An existing inode keeps its number.
+        let again = t.upsert_numbered(ROOT, "y", Kind::Remote { storage: 0, entry: entry("y", false) }, Some(base + 4));
+        assert_eq!(again, other);
+        // A file that became a folder is a new object: not the reserved number either.
+        let dir = t.upsert_numbered(ROOT, "x", Kind::Remote { storage: 0, entry: entry("x", true) }, Some(base + 3));
+        assert!(dir > other);
     }
 
     #[test]

@@ -198,13 +198,15 @@ impl Fs {
                     return Ok(Lookup::Missing { ttl });
                 }
                 let (children, ttl) = self.list(storage, &entry).await?;
-                let Some(child) = children.named(name) else {
+                let Some(index) = children.position(name) else {
                     self.meta.put_negative(key, name);
                     return Ok(Lookup::Missing { ttl: self.meta.negative_ttl() });
                 };
-                let child = self.with_size(storage, child.clone()).await?;
+                let child = self.with_size(storage, children[index].clone()).await?;
+                let number = children.numbers(|n| self.inodes.lock().unwrap().reserve(n)) + index as u64;
                 let mut inodes = self.inodes.lock().unwrap();
-                let ino = inodes.upsert(parent, name, Kind::Remote { storage, entry: child.clone() });
+                let kind = Kind::Remote { storage, entry: child.clone() };
+                let ino = inodes.upsert_numbered(parent, name, kind, Some(number));
                 inodes.add_lookup(ino);
                 Ok(Lookup::Found { attr: self.remote_attr(ino, &child), ttl })
             }
@@ -283,6 +285,9 @@ impl Fs {
             Kind::Remote { storage, .. } => Some(*storage),
             Kind::Virtual { .. } | Kind::Stats => None,
         };
+        let fixed = snapshot.fixed.len();
+        let base = snapshot.remote.as_ref().map(|l| l.numbers(|n| self.inodes.lock().unwrap().reserve(n)));
+        let number = |i: usize| base.map(|b| b + (i - fixed) as u64);
         let mut start = offset as usize;
         while start < snapshot.len() {
             let end = (start + READDIR_BATCH).min(snapshot.len());
@@ -306,7 +311,8 @@ impl Fs {
                     }
                     // Plain readdir: a number and a type are all the kernel takes.
                     (DirSlot::Remote(e), None) if !plus => {
-                        let child = self.inodes.lock().unwrap().number(*ino, &e.name);
+                        let known = self.inodes.lock().unwrap().child(*ino, &e.name);
+                        let child = known.or(number(i)).expect("a remote folder's entry");
                         (e.name.as_str(), self.remote_attr(child, e), self.config.dir_ttl)
                     }
                     (DirSlot::Remote(e), sized) => {
@@ -316,7 +322,7 @@ impl Fs {
                         };
                         let attr = self.remote_attr(0, &entry);
                         let kind = Kind::Remote { storage: storage.expect("remote child of a remote folder"), entry };
-                        let child = self.inodes.lock().unwrap().upsert(*ino, &e.name, kind);
+                        let child = self.inodes.lock().unwrap().upsert_numbered(*ino, &e.name, kind, number(i));
                         (e.name.as_str(), Attr { ino: child, ..attr }, self.config.dir_ttl)
                     }
                 };
