@@ -122,7 +122,7 @@ fn fs_config(config: &Config) -> FsConfig {
 }
 
 /// `panmount mount`: serve until SIGINT/SIGTERM (or an external unmount), then unmount.
-pub fn mount(rt: &tokio::runtime::Runtime, config: &Config, mountpoint: Option<PathBuf>) -> Result<(), AppError> {
+pub fn mount(rt: &tokio::runtime::Runtime, mut config: Config, mountpoint: Option<PathBuf>) -> Result<(), AppError> {
     let mountpoint = mountpoint.or_else(|| config.mountpoint.clone()).ok_or_else(|| {
         AppError::Config(ConfigError {
             file: config.file.clone(),
@@ -133,8 +133,12 @@ pub fn mount(rt: &tokio::runtime::Runtime, config: &Config, mountpoint: Option<P
     })?;
     // Inside the runtime: the disk cache starts its map flusher there.
     let _runtime = rt.enter();
-    let fs = Arc::new(build_fs(config)?);
-    serve(rt, fs, &mountpoint, config)
+    let fs = Arc::new(build_fs(&config)?);
+    // The drivers took what they need: a tree of links may be tens of MB of text.
+    for storage in &mut config.storages {
+        storage.options.values.clear();
+    }
+    serve(rt, fs, &mountpoint, &config)
 }
 
 /// Log in, mount, and wait for a signal. Shared by `mount` and `demo`.

@@ -25,7 +25,7 @@ pub mod service;
 #[cfg(feature = "sim")]
 pub mod sim;
 pub mod state;
-pub mod storage;
 pub mod stats;
+pub mod storage;
 pub mod time;
 pub mod warm;

@@ -32,7 +32,7 @@ fn run(rt: &tokio::runtime::Runtime, command: Command) -> Result<(), AppError> {
         Command::Mount { config, mountpoint, allow_other } => {
             let mut config = Config::load(&config)?;
             config.fuse.allow_other |= allow_other;
-            app::mount(rt, &config, mountpoint)
+            app::mount(rt, config, mountpoint)
         }
         Command::Check { config } => rt.block_on(app::check(&Config::load(&config)?)),
         Command::Ls { config, path, long } => rt.block_on(app::ls(&Config::load(&config)?, &path, long)),

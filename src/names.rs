@@ -89,6 +89,11 @@ pub fn unescape(shown: &str) -> Option<String> {
     (escape(&name) == shown).then_some(name)
 }
 
+/// Whether [`escape`] leaves `name` as it is.
+fn is_plain(name: &str) -> bool {
+    !matches!(name, "" | "." | "..") && !is_dots(name) && !name.contains(['/', '\0', SLASH, NUL, QUOTE])
+}
+
 /// `．` or `．．`, the look-alikes of `.` and `..`.
 fn is_dots(name: &str) -> bool {
     !name.is_empty() && name.len() <= 2 * DOT.len_utf8() && name.chars().all(|c| c == DOT)
@@ -129,6 +134,13 @@ pub fn shown_names(entries: &[Entry]) -> Vec<String> {
 
 /// Rename `entries` (one folder's remote listing) to the names they are shown under.
 pub fn make_showable(entries: &mut [Entry]) {
+    // The common case, checked without copying a name (a folder may hold a million): every
+    // name is shown as it is, and none twice.
+    let mut seen = HashSet::with_capacity(entries.len());
+    if entries.iter().all(|e| e.name.len() <= MAX_NAME && is_plain(&e.name) && seen.insert(e.name.as_str())) {
+        return;
+    }
+    drop(seen);
     let names = shown_names(entries);
     for (e, name) in entries.iter_mut().zip(names) {
         if e.name != name {

@@ -7,9 +7,13 @@
 //! answering those from memory is most of what makes a library scan cheap. Sizes learned from
 //! the server (files listed without one) are kept by (id, version), so a re-listing that did not
 //! change a file does not probe it again.
+//!
+//! A listing carries a name index built once when it is fetched ([`Listing`]): a lookup in a
+//! folder of a million entries is a binary search, not a scan, so a `find` of that folder is
+//! O(n log n) instead of O(n^2).
 
 use std::num::NonZeroUsize;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use lru::LruCache;
@@ -20,13 +24,61 @@ use crate::drivers::Entry;
 /// Which folder of which storage.
 pub type DirKey = (usize, String);
 
+/// One folder's entries (names as shown, unique), and their indices sorted by name: the name
+/// index costs 4 bytes an entry, where a map of names would copy every name.
+#[derive(Debug, Default)]
+pub struct Listing {
+    entries: Vec<Entry>,
+    by_name: Vec<u32>,
+    /// The first of a block of inode numbers, one per entry, reserved when first needed: the
+    /// number of an entry that has no inode yet is `base + index`, with no table of them.
+    base: OnceLock<u64>,
+}
+
+impl Listing {
+    pub fn new(entries: Vec<Entry>) -> Self {
+        let mut by_name: Vec<u32> = (0..entries.len() as u32).collect();
+        by_name.sort_unstable_by(|&a, &b| entries[a as usize].name.cmp(&entries[b as usize].name));
+        Listing { entries, by_name, base: OnceLock::new() }
+    }
+
+    /// The entry named `name`.
+    pub fn named(&self, name: &str) -> Option<&Entry> {
+        self.position(name).map(|i| &self.entries[i])
+    }
+
+    /// The index of the entry named `name`.
+    pub fn position(&self, name: &str) -> Option<usize> {
+        let found = self.by_name.binary_search_by(|&i| self.entries[i as usize].name.as_str().cmp(name)).ok()?;
+        Some(self.by_name[found] as usize)
+    }
+
+    /// The first number of this listing's block; `reserve(n)` reserves `n` numbers once.
+    pub fn numbers(&self, reserve: impl FnOnce(u64) -> u64) -> u64 {
+        *self.base.get_or_init(|| reserve(self.entries.len() as u64))
+    }
+}
+
+impl std::ops::Deref for Listing {
+    type Target = [Entry];
+    fn deref(&self) -> &[Entry] {
+        &self.entries
+    }
+}
+
+impl PartialEq for Listing {
+    fn eq(&self, other: &Self) -> bool {
+        self.entries == other.entries
+    }
+}
+
 /// When a listing was fetched, and the listing.
-type Listing = (Instant, Arc<Vec<Entry>>);
+type Cached = (Instant, Arc<Listing>);
 
 pub struct MetaCache {
     dir_ttl: Duration,
     negative_ttl: Duration,
-    dirs: Mutex<LruCache<DirKey, Listing>>,
+    dirs: Mutex<LruCache<DirKey, Cached>>,
     negatives: Mutex<LruCache<(DirKey, String), Instant>>,
     sizes: Mutex<LruCache<FileKey, u64>>,
 }
@@ -50,7 +102,7 @@ impl MetaCache {
     }
 
     /// A fresh listing and how much longer it stays fresh.
-    pub fn dir(&self, key: &DirKey) -> Option<(Arc<Vec<Entry>>, Duration)> {
+    pub fn dir(&self, key: &DirKey) -> Option<(Arc<Listing>, Duration)> {
         let mut dirs = self.dirs.lock().unwrap();
         let (at, entries) = dirs.get(key)?;
         let left = self.dir_ttl.checked_sub(at.elapsed())?;
@@ -58,28 +110,35 @@ impl MetaCache {
     }
 
     /// The last listing of `key` held, whatever its age (served when listing again fails).
-    pub fn last_dir(&self, key: &DirKey) -> Option<Arc<Vec<Entry>>> {
+    pub fn last_dir(&self, key: &DirKey) -> Option<Arc<Listing>> {
         self.dirs.lock().unwrap().get(key).map(|(_, entries)| entries.clone())
     }
 
-    pub fn put_dir(&self, key: DirKey, entries: Arc<Vec<Entry>>) {
+    pub fn put_dir(&self, key: DirKey, entries: Arc<Listing>) {
         self.put_dir_at(key, entries, Instant::now());
     }
 
     /// A listing fetched `age` ago (restored from the store); fresh for what is left of the
     /// TTL. One older than this machine's uptime cannot be placed and is not kept.
-    pub fn restore_dir(&self, key: DirKey, entries: Arc<Vec<Entry>>, age: Duration) {
+    pub fn restore_dir(&self, key: DirKey, entries: Arc<Listing>, age: Duration) {
         if let Some(at) = Instant::now().checked_sub(age) {
             self.put_dir_at(key, entries, at);
         }
     }
 
-    fn put_dir_at(&self, key: DirKey, entries: Arc<Vec<Entry>>, at: Instant) {
+    fn put_dir_at(&self, key: DirKey, entries: Arc<Listing>, at: Instant) {
         // A new listing is the truth about its names: forget negatives it contradicts.
         {
             let mut negatives = self.negatives.lock().unwrap();
-            for e in entries.iter() {
-                negatives.pop(&(key.clone(), e.name.clone()));
+            // Whichever is shorter: the negatives, or the listing (a million names).
+            let gone: Vec<(DirKey, String)> = if negatives.len() < entries.len() {
+                let named = |(dir, name): &&(DirKey, String)| *dir == key && entries.named(name).is_some();
+                negatives.iter().map(|(k, _)| k).filter(named).cloned().collect()
+            } else {
+                entries.iter().map(|e| (key.clone(), e.name.clone())).collect()
+            };
+            for k in gone {
+                negatives.pop(&k);
             }
         }
         self.dirs.lock().unwrap().put(key, (at, entries));
@@ -143,10 +202,25 @@ mod tests {
     }
 
     #[test]
+    fn a_listing_finds_every_name_and_only_those() {
+        let names = ["b", "a", "c.mkv", "字幕.srt", "A", ""];
+        let listing = Listing::new(names.iter().map(|n| entry(n)).collect());
+        assert_eq!(listing.len(), names.len());
+        assert_eq!(listing[0].name, "b", "the order of the fetch is kept");
+        for n in names {
+            assert_eq!(listing.named(n).map(|e| e.name.as_str()), Some(n));
+        }
+        for n in ["d", "c", "a ", "B"] {
+            assert!(listing.named(n).is_none(), "{n}");
+        }
+        assert!(Listing::default().named("a").is_none());
+    }
+
+    #[test]
     fn listings_expire() {
         let cache = MetaCache::new(Duration::from_millis(50), Duration::from_secs(1));
         let key = (0, "/".to_string());
-        cache.put_dir(key.clone(), Arc::new(vec![entry("a")]));
+        cache.put_dir(key.clone(), Arc::new(Listing::new(vec![entry("a")])));
         let (entries, left) = cache.dir(&key).unwrap();
         assert_eq!(entries[0].name, "a");
         assert!(left <= Duration::from_millis(50));
@@ -158,10 +232,10 @@ mod tests {
     fn restored_listings_keep_their_age() {
         let cache = MetaCache::new(Duration::from_secs(10), Duration::from_secs(1));
         let key = (0, "/".to_string());
-        cache.restore_dir(key.clone(), Arc::new(vec![entry("a")]), Duration::from_secs(4));
+        cache.restore_dir(key.clone(), Arc::new(Listing::new(vec![entry("a")])), Duration::from_secs(4));
         let (_, left) = cache.dir(&key).unwrap();
         assert!(left <= Duration::from_secs(6) && left > Duration::from_secs(5), "{left:?}");
-        cache.restore_dir(key.clone(), Arc::new(vec![entry("b")]), Duration::from_secs(11));
+        cache.restore_dir(key.clone(), Arc::new(Listing::new(vec![entry("b")])), Duration::from_secs(11));
         assert!(cache.dir(&key).is_none(), "older than the TTL: not fresh");
     }
 
@@ -172,8 +246,15 @@ mod tests {
         cache.put_negative(key.clone(), "x.nfo");
         assert!(cache.negative(&key, "x.nfo").is_some());
         assert!(cache.negative(&key, "y.nfo").is_none());
-        cache.put_dir(key.clone(), Arc::new(vec![entry("x.nfo")]));
+        cache.put_dir(key.clone(), Arc::new(Listing::new(vec![entry("x.nfo")])));
         assert!(cache.negative(&key, "x.nfo").is_none());
+        // Fewer negatives than entries: the negatives are scanned instead of the listing.
+        let other = (0, "/other".to_string());
+        cache.put_negative(key.clone(), "a");
+        cache.put_negative(other.clone(), "b");
+        cache.put_dir(key.clone(), Arc::new(Listing::new(vec![entry("a"), entry("b"), entry("c"), entry("d")])));
+        assert!(cache.negative(&key, "a").is_none());
+        assert!(cache.negative(&other, "b").is_some(), "another folder's negative stays");
         cache.put_negative(key.clone(), "z");
         std::thread::sleep(Duration::from_millis(60));
         assert!(cache.negative(&key, "z").is_none());

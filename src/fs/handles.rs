@@ -5,44 +5,62 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
+use crate::cache::meta::Listing;
+use crate::drivers::Entry;
 use crate::error::{Error, Result};
 use crate::read::FileReader;
 
-/// One name in a folder snapshot.
-#[derive(Debug, Clone)]
-pub struct DirSlot {
-    pub name: String,
-    /// For remote children: the entry as listed. Virtual children carry their inode.
-    pub child: DirChild,
+/// A folder as `opendir` saw it: `.`, `..` and a virtual folder's children by name, then a
+/// remote folder's listing, shared with the cache rather than copied (a folder of a million
+/// entries would otherwise cost a copy of every entry per open handle).
+#[derive(Debug)]
+pub struct DirSnapshot {
+    pub fixed: Vec<(String, u64)>,
+    pub remote: Option<Arc<Listing>>,
 }
 
-#[derive(Debug, Clone)]
-pub enum DirChild {
-    Virtual(u64),
-    Remote(crate::drivers::Entry),
-    /// `.` and `..`.
-    Dot(u64),
+/// One name of a [`DirSnapshot`].
+pub enum DirSlot<'a> {
+    /// `.`, `..` or a virtual child: its inode.
+    Fixed(&'a str, u64),
+    Remote(&'a Entry),
 }
 
-/// What the kernel keeps of a folder when it caches the folder's listing (names, inodes,
-/// types): if this is unchanged since the last `opendir`, its cached copy may be used.
-pub fn listing_digest(slots: &[DirSlot]) -> u64 {
-    use std::hash::{Hash, Hasher};
-    let mut h = std::collections::hash_map::DefaultHasher::new();
-    for slot in slots {
-        slot.name.hash(&mut h);
-        match &slot.child {
-            DirChild::Virtual(ino) | DirChild::Dot(ino) => ino.hash(&mut h),
-            DirChild::Remote(e) => (&e.id, e.is_dir).hash(&mut h),
+impl DirSnapshot {
+    pub fn len(&self) -> usize {
+        self.fixed.len() + self.remote.as_ref().map_or(0, |l| l.len())
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    pub fn get(&self, i: usize) -> Option<DirSlot<'_>> {
+        match self.fixed.get(i) {
+            Some((name, ino)) => Some(DirSlot::Fixed(name, *ino)),
+            None => self.remote.as_ref()?.get(i - self.fixed.len()).map(DirSlot::Remote),
         }
     }
-    h.finish()
+
+    /// What the kernel keeps of a folder when it caches the folder's listing (names, inodes,
+    /// types): if this is unchanged since the last `opendir`, its cached copy may be used.
+    pub fn digest(&self) -> u64 {
+        use std::hash::{Hash, Hasher};
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        for (name, ino) in &self.fixed {
+            (name, ino).hash(&mut h);
+        }
+        for e in self.remote.iter().flat_map(|l| l.iter()) {
+            (&e.name, &e.id, e.is_dir).hash(&mut h);
+        }
+        h.finish()
+    }
 }
 
 pub enum Handle {
     Dir {
         ino: u64,
-        slots: Arc<Vec<DirSlot>>,
+        snapshot: DirSnapshot,
     },
     File(Arc<FileReader>),
     /// A snapshot of the telemetry report, taken at open.

@@ -2,9 +2,12 @@
 //!
 //! The mount point's root and the folders leading to each storage's `path` are *virtual*
 //! (fixed at mount time, never forgotten). Everything below a storage root is *remote*: a
-//! driver `Entry`, refreshed whenever its parent is listed again. Numbers are never reused
-//! (a 64-bit counter), so the generation stays 0. A remote inode is dropped when the kernel
-//! forgets its last lookup.
+//! driver `Entry`, refreshed whenever its parent is listed again. Numbers come from a 64-bit
+//! counter and are never given to another object, so the generation stays 0: each listing
+//! reserves a block, one number per entry (`Listing::numbers`), which is what a plain
+//! `readdir` reports without making an inode, and what the entry's inode takes when it is
+//! looked up (again, after a forget, for the same entry of the same listing). A remote inode is
+//! dropped when the kernel forgets its last lookup.
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -47,7 +50,9 @@ impl Node {
 }
 
 pub struct InodeTable {
-    nodes: HashMap<u64, Node>,
+    /// Boxed: a map's slots are allocated in powers of two, and a node is ~190 bytes; a
+    /// million inline nodes took 400 MB of slots, boxed they take 32 MB plus the nodes.
+    nodes: HashMap<u64, Box<Node>>,
     by_name: HashMap<(u64, String), u64>,
     next: u64,
 }
@@ -71,15 +76,19 @@ impl InodeTable {
             pinned: true,
             cached_version: None,
         };
-        InodeTable { nodes: HashMap::from([(ROOT, root), (STATS, stats)]), by_name: HashMap::new(), next: STATS + 1 }
+        InodeTable {
+            nodes: HashMap::from([(ROOT, Box::new(root)), (STATS, Box::new(stats))]),
+            by_name: HashMap::new(),
+            next: STATS + 1,
+        }
     }
 
     pub fn get(&self, ino: u64) -> Result<&Node> {
-        self.nodes.get(&ino).ok_or(Error::NotFound)
+        self.nodes.get(&ino).map(|n| &**n).ok_or(Error::NotFound)
     }
 
     pub fn get_mut(&mut self, ino: u64) -> Result<&mut Node> {
-        self.nodes.get_mut(&ino).ok_or(Error::NotFound)
+        self.nodes.get_mut(&ino).map(|n| &mut **n).ok_or(Error::NotFound)
     }
 
     /// Attach a storage at `path` (absolute, normalised), creating virtual folders on the way.
@@ -103,7 +112,7 @@ impl InodeTable {
         let ino = self.upsert(parent, name, kind);
         let node = self.nodes.get_mut(&ino).unwrap();
         node.pinned = true;
-        if let Some(Node { kind: Kind::Virtual { children }, .. }) = self.nodes.get_mut(&parent) {
+        if let Some(Node { kind: Kind::Virtual { children }, .. }) = self.nodes.get_mut(&parent).map(|n| &mut **n) {
             children.insert(name.to_string(), ino);
         }
         ino
@@ -111,7 +120,14 @@ impl InodeTable {
 
     /// The inode for `name` in `parent`, created or refreshed with `kind`.
     pub fn upsert(&mut self, parent: u64, name: &str, kind: Kind) -> u64 {
+        self.upsert_numbered(parent, name, kind, None)
+    }
+
+    /// [`Self::upsert`]; a new inode takes `number` when given (the number its listing
+    /// reserved for it, see `Listing::numbers`, which a plain `readdir` already reported).
+    pub fn upsert_numbered(&mut self, parent: u64, name: &str, kind: Kind, number: Option<u64>) -> u64 {
         let key = (parent, name.to_string());
+        let mut number = number;
         if let Some(&ino) = self.by_name.get(&key) {
             let node = self.nodes.get_mut(&ino).unwrap();
             // A folder that became a file (or the reverse) is a new object: new number.
@@ -120,13 +136,19 @@ impl InodeTable {
                 return ino;
             }
             self.by_name.remove(&key);
+            number = None;
         }
-        let ino = self.next;
-        self.next += 1;
+        let ino = number.unwrap_or_else(|| self.reserve(1));
         let node = Node { parent, name: name.to_string(), kind, lookups: 0, pinned: false, cached_version: None };
-        self.nodes.insert(ino, node);
+        self.nodes.insert(ino, Box::new(node));
         self.by_name.insert(key, ino);
         ino
+    }
+
+    /// `n` numbers no inode has or will have otherwise; the first of them.
+    pub fn reserve(&mut self, n: u64) -> u64 {
+        self.next += n;
+        self.next - n
     }
 
     /// The inode of `name` in `parent`, if the kernel may know it.
@@ -237,6 +259,23 @@ mod tests {
         let before = t.len();
         t.forget(ROOT, 5);
         assert_eq!(t.len(), before);
+    }
+
+    #[test]
+    fn reserved_numbers_are_taken_by_new_inodes_only() {
+        let mut t = InodeTable::new();
+        let base = t.reserve(10);
+        let other = t.upsert(ROOT, "y", Kind::Remote { storage: 0, entry: entry("y", false) });
+        assert!(other >= base + 10, "a fresh number is past the block");
+        let x = t.upsert_numbered(ROOT, "x", Kind::Remote { storage: 0, entry: entry("x", false) }, Some(base + 3));
+        assert_eq!(x, base + 3);
+        assert_eq!(t.child(ROOT, "x"), Some(x));
+        // An existing inode keeps its number.
+        let again = t.upsert_numbered(ROOT, "y", Kind::Remote { storage: 0, entry: entry("y", false) }, Some(base + 4));
+        assert_eq!(again, other);
+        // A file that became a folder is a new object: not the reserved number either.
+        let dir = t.upsert_numbered(ROOT, "x", Kind::Remote { storage: 0, entry: entry("x", true) }, Some(base + 3));
+        assert!(dir > other);
     }
 
     #[test]

@@ -12,6 +12,7 @@ use std::time::Duration;
 
 use super::{Fs, MIN_TTL};
 use crate::cache::FileKey;
+use crate::cache::meta::Listing;
 use crate::drivers::Entry;
 use crate::error::{Error, Result};
 use crate::names;
@@ -25,7 +26,7 @@ pub(super) const STALE_TTL: Duration = Duration::from_secs(10);
 impl Fs {
     /// The listing of `dir`, from cache, from the store, or from the driver (one call per
     /// folder at a time).
-    pub(super) async fn list(&self, storage: usize, dir: &Entry) -> Result<(Arc<Vec<Entry>>, Duration)> {
+    pub(super) async fn list(&self, storage: usize, dir: &Entry) -> Result<(Arc<Listing>, Duration)> {
         let key = (storage, dir.id.clone());
         if let Some(hit) = self.meta.dir(&key) {
             return Ok(hit);
@@ -46,7 +47,7 @@ impl Fs {
 
     /// Listing `dir` failed with `err`: the last good listing, served for [`STALE_TTL`], or
     /// the error when there is none (or when the error is an answer, such as `ENOENT`).
-    pub(super) fn last_good(&self, storage: usize, dir: &Entry, err: Error) -> Result<(Arc<Vec<Entry>>, Duration)> {
+    pub(super) fn last_good(&self, storage: usize, dir: &Entry, err: Error) -> Result<(Arc<Listing>, Duration)> {
         let key = (storage, dir.id.clone());
         let last = self.meta.last_dir(&key).or_else(|| {
             let store = self.config.store.as_ref()?;
@@ -61,7 +62,7 @@ impl Fs {
 
     /// A listing an earlier run stored: while younger than the TTL, as a fresh one; older, only
     /// in a mount (which revalidates it in the background), for a second at a time.
-    pub(super) fn restored(&self, storage: usize, dir: &Entry) -> Option<(Arc<Vec<Entry>>, Duration)> {
+    pub(super) fn restored(&self, storage: usize, dir: &Entry) -> Option<(Arc<Listing>, Duration)> {
         let stored = self.config.store.as_ref()?.restored(storage, &dir.id)?;
         let age = stored.age();
         if let Some(left) = self.meta.dir_ttl().checked_sub(age).filter(|l| !l.is_zero()) {
@@ -77,7 +78,7 @@ impl Fs {
 
     /// List `dir` through the driver now, and remember the listing (cache and store). The
     /// caller holds the folder's listing lock.
-    pub(super) async fn fetch(&self, storage: usize, dir: &Entry) -> Result<Arc<Vec<Entry>>> {
+    pub(super) async fn fetch(&self, storage: usize, dir: &Entry) -> Result<Arc<Listing>> {
         let s = &self.storages[storage];
         s.ensure_up().await?;
         StorageStats::add(&s.stats.listings, 1);
@@ -85,7 +86,7 @@ impl Fs {
         let mut entries = s.checked(s.driver.list(dir).await)?;
         s.listed();
         names::make_showable(&mut entries);
-        let entries = Arc::new(entries);
+        let entries = Arc::new(Listing::new(entries));
         self.meta.put_dir((storage, dir.id.clone()), entries.clone());
         if let Some(store) = &self.config.store {
             store.put(storage, &dir.id, entries.clone());

@@ -27,11 +27,11 @@ use crate::read::Reader;
 use crate::read::connections::ConnectionLimit;
 use crate::read::window::WindowConfig;
 use crate::stats::STATS_FILE;
+pub use crate::storage::Storage;
 pub use attr::{Attr, Owner};
-use handles::{DirChild, DirSlot, Handle, Handles};
+use handles::{DirSlot, DirSnapshot, Handle, Handles};
 use inode::{InodeTable, Kind, ROOT};
 pub use revalidate::Invalidate;
-pub use crate::storage::Storage;
 
 /// Virtual folders never change while mounted: the kernel may trust them for a long time.
 const VIRTUAL_TTL: Duration = Duration::from_secs(24 * 3600);
@@ -39,6 +39,9 @@ const VIRTUAL_TTL: Duration = Duration::from_secs(24 * 3600);
 const MIN_TTL: Duration = Duration::from_secs(1);
 /// Size probes (files listed without a size) in flight at once, across the mount.
 const SIZE_PROBES: usize = 8;
+/// Entries `readdir` prepares at a time: about what one reply of the kernel's holds (4 KiB of
+/// readdirplus entries is 20-25), with room for bigger buffers.
+const READDIR_BATCH: usize = 64;
 
 #[derive(Debug, Clone)]
 pub struct FsConfig {
@@ -196,13 +199,15 @@ impl Fs {
                     return Ok(Lookup::Missing { ttl });
                 }
                 let (children, ttl) = self.list(storage, &entry).await?;
-                let Some(child) = children.iter().find(|c| c.name == name) else {
+                let Some(index) = children.position(name) else {
                     self.meta.put_negative(key, name);
                     return Ok(Lookup::Missing { ttl: self.meta.negative_ttl() });
                 };
-                let child = self.with_size(storage, child.clone()).await?;
+                let child = self.with_size(storage, children[index].clone()).await?;
+                let number = children.numbers(|n| self.inodes.lock().unwrap().reserve(n)) + index as u64;
                 let mut inodes = self.inodes.lock().unwrap();
-                let ino = inodes.upsert(parent, name, Kind::Remote { storage, entry: child.clone() });
+                let kind = Kind::Remote { storage, entry: child.clone() };
+                let ino = inodes.upsert_numbered(parent, name, kind, Some(number));
                 inodes.add_lookup(ino);
                 Ok(Lookup::Found { attr: self.remote_attr(ino, &child), ttl })
             }
@@ -225,7 +230,7 @@ impl Fs {
         let (entry, ttl) = match parent {
             Ok(Kind::Remote { storage: ps, entry: parent_entry }) if ino != ROOT && ps == *storage => {
                 let (children, ttl) = self.list(*storage, &parent_entry).await?;
-                let fresh = children.iter().find(|c| c.name == node.name).ok_or(Error::NotFound)?;
+                let fresh = children.named(&node.name).ok_or(Error::NotFound)?;
                 let fresh = self.with_size(*storage, fresh.clone()).await?;
                 if fresh != *entry {
                     self.inodes.lock().unwrap().upsert(
@@ -246,24 +251,18 @@ impl Fs {
     /// one the kernel saw at the previous `opendir` (then its cached copy is still right).
     pub async fn opendir(&self, ino: u64) -> Result<OpenedDir> {
         let node = self.inodes.lock().unwrap().get(ino)?.clone();
-        let mut slots = vec![
-            DirSlot { name: ".".into(), child: DirChild::Dot(ino) },
-            DirSlot { name: "..".into(), child: DirChild::Dot(node.parent) },
-        ];
-        match node.kind {
+        let mut fixed = vec![(".".to_string(), ino), ("..".to_string(), node.parent)];
+        let remote = match node.kind {
             Kind::Virtual { children } => {
-                slots.extend(children.into_iter().map(|(name, ino)| DirSlot { name, child: DirChild::Virtual(ino) }))
+                fixed.extend(children);
+                None
             }
             Kind::Remote { entry, .. } if !entry.is_dir => return Err(Error::NotDir),
             Kind::Stats => return Err(Error::NotDir),
-            Kind::Remote { storage, entry } => {
-                let (children, _) = self.list(storage, &entry).await?;
-                slots.extend(
-                    children.iter().map(|c| DirSlot { name: c.name.clone(), child: DirChild::Remote(c.clone()) }),
-                );
-            }
-        }
-        let digest = handles::listing_digest(&slots);
+            Kind::Remote { storage, entry } => Some(self.list(storage, &entry).await?.0),
+        };
+        let snapshot = DirSnapshot { fixed, remote };
+        let digest = snapshot.digest();
         let unchanged = {
             let mut seen = self.dir_digests.lock().unwrap();
             if seen.len() >= MAX_DIR_DIGESTS {
@@ -271,51 +270,72 @@ impl Fs {
             }
             seen.insert(ino, digest) == Some(digest)
         };
-        Ok(OpenedDir { fh: self.handles.insert(Handle::Dir { ino, slots: Arc::new(slots) }), unchanged })
+        Ok(OpenedDir { fh: self.handles.insert(Handle::Dir { ino, snapshot }), unchanged })
     }
 
     /// Hand the folder's entries from `offset` on to `fill` until it reports the reply buffer
     /// full. With `plus` (readdirplus) each accepted entry counts as a kernel lookup.
+    ///
+    /// Entries go out [`READDIR_BATCH`] at a time (unknown sizes in a batch are learned
+    /// concurrently): a reply holds a few dozen entries, so each call costs what it sends, not
+    /// what is left of the folder.
     pub async fn readdir(&self, fh: u64, offset: u64, plus: bool, mut fill: impl FnMut(DirItem) -> bool) -> Result<()> {
         let handle = self.handles.get(fh)?;
-        let Handle::Dir { ino, slots } = &*handle else { return Err(Error::NotDir) };
-        let rest = slots.get(offset as usize..).unwrap_or_default();
+        let Handle::Dir { ino, snapshot } = &*handle else { return Err(Error::NotDir) };
         let storage = match &self.inodes.lock().unwrap().get(*ino)?.kind {
             Kind::Remote { storage, .. } => Some(*storage),
             Kind::Virtual { .. } | Kind::Stats => None,
         };
-        // Sizes must be real before the kernel sees them: learn the unknown ones, concurrently.
-        let sized: Vec<Option<Result<Entry>>> = join_all(rest.iter().map(|slot| async {
-            match (&slot.child, storage) {
-                (DirChild::Remote(e), Some(s)) if plus => Some(self.with_size(s, e.clone()).await),
-                _ => None,
-            }
-        }))
-        .await;
-        for (i, (slot, sized)) in rest.iter().zip(sized).enumerate() {
-            let (attr, ttl) = match (&slot.child, sized) {
-                (DirChild::Dot(target), _) | (DirChild::Virtual(target), _) => {
-                    (self.getattr_virtual_or_remote(*target)?, VIRTUAL_TTL)
+        let fixed = snapshot.fixed.len();
+        let base = snapshot.remote.as_ref().map(|l| l.numbers(|n| self.inodes.lock().unwrap().reserve(n)));
+        let number = |i: usize| base.map(|b| b + (i - fixed) as u64);
+        let mut start = offset as usize;
+        while start < snapshot.len() {
+            let end = (start + READDIR_BATCH).min(snapshot.len());
+            // Sizes must be real before the kernel sees them: learn the unknown ones, concurrently.
+            let sized: Vec<Option<Result<Entry>>> = join_all((start..end).map(|i| async move {
+                match (snapshot.get(i), storage) {
+                    (Some(DirSlot::Remote(e)), Some(s)) if plus && e.size.is_none() => {
+                        Some(self.with_size(s, e.clone()).await)
+                    }
+                    _ => None,
                 }
-                (DirChild::Remote(_), Some(Err(err))) => {
-                    tracing::warn!(name = %slot.name, error = %err, "could not learn the size; entry hidden");
-                    continue;
+            }))
+            .await;
+            for (i, sized) in (start..end).zip(sized) {
+                let Some(slot) = snapshot.get(i) else { break };
+                let (name, attr, ttl) = match (slot, sized) {
+                    (DirSlot::Fixed(name, target), _) => (name, self.getattr_virtual_or_remote(target)?, VIRTUAL_TTL),
+                    (DirSlot::Remote(e), Some(Err(err))) => {
+                        tracing::warn!(name = %e.name, error = %err, "could not learn the size; entry hidden");
+                        continue;
+                    }
+                    // Plain readdir: a number and a type are all the kernel takes.
+                    (DirSlot::Remote(e), None) if !plus => {
+                        let known = self.inodes.lock().unwrap().child(*ino, &e.name);
+                        let child = known.or(number(i)).expect("a remote folder's entry");
+                        (e.name.as_str(), self.remote_attr(child, e), self.config.dir_ttl)
+                    }
+                    (DirSlot::Remote(e), sized) => {
+                        let entry = match sized {
+                            Some(Ok(sized)) => sized,
+                            _ => e.clone(),
+                        };
+                        let attr = self.remote_attr(0, &entry);
+                        let kind = Kind::Remote { storage: storage.expect("remote child of a remote folder"), entry };
+                        let child = self.inodes.lock().unwrap().upsert_numbered(*ino, &e.name, kind, number(i));
+                        (e.name.as_str(), Attr { ino: child, ..attr }, self.config.dir_ttl)
+                    }
+                };
+                let item = DirItem { offset: i as u64 + 1, name, attr, ttl };
+                if fill(item) {
+                    return Ok(());
                 }
-                (DirChild::Remote(e), sized) => {
-                    let entry = sized.and_then(|r| r.ok()).unwrap_or_else(|| e.clone());
-                    let kind = Kind::Remote { storage: storage.expect("remote child of a remote folder"), entry };
-                    let child = self.inodes.lock().unwrap().upsert(*ino, &slot.name, kind.clone());
-                    let Kind::Remote { entry, .. } = &kind else { unreachable!() };
-                    (self.remote_attr(child, entry), self.config.dir_ttl)
+                if plus && i >= 2 {
+                    self.inodes.lock().unwrap().add_lookup(attr.ino);
                 }
-            };
-            let item = DirItem { offset: offset + i as u64 + 1, name: &slot.name, attr, ttl };
-            if fill(item) {
-                break;
             }
-            if plus && !matches!(slot.child, DirChild::Dot(_)) {
-                self.inodes.lock().unwrap().add_lookup(attr.ino);
-            }
+            start = end;
         }
         Ok(())
     }

@@ -10,6 +10,7 @@ use futures_util::stream::FuturesUnordered;
 
 use super::Fs;
 use super::inode::Kind;
+use crate::cache::meta::Listing;
 use crate::drivers::Entry;
 use crate::error::{Error, Result};
 
@@ -71,7 +72,7 @@ impl Fs {
         first_error.map_or(Ok(()), Err)
     }
 
-    async fn relist(&self, storage: usize, dir: Entry) -> (Entry, Result<Arc<Vec<Entry>>>) {
+    async fn relist(&self, storage: usize, dir: Entry) -> (Entry, Result<Arc<Listing>>) {
         let _guard = self.listing.lock((storage, dir.id.clone())).await;
         let listed = crate::http::limit::background(self.fetch(storage, &dir)).await;
         (dir, listed)

@@ -136,6 +136,11 @@ proptest! {
     }
 
     #[test]
+    fn plain_names_are_those_escape_keeps(name in hostile_name()) {
+        prop_assert_eq!(is_plain(&name), escape(&name) == name, "{:?}", name);
+    }
+
+    #[test]
     fn unescape_never_panics_and_only_accepts_escaped_names(s in hostile_name()) {
         if let Some(name) = unescape(&s) {
             prop_assert_eq!(escape(&name), s);
@@ -149,6 +154,9 @@ proptest! {
     #[test]
     fn folder_names_are_valid_unique_reversible_and_order_independent(v in listing(), seed in any::<u64>()) {
         let names = shown(&v);
+        let mut showable = v.clone();
+        make_showable(&mut showable);
+        prop_assert_eq!(showable.iter().map(|x| &x.name).collect::<Vec<_>>(), names.iter().collect::<Vec<_>>());
         let unique: HashSet<&String> = names.iter().collect();
         prop_assert_eq!(unique.len(), v.len(), "{:?}", names);
         for (i, name) in names.iter().enumerate() {

@@ -27,10 +27,10 @@ use crate::cache::disk::DiskCache;
 use crate::cache::link::LinkCache;
 use crate::drivers::{Driver, Entry};
 use crate::error::Result;
-use crate::storage::Storage;
 use crate::http::HttpClient;
 use crate::http::Link;
 use crate::stats::StorageStats;
+use crate::storage::Storage;
 use connections::{ConnectionLimit, READER_STREAMS};
 use window::{Window, WindowConfig};
 

@@ -13,8 +13,8 @@ fn entry(name: &str, is_dir: bool) -> Entry {
     }
 }
 
-fn listing() -> Arc<Vec<Entry>> {
-    Arc::new(vec![entry("Movies", true), entry("a film (2001).mkv", false), entry("字幕.srt", false)])
+fn listing() -> Arc<Listing> {
+    Arc::new(Listing::new(vec![entry("Movies", true), entry("a film (2001).mkv", false), entry("字幕.srt", false)]))
 }
 
 #[test]
@@ -23,11 +23,11 @@ fn round_trip() {
     let store = MetaStore::open(dir.path(), vec!["a".into(), "b".into()]);
     assert!(store.restored(0, "root").is_none());
     store.put(0, "root", listing());
-    store.put(1, "other", Arc::new(vec![entry("x", false)]));
+    store.put(1, "other", Arc::new(Listing::new(vec![entry("x", false)])));
     // What this run fetched is not "restored": it is the live cache's to serve.
     assert!(store.restored(0, "root").is_none());
     store.flush();
-    let file = dir.path().join("meta/a.json");
+    let file = dir.path().join("meta/a.log");
     assert_eq!(std::fs::metadata(&file).unwrap().permissions().mode() & 0o777, 0o600);
 
     let again = MetaStore::open(dir.path(), vec!["a".into(), "b".into()]);
@@ -56,7 +56,7 @@ fn a_corrupt_file_is_ignored() {
     let store = MetaStore::open(dir.path(), vec!["a".into()]);
     store.put(0, "root", listing());
     store.flush();
-    let file = dir.path().join("meta/a.json");
+    let file = dir.path().join("meta/a.log");
     let bytes = std::fs::read(&file).unwrap();
     for broken in [&bytes[..bytes.len() / 2], b"not json", b"{\"format\":1}", b""] {
         std::fs::write(&file, broken).unwrap();
@@ -81,7 +81,7 @@ fn another_configuration_is_not_served() {
     store.flush();
     assert!(MetaStore::open(dir.path(), vec!["b".into()]).restored(0, "root").is_none());
     // A file whose recorded key does not match its name (copied by hand) is ignored too.
-    std::fs::copy(dir.path().join("meta/a.json"), dir.path().join("meta/b.json")).unwrap();
+    std::fs::copy(dir.path().join("meta/a.log"), dir.path().join("meta/b.log")).unwrap();
     assert!(MetaStore::open(dir.path(), vec!["b".into()]).restored(0, "root").is_none());
 }
 
@@ -112,8 +112,107 @@ fn stored_files_hold_no_secrets() {
     let store = MetaStore::open(dir.path(), vec!["a".into()]);
     store.put(0, "root", listing());
     store.flush();
-    let text = std::fs::read_to_string(dir.path().join("meta/a.json")).unwrap();
+    let text = std::fs::read_to_string(dir.path().join("meta/a.log")).unwrap();
     for word in ["http", "token", "sign", "auth_key"] {
         assert!(!text.contains(word), "{word} in {text}");
     }
+}
+
+fn numbered(n: usize, tag: &str) -> Arc<Listing> {
+    Arc::new(Listing::new((0..n).map(|i| entry(&format!("{tag}{i:04}.mkv"), false)).collect()))
+}
+
+fn log_len(dir: &Path) -> u64 {
+    std::fs::metadata(dir.join("meta/a.log")).unwrap().len()
+}
+
+#[test]
+fn only_what_changed_is_written() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = MetaStore::open(dir.path(), vec!["a".into()]);
+    store.put(0, "root", numbered(100, "f"));
+    store.put(0, "sub", listing());
+    store.flush();
+    let first = log_len(dir.path());
+    // Listed again, unchanged (a new copy, as a fetch makes): a line of its id and time.
+    std::thread::sleep(Duration::from_millis(5));
+    store.put(0, "root", numbered(100, "f"));
+    store.flush();
+    let second = log_len(dir.path());
+    assert!(second > first && second - first < 100, "{first} -> {second}");
+    let again = MetaStore::open(dir.path(), vec!["a".into()]);
+    let root = again.restored(0, "root").unwrap();
+    assert_eq!(*root.entries, *numbered(100, "f"));
+    assert!(root.fetched > MetaStore::open(dir.path(), vec!["a".into()]).restored(0, "sub").unwrap().fetched);
+    // Changed: the new entries win on reload.
+    store.put(0, "root", numbered(3, "g"));
+    store.flush();
+    assert_eq!(*MetaStore::open(dir.path(), vec!["a".into()]).restored(0, "root").unwrap().entries, *numbered(3, "g"));
+}
+
+#[test]
+fn a_torn_append_loses_only_itself() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = MetaStore::open(dir.path(), vec!["a".into()]);
+    store.put(0, "root", listing());
+    store.flush();
+    let whole = log_len(dir.path());
+    store.put(0, "other", numbered(10, "x"));
+    store.flush();
+    // A crash in the middle of the second append, at several points (the end of line included).
+    let bytes = std::fs::read(dir.path().join("meta/a.log")).unwrap();
+    for cut in [whole + 1, whole + 40, bytes.len() as u64 - 1] {
+        std::fs::write(dir.path().join("meta/a.log"), &bytes[..cut as usize]).unwrap();
+        let store = MetaStore::open(dir.path(), vec!["a".into()]);
+        assert_eq!(*store.restored(0, "root").unwrap().entries, *listing(), "cut at {cut}");
+        assert!(store.restored(0, "other").is_none(), "cut at {cut}");
+        // The next write goes where the good part ends, not after the torn tail.
+        store.put(0, "third", numbered(2, "y"));
+        store.flush();
+        let text = std::fs::read_to_string(dir.path().join("meta/a.log")).unwrap();
+        assert_eq!(text.lines().count(), 3, "header, root, third: cut at {cut}");
+        let s = MetaStore::open(dir.path(), vec!["a".into()]);
+        assert!(s.restored(0, "root").is_some() && s.restored(0, "third").is_some(), "cut at {cut}");
+    }
+}
+
+#[test]
+fn a_corrupt_record_drops_it_and_what_follows() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = MetaStore::open(dir.path(), vec!["a".into()]);
+    for id in ["one", "two", "three"] {
+        store.put(0, id, numbered(5, id));
+        store.flush();
+    }
+    let file = dir.path().join("meta/a.log");
+    let mut bytes = std::fs::read(&file).unwrap();
+    let second = bytes.windows(5).position(|w| w == b"\"two\"").unwrap();
+    bytes[second + 1] = b'\\';
+    std::fs::write(&file, &bytes).unwrap();
+    let store = MetaStore::open(dir.path(), vec!["a".into()]);
+    assert!(store.restored(0, "one").is_some());
+    assert!(store.restored(0, "two").is_none());
+    assert!(store.restored(0, "three").is_none(), "after a bad record nothing is trusted");
+    store.put(0, "two", numbered(5, "two"));
+    store.flush();
+    let again = MetaStore::open(dir.path(), vec!["a".into()]);
+    assert!(again.restored(0, "one").is_some() && again.restored(0, "two").is_some());
+}
+
+#[test]
+fn the_log_is_compacted() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = MetaStore::open(dir.path(), vec!["a".into()]);
+    let mut largest = 0;
+    for round in 0..300 {
+        store.put(0, "root", numbered(100, &format!("r{round}-")));
+        store.put(0, "still", listing());
+        store.flush();
+        largest = largest.max(log_len(dir.path()));
+    }
+    assert!(largest < 3 * COMPACT_SLACK, "{largest}");
+    let again = MetaStore::open(dir.path(), vec!["a".into()]);
+    assert_eq!(*again.restored(0, "root").unwrap().entries, *numbered(100, "r299-"));
+    assert_eq!(*again.restored(0, "still").unwrap().entries, *listing());
+    assert_eq!(std::fs::metadata(dir.path().join("meta/a.log")).unwrap().permissions().mode() & 0o777, 0o600);
 }

@@ -32,7 +32,7 @@
 //!   A URL line that ends in `:` is still a folder, as in OpenList, so it fails here (its name
 //!   has `/`). A file's name comes from its URL, that is from the 123pan file's own name, so it
 //!   is kept whatever it decodes to and shown the way every provider name is (`a%2Fb.mp4` as
-//!   `a／b.mp4`, see `crate::fs::names`); the path (the id) is made of those shown names;
+//!   `a／b.mp4`, see `crate::names`); the path (the id) is made of those shown names;
 //! - (f) a negative size is an error (OpenList's int64 would accept it);
 //! - (g) a name whose percent-decoding is not UTF-8 keeps its raw (encoded) form, as an invalid
 //!   escape already does in OpenList.
@@ -82,6 +82,9 @@ pub struct Node {
     pub kind: NodeKind,
     /// Indices into the tree's nodes, in text order.
     children: Vec<usize>,
+    /// The same, sorted by path: files are found by a binary search in their folder, so the
+    /// path index holds folders only (a million files would cost ~100 MB there).
+    sorted: Vec<u32>,
 }
 
 impl Node {
@@ -100,6 +103,7 @@ impl Node {
 #[derive(Debug, Clone)]
 pub struct Tree {
     nodes: Vec<Node>,
+    /// Folders by path.
     by_path: HashMap<String, usize>,
     /// What the parse changed to make the tree mountable (renamed duplicates), for the log.
     pub warnings: Vec<String>,
@@ -112,7 +116,13 @@ impl Tree {
 
     /// The node at `path` (exact: `/Movies`, not `/Movies/`).
     pub fn get(&self, path: &str) -> Option<&Node> {
-        self.by_path.get(path).map(|&i| &self.nodes[i])
+        if let Some(&i) = self.by_path.get(path) {
+            return Some(&self.nodes[i]);
+        }
+        let (parent, _) = path.rsplit_once('/')?;
+        let folder = &self.nodes[*self.by_path.get(if parent.is_empty() { "/" } else { parent })?];
+        let found = folder.sorted.binary_search_by(|&c| self.nodes[c as usize].path.as_str().cmp(path)).ok()?;
+        Some(&self.nodes[folder.sorted[found] as usize])
     }
 
     /// `node`'s children in text order (none for a file).
@@ -128,13 +138,16 @@ impl Tree {
 
 /// Parse `text`; `now_unix` is the mtime of files written with a size but no mtime.
 pub fn parse(text: &str, now_unix: i64) -> Result<Tree, ParseError> {
-    let mut nodes = vec![Node {
+    // Sized once: doubling a vector of a million nodes keeps two copies alive for a moment.
+    let mut nodes = Vec::with_capacity(text.bytes().filter(|&b| b == b'\n').count() + 2);
+    nodes.push(Node {
         name: String::new(),
         path: "/".to_string(),
         line: 0,
         kind: NodeKind::Folder,
         children: Vec::new(),
-    }];
+        sorted: Vec::new(),
+    });
     // (node index, level); the synthetic root has level -1.
     let mut stack: Vec<(usize, i64)> = vec![(0, -1)];
     for (i, raw) in text.split('\n').enumerate() {
@@ -167,7 +180,7 @@ pub fn parse(text: &str, now_unix: i64) -> Result<Tree, ParseError> {
             check_name(&name).map_err(err)?;
         }
         nodes[parent].children.push(index);
-        nodes.push(Node { name, path: String::new(), line, kind, children: Vec::new() });
+        nodes.push(Node { name, path: String::new(), line, kind, children: Vec::new(), sorted: Vec::new() });
     }
     let warnings = rename_duplicates(&mut nodes);
     let by_path = assign_paths(&mut nodes);
@@ -279,6 +292,12 @@ fn check_name(name: &str) -> Result<(), String> {
 fn rename_duplicates(nodes: &mut [Node]) -> Vec<String> {
     let mut warnings = Vec::new();
     for folder in 0..nodes.len() {
+        // The common case, checked without copying a name: no name twice in the folder.
+        let mut names = HashSet::with_capacity(nodes[folder].children.len());
+        if nodes[folder].children.iter().all(|&c| names.insert(nodes[c].name.as_str())) {
+            continue;
+        }
+        drop(names);
         let children = nodes[folder].children.clone();
         let mut taken: HashSet<String> = children.iter().map(|&c| nodes[c].name.clone()).collect();
         let mut seen: HashSet<String> = HashSet::new();
@@ -301,18 +320,25 @@ fn rename_duplicates(nodes: &mut [Node]) -> Vec<String> {
     warnings.into_iter().map(|(_, w)| w).collect()
 }
 
-/// Full paths, top-down (iteratively: the text decides the depth).
+/// Full paths, top-down (iteratively: the text decides the depth); the folders by path.
 fn assign_paths(nodes: &mut [Node]) -> HashMap<String, usize> {
-    let mut by_path = HashMap::with_capacity(nodes.len());
+    let mut by_path = HashMap::new();
     let mut todo = vec![0];
     while let Some(index) = todo.pop() {
         by_path.insert(nodes[index].path.clone(), index);
-        for c in nodes[index].children.clone() {
+        let children = std::mem::take(&mut nodes[index].children);
+        for &c in &children {
             let parent = &nodes[index].path;
             let segment = crate::names::escape(&nodes[c].name);
             nodes[c].path = if parent == "/" { format!("/{segment}") } else { format!("{parent}/{segment}") };
-            todo.push(c);
+            if nodes[c].is_dir() {
+                todo.push(c);
+            }
         }
+        let mut sorted: Vec<u32> = children.iter().map(|&c| c as u32).collect();
+        sorted.sort_unstable_by(|&a, &b| nodes[a as usize].path.cmp(&nodes[b as usize].path));
+        nodes[index].children = children;
+        nodes[index].sorted = sorted;
     }
     by_path
 }
