@@ -34,7 +34,7 @@
 //! Writing is off the FUSE path.
 //!
 //! Restored listings are served by the core even when older than `dir_cache_time`, and
-//! revalidated in the background (`crate::fs::revalidate`); a listing fetched in this run
+//! revalidated in the background (`crate::fs::namespace::revalidate`); a listing fetched in this run
 //! replaces its restored one, and SIGHUP stops restored listings from being served at all.
 
 use std::collections::HashMap;
