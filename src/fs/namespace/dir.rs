@@ -33,7 +33,8 @@ pub struct DirSnapshot {
 pub enum DirSlot<'a> {
     /// `.`, `..` or a virtual child: its inode.
     Fixed(&'a str, u64),
-    Remote(&'a Entry),
+    /// A remote entry, and the name it is shown under.
+    Remote(&'a str, &'a Entry),
 }
 
 impl DirSnapshot {
@@ -48,7 +49,11 @@ impl DirSnapshot {
     pub fn get(&self, i: usize) -> Option<DirSlot<'_>> {
         match self.fixed.get(i) {
             Some((name, ino)) => Some(DirSlot::Fixed(name, *ino)),
-            None => self.remote.as_ref()?.get(i - self.fixed.len()).map(DirSlot::Remote),
+            None => {
+                let listing = self.remote.as_ref()?;
+                let i = i - self.fixed.len();
+                listing.get(i).map(|e| DirSlot::Remote(listing.shown(i), e))
+            }
         }
     }
 
@@ -60,8 +65,8 @@ impl DirSnapshot {
         for (name, ino) in &self.fixed {
             (name, ino).hash(&mut h);
         }
-        for e in self.remote.iter().flat_map(|l| l.iter()) {
-            (&e.name, &e.id, e.is_dir).hash(&mut h);
+        for (name, e) in self.remote.iter().flat_map(|l| l.iter_shown()) {
+            (name, &e.id, e.is_dir).hash(&mut h);
         }
         h.finish()
     }
@@ -123,7 +128,7 @@ impl Namespace {
             // Sizes must be real before the kernel sees them: learn the unknown ones, concurrently.
             let sized: Vec<Option<Result<Entry>>> = join_all((start..end).map(|i| async move {
                 match (snapshot.get(i), storage) {
-                    (Some(DirSlot::Remote(e)), Some(s)) if plus && e.size.is_none() => {
+                    (Some(DirSlot::Remote(_, e)), Some(s)) if plus && e.size.is_none() => {
                         Some(self.with_size(s, e.clone()).await)
                     }
                     _ => None,
@@ -134,25 +139,25 @@ impl Namespace {
                 let Some(slot) = snapshot.get(i) else { break };
                 let (name, attr, ttl) = match (slot, sized) {
                     (DirSlot::Fixed(name, target), _) => (name, self.known_attr(target)?, VIRTUAL_TTL),
-                    (DirSlot::Remote(e), Some(Err(err))) => {
-                        tracing::warn!(name = %e.name, error = %err, "could not learn the size; entry hidden");
+                    (DirSlot::Remote(name, _), Some(Err(err))) => {
+                        tracing::warn!(%name, error = %err, "could not learn the size; entry hidden");
                         continue;
                     }
                     // Plain readdir: a number and a type are all the kernel takes.
-                    (DirSlot::Remote(e), None) if !plus => {
-                        let known = self.inodes.lock().unwrap().child(ino, &e.name);
+                    (DirSlot::Remote(name, e), None) if !plus => {
+                        let known = self.inodes.lock().unwrap().child(ino, name);
                         let child = known.or(number(i)).expect("a remote folder's entry");
-                        (e.name.as_str(), self.remote_attr(child, e), dir_ttl)
+                        (name, self.remote_attr(child, e), dir_ttl)
                     }
-                    (DirSlot::Remote(e), sized) => {
+                    (DirSlot::Remote(name, e), sized) => {
                         let entry = match sized {
                             Some(Ok(sized)) => sized,
                             _ => e.clone(),
                         };
                         let attr = self.remote_attr(0, &entry);
                         let kind = Kind::Remote { storage: storage.expect("remote child of a remote folder"), entry };
-                        let child = self.inodes.lock().unwrap().upsert_numbered(ino, &e.name, kind, number(i));
-                        (e.name.as_str(), Attr { ino: child, ..attr }, dir_ttl)
+                        let child = self.inodes.lock().unwrap().upsert_numbered(ino, name, kind, number(i));
+                        (name, Attr { ino: child, ..attr }, dir_ttl)
                     }
                 };
                 let item = DirItem { offset: i as u64 + 1, name, attr, ttl };

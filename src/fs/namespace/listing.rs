@@ -15,7 +15,6 @@ use crate::cache::FileKey;
 use crate::cache::meta::Listing;
 use crate::drivers::Entry;
 use crate::error::{Error, Result};
-use crate::names;
 use crate::stats::StorageStats;
 
 /// How long a listing served because listing failed is served before listing is tried again
@@ -83,9 +82,8 @@ impl Namespace {
         s.ensure_up().await?;
         StorageStats::add(&s.stats.listings, 1);
         tracing::debug!(storage = %s.path, folder = %dir.name, id = %dir.id, "listing");
-        let mut entries = s.checked(s.driver.list(dir).await)?;
+        let entries = s.checked(s.driver.list(dir).await)?;
         s.listed();
-        names::make_showable(&mut entries);
         let entries = Arc::new(Listing::new(entries));
         self.meta.put_dir((storage, dir.id.clone()), entries.clone());
         if let Some(store) = &self.store {

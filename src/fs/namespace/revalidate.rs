@@ -22,7 +22,7 @@ use tokio::sync::{Notify, Semaphore, watch};
 
 use super::Namespace;
 use super::inode::Kind;
-use crate::cache::meta::DirKey;
+use crate::cache::meta::{DirKey, Listing};
 use crate::drivers::Entry;
 use crate::stats::StorageStats;
 
@@ -201,9 +201,9 @@ impl Namespace {
 
     /// A folder's listing changed from `old` to `new`: update the inodes the kernel holds and
     /// tell it what to forget.
-    fn announce(&self, storage: usize, dir_id: &str, old: &[Entry], new: &[Entry]) {
-        let old: HashMap<&str, &Entry> = old.iter().map(|e| (e.name.as_str(), e)).collect();
-        let new: HashMap<&str, &Entry> = new.iter().map(|e| (e.name.as_str(), e)).collect();
+    fn announce(&self, storage: usize, dir_id: &str, old: &Listing, new: &Listing) {
+        let old: HashMap<&str, &Entry> = old.iter_shown().collect();
+        let new: HashMap<&str, &Entry> = new.iter_shown().collect();
         let mut names: Vec<&str> = old.keys().filter(|n| new.get(*n) != old.get(*n)).copied().collect();
         names.extend(new.keys().filter(|n| !old.contains_key(*n)));
         tracing::debug!(storage = %self.storages[storage].path, changed = names.len(), "a stored listing changed");
