@@ -1,9 +1,11 @@
 //! Names the kernel can show. Cloud drives allow what a directory cannot hold: `/` or NUL
 //! inside a name, `.`/`..`, empty names, names over the kernel's 255 bytes, and two files with
-//! one name in a folder (PikPak, 123pan). Every listing passes through [`make_showable`] before
-//! the core uses it, so whatever a driver returns, each name in a folder is valid and unique,
-//! and no entry is hidden. The mapping has three steps (README.md, "Names", says the same for
-//! users):
+//! one name in a folder (PikPak, 123pan). Every listing the core keeps
+//! (`crate::cache::meta::Listing`) derives its entries' shown names here, once, so whatever a
+//! driver returns, each name in a folder is valid and unique, and no entry is hidden. The
+//! entries keep the provider's names: what goes back to a provider, and what the listing store
+//! persists, is the remote name, and the shown names are derived again whenever a listing is
+//! built from it. The mapping has three steps (README.md, "Names", says the same for users):
 //!
 //! 1. [`escape`], one name at a time, rclone's encoding for Linux (its `Base` encoder), so a
 //!    user coming from rclone mount sees the same names: `/` becomes `／` (U+FF0F, FULLWIDTH
@@ -21,10 +23,10 @@
 //!    recognise the type (`Name (2)` for folders), skipping any name already used in the folder.
 //!    The numbers depend only on the listing's content, not on the order the provider sent it.
 //!
-//! Steps 2 and 3 lose information, so their inverse is a table: [`find`] applies the same
-//! mapping to a folder's remote listing and returns the entry shown under a given name. That
-//! is how a shown path is turned back into remote entries (`panmount offline add --to`), and
-//! why it is enough: the listing always carries the full remote names.
+//! Steps 2 and 3 lose information, so their inverse is a table: a listing's name index, built
+//! from its shown names, finds the entry shown under a given name. That is how a shown path is
+//! turned back into remote entries (`lookup`, `panmount offline add --to`), and why it is
+//! enough: the listing always carries the full remote names.
 
 use std::collections::HashSet;
 
@@ -132,27 +134,24 @@ pub fn shown_names(entries: &[Entry]) -> Vec<String> {
     names
 }
 
-/// Rename `entries` (one folder's remote listing) to the names they are shown under.
-pub fn make_showable(entries: &mut [Entry]) {
+/// The entries of `entries` (one folder's remote listing) shown under another name than the
+/// provider's, by index, in index order: empty in the common case.
+pub fn renamed(entries: &[Entry]) -> Vec<(u32, String)> {
     // The common case, checked without copying a name (a folder may hold a million): every
     // name is shown as it is, and none twice.
     let mut seen = HashSet::with_capacity(entries.len());
     if entries.iter().all(|e| e.name.len() <= MAX_NAME && is_plain(&e.name) && seen.insert(e.name.as_str())) {
-        return;
+        return Vec::new();
     }
     drop(seen);
     let names = shown_names(entries);
-    for (e, name) in entries.iter_mut().zip(names) {
-        if e.name != name {
-            tracing::debug!(old = ?e.name, new = %name, id = %e.id, "an entry is shown under another name");
-            e.name = name;
-        }
-    }
-}
-
-/// The entry of `remote` (a folder's listing, names as the provider gave them) shown as `shown`.
-pub fn find<'a>(remote: &'a [Entry], shown: &str) -> Option<&'a Entry> {
-    shown_names(remote).iter().position(|n| n == shown).map(|i| &remote[i])
+    let differ = entries.iter().zip(names).enumerate().filter(|(_, (e, name))| e.name != *name);
+    differ
+        .map(|(i, (e, name))| {
+            tracing::debug!(remote = ?e.name, shown = %name, id = %e.id, "an entry is shown under another name");
+            (i as u32, name)
+        })
+        .collect()
 }
 
 /// `name` cut to at most `max` bytes, with a digest of `full` (the remote name) and the

@@ -23,7 +23,7 @@ pub struct StorageStats {
     /// Folder listings obtained from the driver.
     pub listings: AtomicU64,
     /// Of those, the ones made in the background to revalidate a listing restored from the
-    /// store (`crate::fs::revalidate`).
+    /// store (`crate::fs::namespace::revalidate`).
     pub revalidations: AtomicU64,
     /// Block lookups answered from memory, joined to a fetch in flight, or fetched.
     pub block_hits: AtomicU64,

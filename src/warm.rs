@@ -19,7 +19,7 @@ use futures_util::future::join_all;
 
 use crate::app::{AppError, build_fs};
 use crate::config::{Config, ConfigError};
-use crate::fs::warm::WalkCount;
+use crate::fs::WalkCount;
 
 const PLAIN_EVERY: Duration = Duration::from_secs(5);
 const TTY_EVERY: Duration = Duration::from_millis(200);

@@ -8,9 +8,9 @@
 //! the server (files listed without one) are kept by (id, version), so a re-listing that did not
 //! change a file does not probe it again.
 //!
-//! A listing carries a name index built once when it is fetched ([`Listing`]): a lookup in a
-//! folder of a million entries is a binary search, not a scan, so a `find` of that folder is
-//! O(n log n) instead of O(n^2).
+//! A listing carries its shown names and a name index, built once when it is fetched or
+//! restored ([`Listing`]): a lookup in a folder of a million entries is a binary search, not a
+//! scan, so a `find` of that folder is O(n log n) instead of O(n^2).
 
 use std::num::NonZeroUsize;
 use std::sync::{Arc, Mutex, OnceLock};
@@ -20,15 +20,20 @@ use lru::LruCache;
 
 use super::FileKey;
 use crate::drivers::Entry;
+use crate::names;
 
 /// Which folder of which storage.
 pub type DirKey = (usize, String);
 
-/// One folder's entries (names as shown, unique), and their indices sorted by name: the name
-/// index costs 4 bytes an entry, where a map of names would copy every name.
+/// One folder's entries, with the provider's names, and the names the mount shows them under
+/// (valid and unique: `crate::names`), derived once when the listing is built. The entries
+/// shown under their own name (nearly all) cost nothing more; the name index, sorted by shown
+/// name, costs 4 bytes an entry, where a map of names would copy every name.
 #[derive(Debug, Default)]
 pub struct Listing {
     entries: Vec<Entry>,
+    /// The entries shown under another name than their own, by index, in index order.
+    renamed: Vec<(u32, String)>,
     by_name: Vec<u32>,
     /// The first of a block of inode numbers, one per entry, reserved when first needed: the
     /// number of an entry that has no inode yet is `base + index`, with no table of them.
@@ -36,20 +41,36 @@ pub struct Listing {
 }
 
 impl Listing {
+    /// A listing of `entries`, as the provider named them.
     pub fn new(entries: Vec<Entry>) -> Self {
-        let mut by_name: Vec<u32> = (0..entries.len() as u32).collect();
-        by_name.sort_unstable_by(|&a, &b| entries[a as usize].name.cmp(&entries[b as usize].name));
-        Listing { entries, by_name, base: OnceLock::new() }
+        let mut listing = Listing { renamed: names::renamed(&entries), entries, ..Listing::default() };
+        let mut by_name: Vec<u32> = (0..listing.entries.len() as u32).collect();
+        by_name.sort_unstable_by(|&a, &b| listing.shown(a as usize).cmp(listing.shown(b as usize)));
+        listing.by_name = by_name;
+        listing
     }
 
-    /// The entry named `name`.
+    /// The name the entry at `index` is shown under.
+    pub fn shown(&self, index: usize) -> &str {
+        match self.renamed.binary_search_by_key(&(index as u32), |(i, _)| *i) {
+            Ok(found) => &self.renamed[found].1,
+            Err(_) => &self.entries[index].name,
+        }
+    }
+
+    /// Each entry with the name it is shown under, in the order of the fetch.
+    pub fn iter_shown(&self) -> impl Iterator<Item = (&str, &Entry)> {
+        self.entries.iter().enumerate().map(|(i, e)| (self.shown(i), e))
+    }
+
+    /// The entry shown as `name`.
     pub fn named(&self, name: &str) -> Option<&Entry> {
         self.position(name).map(|i| &self.entries[i])
     }
 
-    /// The index of the entry named `name`.
+    /// The index of the entry shown as `name`.
     pub fn position(&self, name: &str) -> Option<usize> {
-        let found = self.by_name.binary_search_by(|&i| self.entries[i as usize].name.as_str().cmp(name)).ok()?;
+        let found = self.by_name.binary_search_by(|&i| self.shown(i as usize).cmp(name)).ok()?;
         Some(self.by_name[found] as usize)
     }
 
@@ -135,7 +156,7 @@ impl MetaCache {
                 let named = |(dir, name): &&(DirKey, String)| *dir == key && entries.named(name).is_some();
                 negatives.iter().map(|(k, _)| k).filter(named).cloned().collect()
             } else {
-                entries.iter().map(|e| (key.clone(), e.name.clone())).collect()
+                entries.iter_shown().map(|(name, _)| (key.clone(), name.to_string())).collect()
             };
             for k in gone {
                 negatives.pop(&k);
@@ -203,7 +224,7 @@ mod tests {
 
     #[test]
     fn a_listing_finds_every_name_and_only_those() {
-        let names = ["b", "a", "c.mkv", "字幕.srt", "A", ""];
+        let names = ["b", "a", "c.mkv", "字幕.srt", "A"];
         let listing = Listing::new(names.iter().map(|n| entry(n)).collect());
         assert_eq!(listing.len(), names.len());
         assert_eq!(listing[0].name, "b", "the order of the fetch is kept");
@@ -213,6 +234,13 @@ mod tests {
         for n in ["d", "c", "a ", "B"] {
             assert!(listing.named(n).is_none(), "{n}");
         }
+        // A name the kernel cannot take is found under the name it is shown as, and kept.
+        let listing = Listing::new(names.iter().chain(&["", "x/y"]).map(|n| entry(n)).collect());
+        assert_eq!(listing.named("‛").map(|e| e.name.as_str()), Some(""));
+        assert_eq!(listing.named("x／y").map(|e| e.name.as_str()), Some("x/y"));
+        assert_eq!(listing.shown(6), "x／y");
+        assert_eq!(listing.shown(0), "b");
+        assert!(listing.named("").is_none() && listing.named("x/y").is_none());
         assert!(Listing::default().named("a").is_none());
     }
 

@@ -2,9 +2,12 @@
 //! listed before at once, and a media server's scan after a reboot does not wait on a cold
 //! cloud listing (issue 6, "warm restarts").
 //!
-//! What is kept: for every folder the core listed, the driver's entries (names, ids, sizes,
-//! mtimes, versions) and when they were fetched. Nothing else: download links (which carry
-//! signatures) are not part of [`Entry`] and never reach this store, and neither do tokens.
+//! What is kept: for every folder the core listed, the driver's entries (names as the provider
+//! gave them, ids, sizes, mtimes, versions) and when they were fetched. The names the mount
+//! shows are not stored: a restored [`Listing`] derives them again (`crate::names`), so a
+//! change of that mapping never leaves stale shown names on disk. Nothing else: download links
+//! (which carry signatures) are not part of [`Entry`] and never reach this store, and neither
+//! do tokens.
 //!
 //! Where: one append-only log per storage, `<dir>/meta/<driver>-<16 hex>.log`, mode 0600. `dir`
 //! is `[cache] dir` when set (bulk, disposable data belongs with the disk cache), else
@@ -15,9 +18,9 @@
 //! share or API base gives another file, so listings of an old configuration are never served
 //! for a new one. The digest is also written in the log's header line and checked on load.
 //!
-//! Format: JSON lines. The header `{"format":2,"key":...}`, then one record per write of a
-//! folder: `{"id":...,"fetched_ms":...,"entries":[...]}` when its entries changed, or the same
-//! without `entries` when it was listed again unchanged. Only what changed is written: a
+//! Format: JSON lines. The header `{"format":3,"key":...}` (format 2 held shown names), then
+//! one record per write of a folder: `{"id":...,"fetched_ms":...,"entries":[...]}` when its
+//! entries changed, or the same without `entries` when it was listed again unchanged. Only what changed is written: a
 //! revalidation sweep over an unchanged tree appends ~60 bytes per folder, where the whole tree
 //! used to be rewritten every few seconds (tens of MB a minute for 100,000 files). When the log
 //! holds more than twice what its latest records need, it is rewritten whole (atomically,
@@ -34,7 +37,7 @@
 //! Writing is off the FUSE path.
 //!
 //! Restored listings are served by the core even when older than `dir_cache_time`, and
-//! revalidated in the background (`crate::fs::revalidate`); a listing fetched in this run
+//! revalidated in the background (`crate::fs::namespace::revalidate`); a listing fetched in this run
 //! replaces its restored one, and SIGHUP stops restored listings from being served at all.
 
 use std::collections::HashMap;
@@ -53,7 +56,7 @@ use crate::drivers::Entry;
 /// listed, which only costs listing it again.
 pub const FLUSH_EVERY: Duration = Duration::from_secs(5);
 /// Bumped when the file layout changes; other versions are ignored (and replaced).
-const FORMAT: u32 = 2;
+const FORMAT: u32 = 3;
 /// A log is rewritten whole once it exceeds twice its live records plus this.
 const COMPACT_SLACK: u64 = 1 << 20;
 /// The store's name for a storage: `<driver>-<16 hex of md5(path, driver options)>`.

@@ -8,6 +8,7 @@ use std::time::{Duration, SystemTime};
 use proptest::prelude::*;
 
 use super::*;
+use crate::cache::meta::Listing;
 
 fn e(id: &str, name: &str, is_dir: bool, mtime: u64) -> Entry {
     Entry {
@@ -22,6 +23,11 @@ fn e(id: &str, name: &str, is_dir: bool, mtime: u64) -> Entry {
 
 fn shown(entries: &[Entry]) -> Vec<String> {
     shown_names(entries)
+}
+
+/// The entry shown as `name`, found the way the core finds it: through a listing's name index.
+fn find(entries: &[Entry], name: &str) -> Option<Entry> {
+    Listing::new(entries.to_vec()).named(name).cloned()
 }
 
 #[test]
@@ -87,7 +93,7 @@ fn long_names_are_cut_stably_and_stay_distinct() {
     assert_ne!(names[0], names[1]);
     assert_ne!(names[0], names[2]);
     assert_eq!(shown(&[e("1", &long_a, false, 0)])[0], names[0], "stable across listings");
-    assert_eq!(find(&v, &names[2]).map(|x| x.id.as_str()), Some("3"));
+    assert_eq!(find(&v, &names[2]).map(|x| x.id), Some("3".to_string()));
 }
 
 #[test]
@@ -154,14 +160,14 @@ proptest! {
     #[test]
     fn folder_names_are_valid_unique_reversible_and_order_independent(v in listing(), seed in any::<u64>()) {
         let names = shown(&v);
-        let mut showable = v.clone();
-        make_showable(&mut showable);
-        prop_assert_eq!(showable.iter().map(|x| &x.name).collect::<Vec<_>>(), names.iter().collect::<Vec<_>>());
+        let listing = Listing::new(v.clone());
+        prop_assert_eq!(listing.iter_shown().map(|(n, _)| n).collect::<Vec<_>>(), names.iter().map(String::as_str).collect::<Vec<_>>());
+        prop_assert_eq!(&*listing, &v[..], "the entries keep their remote names");
         let unique: HashSet<&String> = names.iter().collect();
         prop_assert_eq!(unique.len(), v.len(), "{:?}", names);
         for (i, name) in names.iter().enumerate() {
             prop_assert!(valid_for_the_kernel(name), "{:?}", name);
-            prop_assert_eq!(&find(&v, name).unwrap().id, &v[i].id);
+            prop_assert_eq!(&listing.named(name).unwrap().id, &v[i].id);
             // A name that is neither cut nor numbered is the escaped remote name.
             if name.len() < MAX_NAME - 16 && !name.contains(" (") && !name.contains('~') {
                 prop_assert_eq!(unescape(name), Some(v[i].name.clone()));

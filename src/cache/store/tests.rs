@@ -44,6 +44,31 @@ fn round_trip() {
 }
 
 #[test]
+fn remote_names_are_stored_and_shown_names_derived_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = MetaStore::open(dir.path(), vec!["a".into()]);
+    let mut older = entry("a/b", false);
+    older.mtime -= Duration::from_secs(60);
+    let remote = vec![entry("a/b", false), entry("..", true), older, entry("plain.mkv", false)];
+    let remote = remote.into_iter().enumerate().map(|(i, e)| Entry { id: format!("id-{i}"), ..e }).collect();
+    let fetched = Arc::new(Listing::new(remote));
+    let shown: Vec<String> = fetched.iter_shown().map(|(n, _)| n.to_string()).collect();
+    assert_eq!(shown, ["a／b (2)", "．．", "a／b", "plain.mkv"]);
+    store.put(0, "root", fetched.clone());
+    store.flush();
+    let text = std::fs::read_to_string(dir.path().join("meta/a.log")).unwrap();
+    assert!(text.contains(r#""name":"a/b""#) && !text.contains("a／b"), "remote names on disk: {text}");
+
+    let got = MetaStore::open(dir.path(), vec!["a".into()]).restored(0, "root").expect("restored");
+    let names: Vec<&str> = got.entries.iter().map(|e| e.name.as_str()).collect();
+    assert_eq!(names, ["a/b", "..", "a/b", "plain.mkv"], "the provider's names, kept");
+    assert_eq!(got.entries.iter_shown().map(|(n, _)| n).collect::<Vec<_>>(), shown);
+    assert_eq!(got.entries.named("a／b").map(|e| e.id.as_str()), Some("id-2"), "the oldest keeps the name");
+    assert_eq!(got.entries.named("a／b (2)").map(|e| e.id.as_str()), Some("id-0"));
+    assert!(got.entries.named("a/b").is_none(), "a remote name that cannot be shown is not found");
+}
+
+#[test]
 fn nothing_is_written_when_nothing_changed() {
     let dir = tempfile::tempdir().unwrap();
     MetaStore::open(dir.path(), vec!["a".into()]).flush();

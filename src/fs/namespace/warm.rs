@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use futures_util::StreamExt;
 use futures_util::stream::FuturesUnordered;
 
-use super::Fs;
+use super::Namespace;
 use super::inode::Kind;
 use crate::cache::meta::Listing;
 use crate::drivers::Entry;
@@ -26,11 +26,10 @@ pub struct WalkCount {
     pub failures: AtomicU64,
 }
 
-impl Fs {
-    /// Where a walk of `path` (in the mount's namespace) starts: the folder itself, or the roots
-    /// of the storages below a virtual folder.
-    pub async fn walk_starts(&self, path: &str) -> Result<Vec<(usize, Entry)>> {
-        let ino = self.resolve(path).await?;
+impl Namespace {
+    /// Where a walk of `path` (resolved to `ino`) starts: the folder itself, or the roots of
+    /// the storages below a virtual folder.
+    pub fn walk_starts(&self, ino: u64, path: &str) -> Result<Vec<(usize, Entry)>> {
         let kind = self.inodes.lock().unwrap().get(ino)?.kind.clone();
         match kind {
             Kind::Remote { storage, entry } if entry.is_dir => Ok(vec![(storage, entry)]),

@@ -20,9 +20,9 @@ use std::sync::{Arc, Mutex};
 
 use tokio::sync::{Notify, Semaphore, watch};
 
-use super::Fs;
+use super::Namespace;
 use super::inode::Kind;
-use crate::cache::meta::DirKey;
+use crate::cache::meta::{DirKey, Listing};
 use crate::drivers::Entry;
 use crate::stats::StorageStats;
 
@@ -114,24 +114,24 @@ impl Background {
     }
 }
 
-impl Fs {
+impl Namespace {
     /// Serve stale restored listings from now on, revalidating them in the background, and
     /// write the store every few seconds. Once per mount, on its runtime.
     pub fn start_background(self: &Arc<Self>) {
-        let Some(store) = self.config.store.clone() else { return };
+        let Some(store) = self.store.clone() else { return };
         if self.background.running.swap(true, Ordering::Relaxed) {
             return;
         }
         self.queue_sweep();
-        let fs = self.clone();
+        let namespace = self.clone();
         tokio::spawn(async move {
             let permits = Arc::new(Semaphore::new(WORKERS));
             loop {
                 let Ok(permit) = permits.clone().acquire_owned().await else { return };
-                let (storage, dir) = fs.background.next().await;
-                let fs = fs.clone();
+                let (storage, dir) = namespace.background.next().await;
+                let namespace = namespace.clone();
                 tokio::spawn(async move {
-                    fs.revalidate(storage, dir).await;
+                    namespace.revalidate(storage, dir).await;
                     drop(permit);
                 });
             }
@@ -153,7 +153,7 @@ impl Fs {
 
     /// Queue every restored folder reachable from a storage root, breadth first.
     fn queue_sweep(&self) {
-        let Some(store) = &self.config.store else { return };
+        let Some(store) = &self.store else { return };
         for (i, s) in self.storages.iter().enumerate() {
             let restored = store.restored_dirs(i);
             let mut next = VecDeque::from([s.driver.root()]);
@@ -171,7 +171,7 @@ impl Fs {
 
     async fn revalidate(&self, storage: usize, dir: Entry) {
         let key = (storage, dir.id.clone());
-        let store = self.config.store.as_ref().expect("started with a store");
+        let store = self.store.as_ref().expect("started with a store");
         self.background.foreground_idle().await;
         let guard = self.listing.lock(key.clone()).await;
         // Fetched in the meantime, dropped by SIGHUP, or still fresh (its turn comes when a
@@ -201,9 +201,9 @@ impl Fs {
 
     /// A folder's listing changed from `old` to `new`: update the inodes the kernel holds and
     /// tell it what to forget.
-    fn announce(&self, storage: usize, dir_id: &str, old: &[Entry], new: &[Entry]) {
-        let old: HashMap<&str, &Entry> = old.iter().map(|e| (e.name.as_str(), e)).collect();
-        let new: HashMap<&str, &Entry> = new.iter().map(|e| (e.name.as_str(), e)).collect();
+    fn announce(&self, storage: usize, dir_id: &str, old: &Listing, new: &Listing) {
+        let old: HashMap<&str, &Entry> = old.iter_shown().collect();
+        let new: HashMap<&str, &Entry> = new.iter_shown().collect();
         let mut names: Vec<&str> = old.keys().filter(|n| new.get(*n) != old.get(*n)).copied().collect();
         names.extend(new.keys().filter(|n| !old.contains_key(*n)));
         tracing::debug!(storage = %self.storages[storage].path, changed = names.len(), "a stored listing changed");

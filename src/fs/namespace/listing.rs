@@ -10,12 +10,11 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::{Fs, MIN_TTL};
+use super::{MIN_TTL, Namespace};
 use crate::cache::FileKey;
 use crate::cache::meta::Listing;
 use crate::drivers::Entry;
 use crate::error::{Error, Result};
-use crate::names;
 use crate::stats::StorageStats;
 
 /// How long a listing served because listing failed is served before listing is tried again
@@ -23,7 +22,7 @@ use crate::stats::StorageStats;
 /// that every access of a scan waits on a provider that is down.
 pub(super) const STALE_TTL: Duration = Duration::from_secs(10);
 
-impl Fs {
+impl Namespace {
     /// The listing of `dir`, from cache, from the store, or from the driver (one call per
     /// folder at a time).
     pub(super) async fn list(&self, storage: usize, dir: &Entry) -> Result<(Arc<Listing>, Duration)> {
@@ -50,7 +49,7 @@ impl Fs {
     pub(super) fn last_good(&self, storage: usize, dir: &Entry, err: Error) -> Result<(Arc<Listing>, Duration)> {
         let key = (storage, dir.id.clone());
         let last = self.meta.last_dir(&key).or_else(|| {
-            let store = self.config.store.as_ref()?;
+            let store = self.store.as_ref()?;
             Some(store.restored(storage, &dir.id)?.entries)
         });
         let Some(entries) = last.filter(|_| !err.is_expected()) else { return Err(err) };
@@ -63,7 +62,7 @@ impl Fs {
     /// A listing an earlier run stored: while younger than the TTL, as a fresh one; older, only
     /// in a mount (which revalidates it in the background), for a second at a time.
     pub(super) fn restored(&self, storage: usize, dir: &Entry) -> Option<(Arc<Listing>, Duration)> {
-        let stored = self.config.store.as_ref()?.restored(storage, &dir.id)?;
+        let stored = self.store.as_ref()?.restored(storage, &dir.id)?;
         let age = stored.age();
         if let Some(left) = self.meta.dir_ttl().checked_sub(age).filter(|l| !l.is_zero()) {
             self.meta.restore_dir((storage, dir.id.clone()), stored.entries.clone(), age);
@@ -83,12 +82,11 @@ impl Fs {
         s.ensure_up().await?;
         StorageStats::add(&s.stats.listings, 1);
         tracing::debug!(storage = %s.path, folder = %dir.name, id = %dir.id, "listing");
-        let mut entries = s.checked(s.driver.list(dir).await)?;
+        let entries = s.checked(s.driver.list(dir).await)?;
         s.listed();
-        names::make_showable(&mut entries);
         let entries = Arc::new(Listing::new(entries));
         self.meta.put_dir((storage, dir.id.clone()), entries.clone());
-        if let Some(store) = &self.config.store {
+        if let Some(store) = &self.store {
             store.put(storage, &dir.id, entries.clone());
         }
         Ok(entries)
