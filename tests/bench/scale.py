@@ -35,6 +35,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -78,11 +79,18 @@ class Mounted:
         bench._procs.append(self.p)
         bench._mounts.append(mp)
         deadline = time.monotonic() + 120
-        while not (os.path.ismount(mp) and probe.exists()):
+        while not (os.path.ismount(mp) and self._exists(probe)):
             if self.p.poll() is not None or time.monotonic() > deadline:
                 self.logf.flush()
                 raise RuntimeError(f"mount failed: {logf.read_text()[-300:]}")
             time.sleep(0.05)
+
+    @staticmethod
+    def _exists(p: Path) -> bool:
+        try:
+            return p.exists()
+        except OSError:  # a mount that is not serving yet
+            return False
 
     def rss_mib(self) -> float:
         return bench.proc_usage(self.p.pid)["rss_peak_mib"]
@@ -171,8 +179,14 @@ http {{ access_log off; server {{ listen 127.0.0.1:{port}; root {root}; autoinde
     p = subprocess.Popen([nginx, "-c", str(conf), "-p", str(work)], stderr=subprocess.DEVNULL)
     p._bench_stop_signal = signal.SIGQUIT
     bench._procs.append(p)
-    time.sleep(0.5)
-    return port
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and p.poll() is None:
+        try:
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=1).close()
+            return port
+        except OSError:
+            time.sleep(0.1)
+    return None
 
 
 def main():
@@ -198,10 +212,11 @@ def main():
             rclone = None
             notes.append(f"rclone row skipped: {e}")
         served = Path(tempfile.mkdtemp(prefix="panmount-scale-www-", dir="/dev/shm"))
+        served.chmod(0o755)  # nginx's workers are not root
         bench._cleanup_dirs.append(served)
         port = start_nginx(served, work) if rclone else None
         if rclone and port is None:
-            notes.append("rclone row skipped: nginx not found (apt-get install nginx-light)")
+            notes.append("rclone row skipped: nginx not found or did not start (apt-get install nginx-light)")
         if port:
             folders, files = TREES["tree100k"]
             for d in range(folders):
@@ -210,7 +225,7 @@ def main():
                     (served / f"d{d:04d}" / f"f{f:07d}.bin").touch()
             try:
                 raw["rclone-tree100k"] = [rclone_run(rclone, port, work) for _ in range(args.runs)]
-            except RuntimeError as e:
+            except (RuntimeError, OSError) as e:
                 notes.append(f"rclone row failed: {e}")
     summary = {k: {m: median([r[m] for r in runs]) for m in runs[0]} for k, runs in raw.items()}
     out = {"date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "runs": args.runs,
