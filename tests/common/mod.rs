@@ -186,7 +186,12 @@ impl Mount {
             if let Some(status) = child.try_wait().unwrap() {
                 return status;
             }
-            assert!(Instant::now() < deadline, "panmount did not exit after signal {signal}:\n{}", self.log());
+            assert!(
+                Instant::now() < deadline,
+                "panmount did not exit after signal {signal}:\n{}\n{}",
+                self.log(),
+                threads_of(child.id())
+            );
             std::thread::sleep(Duration::from_millis(50));
         }
     }
@@ -350,4 +355,24 @@ pub fn assert_eio<T>(result: std::io::Result<T>, what: &str) {
         Err(err) => assert_eq!(err.raw_os_error(), Some(libc::EIO), "{what}: {err}"),
         Ok(_) => panic!("{what}: expected EIO, the read succeeded"),
     }
+}
+
+/// What each thread of `pid` is doing (its kernel wait channel, and gdb's backtraces where gdb
+/// is installed): printed when a mount does not exit, so a hang leaves evidence behind.
+pub fn threads_of(pid: u32) -> String {
+    let mut out = String::from("threads (name: kernel wait channel):\n");
+    if let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) {
+        for task in tasks.flatten() {
+            let read = |f: &str| std::fs::read_to_string(task.path().join(f)).unwrap_or_default();
+            out.push_str(&format!("  {}: {}\n", read("comm").trim(), read("wchan").trim()));
+        }
+    }
+    let gdb = Command::new("gdb")
+        .args(["-p", &pid.to_string(), "-batch", "-ex", "thread apply all bt 30"])
+        .stdin(Stdio::null())
+        .output();
+    if let Ok(gdb) = gdb {
+        out.push_str(&String::from_utf8_lossy(&gdb.stdout));
+    }
+    out
 }
