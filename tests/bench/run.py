@@ -768,6 +768,11 @@ def evaluate_targets(S, unsupported):
     rows.append(("sequential cold read", "cdn", ">= 1.0x rclone-tuned, no more connections",
                  f"{ratio_txt(ratio(pm, rt), 'rclone-tuned')}; connections {fmt(pc, 0)} vs {fmt(rc, 0)}",
                  ok if all_known(pm, rt, pc, rc) else None))
+    cap = PROFILES["cdn"].get("throughput_bytes_per_sec")
+    ceiling = pc * cap / MB if all_known(pc, cap) else None
+    rows.append(("sequential cold read", "cdn", ">= 0.95x (connections x per-connection cap)",
+                 f"{fmt(pm, 0)} MB/s of {fmt(ceiling, 0)} = {ratio_txt(ratio(pm, ceiling), 'the ceiling')}",
+                 (pm >= 0.95 * ceiling) if all_known(pm, ceiling) else None))
     pm, rd = m("lan", P, "ttfb", "ttfb_ms"), m("lan", "rclone-default", "ttfb", "ttfb_ms")
     rows.append(("time to first byte", "lan", "<= 0.5x rclone-default", f"{ratio_txt(ratio(pm, rd), 'rclone-default')}",
                  (pm <= 0.5 * rd) if all_known(pm, rd) else None))
