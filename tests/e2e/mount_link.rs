@@ -289,8 +289,11 @@ fn a_cdn_that_admits_fewer_connections_than_assumed_costs_a_few_refusals() {
         return;
     }
     let sim = cdn_admitting_three_connections();
-    // No connections_per_file: the driver assumes 16 and learns the CDN's 3 from its 503s.
-    let mut mount = Mount::start(&sim.config(SizeMode::Full, KEY, ""));
+    // No connections_per_file: the driver assumes 16 and learns the CDN's 3 from its 503s. A
+    // 4 MiB read-ahead cap makes the first window 4 parts of 1 MiB, so the two readers of this
+    // 4 MiB file ask for more than 3 at once (the default 16 MiB window would split what is left
+    // of the file into 2 MiB parts: 2 per reader).
+    let mut mount = Mount::start(&sim.config(SizeMode::Full, KEY, "[cache]\nmax_read_ahead_mb = 4\n"));
     two_readers_far_apart(&sim, &mount);
     let stats = sim.stats();
     assert!(stats.refused_busy > 0, "the readers asked for more than 3 at once: {stats:?}");
