@@ -22,6 +22,21 @@ pub enum Error {
     ReadOnly,
     #[error("bad file handle")]
     BadHandle,
+    #[error("file exists")]
+    Exists,
+    #[error("directory not empty")]
+    NotEmpty,
+    /// A rename between two storages: `mv` then copies and deletes.
+    #[error("cross-storage rename")]
+    CrossDevice,
+    /// The provider's quota (or the local staging disk) cannot hold the file.
+    #[error("no space left: {0}")]
+    NoSpace(String),
+    /// An operation no provider file can take (`symlink`, `link`, `mknod`).
+    #[error("operation not permitted")]
+    NotPermitted,
+    #[error("operation not supported")]
+    NotSupported,
     /// The storage could not be reached or refused us (login failed, account problem).
     /// Its folder answers EIO; the reason is logged once when the state changes.
     #[error("storage {path}: {reason}")]
@@ -66,6 +81,12 @@ impl Error {
             Error::IsDir => libc::EISDIR,
             Error::ReadOnly => libc::EROFS,
             Error::BadHandle => libc::EBADF,
+            Error::Exists => libc::EEXIST,
+            Error::NotEmpty => libc::ENOTEMPTY,
+            Error::CrossDevice => libc::EXDEV,
+            Error::NoSpace(_) => libc::ENOSPC,
+            Error::NotPermitted => libc::EPERM,
+            Error::NotSupported => libc::ENOTSUP,
             _ => libc::EIO,
         }
     }
@@ -78,7 +99,18 @@ impl Error {
     /// Expected outcomes (a missing `.nfo` probed by a media server) are logged at debug level;
     /// everything else is worth a warning.
     pub fn is_expected(&self) -> bool {
-        matches!(self, Error::NotFound | Error::NotDir | Error::IsDir | Error::ReadOnly)
+        matches!(
+            self,
+            Error::NotFound
+                | Error::NotDir
+                | Error::IsDir
+                | Error::ReadOnly
+                | Error::Exists
+                | Error::NotEmpty
+                | Error::CrossDevice
+                | Error::NotPermitted
+                | Error::NotSupported
+        )
     }
 
     pub fn internal(msg: impl Into<String>) -> Self {

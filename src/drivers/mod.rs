@@ -11,6 +11,7 @@ pub mod pan123_link;
 pub mod pan123_share;
 pub mod pikpak;
 pub mod pikpak_share;
+pub mod writable;
 
 use std::sync::Arc;
 use std::time::SystemTime;
@@ -58,6 +59,7 @@ impl Entry {
 }
 
 pub use crate::http::Link;
+pub use writable::{ContentHasher, Progress, Staged, Writable};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Quota {
@@ -100,6 +102,12 @@ pub trait Driver: Send + Sync + 'static {
 
     /// Offline (cloud) downloads, for drivers whose provider has them (`panmount offline`).
     fn offline(&self) -> Option<&dyn OfflineTasks> {
+        None
+    }
+
+    /// Folders, renames, trash and uploads, for drivers whose provider takes writes
+    /// ([`Writable`]); `None` makes every write on this storage `EROFS`.
+    fn writable(&self) -> Option<&dyn Writable> {
         None
     }
 }
