@@ -69,7 +69,7 @@ pub fn build_fs(config: &Config) -> Result<Fs, AppError> {
         let http = HttpClient::new(proxy.as_deref()).map_err(|e| storage.options.error("proxy", e.to_string()))?;
         let ctx = BuildContext { http: http.clone(), state_dir: config.state_dir.clone() };
         let driver = drivers::build(storage, &ctx)?;
-        storages.push(Storage::new(storage.path.clone(), driver, http));
+        storages.push(Storage::new(storage.path.clone(), driver, http).read_only(storage.read_only));
     }
     let mut fs_config = fs_config(config);
     if let Some(dir) = &config.cache.dir {
@@ -158,7 +158,9 @@ pub fn serve(rt: &tokio::runtime::Runtime, fs: Arc<Fs>, mountpoint: &Path, confi
         tracing::warn!("no storage is reachable; mounting anyway, their folders answer EIO until they are");
     }
     let entries = rt.block_on(fs.warm_roots());
+    let writable = start_writes(rt, &fs, config)?;
     let options = MountOptions {
+        read_only: !writable,
         allow_other: config.fuse.allow_other,
         read_ahead_kb: config.cache.kernel_read_ahead_kb,
         direct_io: config.cache.direct_io,
@@ -180,9 +182,67 @@ pub fn serve(rt: &tokio::runtime::Runtime, fs: Arc<Fs>, mountpoint: &Path, confi
     for line in fs.stats_report().lines() {
         tracing::info!("{line}");
     }
+    let pending = fs.pending_uploads();
+    if pending > 0 {
+        tracing::info!(count = pending, "uploads not finished; they resume at the next start");
+    }
     let unmounted = mounted.unmount().map_err(|e| AppError::Failed(format!("unmount {}: {e}", mountpoint.display())));
     rt.block_on(fs.flush());
     unmounted
+}
+
+/// Bytes staged and not yet uploaded past which writers wait for uploads to drain.
+const STAGING_BUDGET: u64 = 10 << 30;
+
+/// Where staged files and the upload journal live: beside the listings (`[cache] dir`, else
+/// `state_dir`).
+pub fn uploads_dir(config: &Config) -> Option<PathBuf> {
+    store_dir(config).map(|dir| dir.join("uploads"))
+}
+
+/// Turn writes on when some storage takes them; whether any does. Staged files must survive a
+/// restart, so a writable storage needs a folder for them: a config error otherwise.
+fn start_writes(rt: &tokio::runtime::Runtime, fs: &Arc<Fs>, config: &Config) -> Result<bool, AppError> {
+    let Some(writable) = fs.storages().iter().find(|s| s.writer().is_ok()) else { return Ok(false) };
+    let config_error = |message: String| {
+        AppError::Config(ConfigError { file: config.file.clone(), line: None, key: Some("cache.dir".into()), message })
+    };
+    let Some(dir) = uploads_dir(config) else {
+        return Err(config_error(format!(
+            "storage {} takes writes, which are staged on disk until uploaded: set `dir` in [cache] or              `state_dir` (or `read_only = true` on the storage, or mount with --read-only)",
+            writable.path
+        )));
+    };
+    let writes = crate::write::Writes::open(&dir, fs.storages().to_vec(), STAGING_BUDGET)
+        .map_err(|e| config_error(format!("cannot keep staged uploads in {}: {e}", dir.display())))?;
+    rt.block_on(async { fs.start_writes(writes) });
+    Ok(true)
+}
+
+/// `panmount uploads`: the journal's uploads, whether a mount runs or not.
+pub async fn uploads(config: &Config, watch: bool) -> Result<(), AppError> {
+    let Some(dir) = uploads_dir(config) else {
+        println!("no uploads: neither [cache] dir nor state_dir is set, so nothing can be staged");
+        return Ok(());
+    };
+    let journal = crate::write::Journal::at(&dir);
+    loop {
+        let records = journal.records();
+        let failed = records.iter().filter(|r| r.failed).count();
+        print!("{}", crate::write::report::table(&journal, &records));
+        if !watch || records.is_empty() {
+            return if failed > 0 {
+                Err(AppError::Failed(format!(
+                    "{failed} upload(s) failed for good; their staged copies are in {}",
+                    dir.display()
+                )))
+            } else {
+                Ok(())
+            };
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        println!();
+    }
 }
 
 fn fsname(config: &Config) -> String {
@@ -311,7 +371,7 @@ pub async fn cat(config: &Config, path: &str, range: Option<ByteRange>) -> Resul
     let fs = build_fs(config)?;
     let fail = |e: Error| AppError::Failed(format!("{path}: {e}"));
     let ino = fs.resolve(path).await.map_err(fail)?;
-    let opened = fs.open(ino, false).await.map_err(fail)?;
+    let opened = fs.open(ino, false, false).await.map_err(fail)?;
     let (attr, _) = fs.getattr(ino).await.map_err(fail)?;
     let (start, end) = match range {
         None => (0, attr.size),
@@ -335,7 +395,7 @@ pub async fn cat(config: &Config, path: &str, range: Option<ByteRange>) -> Resul
         offset += bytes.len() as u64;
     }
     out.flush().map_err(|e| AppError::Failed(format!("stdout: {e}")))?;
-    fs.release(opened.fh);
+    let _ = fs.release(opened.fh).await;
     fs.flush().await;
     Ok(())
 }

@@ -40,6 +40,17 @@ pub enum Command {
         /// helper for `-o allow_other`).
         #[arg(long)]
         allow_other: bool,
+        /// Mount every storage read-only (writes get EROFS), whatever the config says.
+        #[arg(long)]
+        read_only: bool,
+    },
+    /// The upload queue of a mount with this config (running or not): one row per pending,
+    /// running or failed upload. Exit 0 when none has failed for good, 1 otherwise.
+    Uploads {
+        config: PathBuf,
+        /// Show the queue again every second until it is empty.
+        #[arg(long)]
+        watch: bool,
     },
     /// Log in to every storage and list its root; print one row per storage. Exit 0 only if
     /// all are ok.

@@ -130,6 +130,8 @@ pub struct StorageConfig {
     pub path: String,
     pub driver: String,
     pub options: Options,
+    /// `read_only = true`: every write gets `EROFS` (shares and links are read-only anyway).
+    pub read_only: bool,
 }
 
 pub use driver_options::{DriverOption, OptionType, is_access_only, is_secret};

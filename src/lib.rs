@@ -29,3 +29,4 @@ pub mod stats;
 pub mod storage;
 pub mod time;
 pub mod warm;
+pub mod write;

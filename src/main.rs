@@ -29,9 +29,12 @@ fn main() -> ExitCode {
 
 fn run(rt: &tokio::runtime::Runtime, command: Command) -> Result<(), AppError> {
     match command {
-        Command::Mount { config, mountpoint, allow_other } => {
+        Command::Mount { config, mountpoint, allow_other, read_only } => {
             let mut config = Config::load(&config)?;
             config.fuse.allow_other |= allow_other;
+            for storage in &mut config.storages {
+                storage.read_only |= read_only;
+            }
             app::mount(rt, config, mountpoint)
         }
         Command::Check { config } => rt.block_on(app::check(&Config::load(&config)?)),
@@ -39,6 +42,7 @@ fn run(rt: &tokio::runtime::Runtime, command: Command) -> Result<(), AppError> {
         Command::Warm { config, path } => rt.block_on(panmount::warm::run(&Config::load(&config)?, path.as_deref())),
         Command::Cat { config, path, range } => rt.block_on(app::cat(&Config::load(&config)?, &path, range)),
         Command::Stats { mountpoint } => app::stats(&mountpoint),
+        Command::Uploads { config, watch } => rt.block_on(app::uploads(&Config::load(&config)?, watch)),
         Command::Completions { shell } => {
             let mut text = Vec::new();
             clap_complete::generate(shell, &mut <Cli as clap::CommandFactory>::command(), "panmount", &mut text);

@@ -33,6 +33,13 @@ pub struct StorageStats {
     pub disk_hits: AtomicU64,
     /// Reads that failed (EIO and friends).
     pub read_errors: AtomicU64,
+    /// Uploads begun (each attempt), landed, of those landed without a byte sent (the
+    /// provider had the content), failed for good; and the bytes the provider took.
+    pub uploads_started: AtomicU64,
+    pub uploads_done: AtomicU64,
+    pub uploads_instant: AtomicU64,
+    pub uploads_failed: AtomicU64,
+    pub bytes_uploaded: AtomicU64,
 }
 
 impl StorageStats {
@@ -57,6 +64,11 @@ impl StorageStats {
             ("block_misses", &self.block_misses),
             ("disk_hits", &self.disk_hits),
             ("read_errors", &self.read_errors),
+            ("uploads_started", &self.uploads_started),
+            ("uploads_done", &self.uploads_done),
+            ("uploads_instant", &self.uploads_instant),
+            ("uploads_failed", &self.uploads_failed),
+            ("bytes_uploaded", &self.bytes_uploaded),
         ] {
             let _ = write!(out, " {name}={}", get(c));
         }

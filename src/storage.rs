@@ -41,6 +41,8 @@ pub struct Storage {
     quota_refreshing: AtomicBool,
     /// Listings are being served stale because listing fails (logged once per outage).
     stale: AtomicBool,
+    /// `read_only = true` in the config, or `--read-only`.
+    read_only: bool,
 }
 
 enum Health {
@@ -61,7 +63,23 @@ impl Storage {
             quota: Mutex::new((None, None)),
             quota_refreshing: AtomicBool::new(false),
             stale: AtomicBool::new(false),
+            read_only: false,
         }
+    }
+
+    /// Refuse every write (`read_only = true`, `--read-only`).
+    pub fn read_only(mut self, read_only: bool) -> Self {
+        self.read_only = read_only;
+        self
+    }
+
+    /// The driver's write capability, or `EROFS` (a read-only storage, or a driver that has
+    /// none: shares and links).
+    pub fn writer(&self) -> Result<&dyn crate::drivers::Writable> {
+        if self.read_only {
+            return Err(Error::ReadOnly);
+        }
+        self.driver.writable().ok_or(Error::ReadOnly)
     }
 
     /// Log in and record the outcome (logging it if it changed).

@@ -185,6 +185,16 @@ impl MetaCache {
         }
     }
 
+    /// Forget one folder's listing (the folder is gone).
+    pub fn remove_dir(&self, key: &DirKey) {
+        self.dirs.lock().unwrap().pop(key);
+    }
+
+    /// `name` exists in `dir` now (a file created here).
+    pub fn forget_negative(&self, dir: &DirKey, name: &str) {
+        self.negatives.lock().unwrap().pop(&(dir.clone(), name.to_string()));
+    }
+
     pub fn put_negative(&self, dir: DirKey, name: &str) {
         self.negatives.lock().unwrap().put((dir, name.to_string()), Instant::now());
     }

@@ -326,7 +326,7 @@ impl<'a> Parser<'a> {
         let mut given: Vec<(&str, bool, &Key<'_>, &Val<'_>)> = Vec::new();
         for (k, v) in &entries {
             let name: &str = k.get_ref();
-            if name == "path" || name == "driver" {
+            if name == "path" || name == "driver" || name == "read_only" {
                 continue;
             }
             let key = format!("{table_name}.{name}");
@@ -377,7 +377,11 @@ impl<'a> Parser<'a> {
         for option in valid.iter() {
             option.check(&options)?;
         }
-        Ok((StorageConfig { path, driver, options }, Some(self.line_at(pv.span().start))))
+        let read_only = match find("read_only") {
+            Some((_, v)) => self.bool(&format!("{table_name}.read_only"), v)?,
+            None => false,
+        };
+        Ok((StorageConfig { path, driver, options, read_only }, Some(self.line_at(pv.span().start))))
     }
 
     fn read_option_file(&self, key: &str, v: &Val<'_>, file: &str) -> Result<String, ConfigError> {

@@ -11,6 +11,7 @@
 pub mod attr;
 pub mod namespace;
 pub mod open;
+mod write;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -143,15 +144,21 @@ impl Fs {
         self.namespace.getattr(ino).await
     }
 
-    /// Open a file for reading (writes are refused: the mount is read-only).
-    pub async fn open(&self, ino: u64, write: bool) -> Result<Opened> {
+    /// Open a file: for reading, or for writing (staged: `truncate` starts it empty, else its
+    /// content is fetched first).
+    pub async fn open(&self, ino: u64, write: bool, truncate: bool) -> Result<Opened> {
         if write {
-            return Err(Error::ReadOnly);
+            return self.open_for_write(ino, truncate).await;
         }
         match self.namespace.openable(ino).await? {
             Openable::Stats => {
                 let fh = self.files.open_stats(bytes::Bytes::from(self.stats_report()));
                 Ok(Opened { fh, direct_io: true, keep_cache: false })
+            }
+            Openable::File { entry, .. } if crate::write::upload_of(&entry.id).is_some() => {
+                let id = crate::write::upload_of(&entry.id).unwrap_or_default();
+                let upload = self.namespace.writes()?.get(id).ok_or(Error::NotFound)?;
+                Ok(Opened { fh: self.files.open_staged(upload, false), direct_io: false, keep_cache: false })
             }
             Openable::File { storage, entry, size, keep_cache } => {
                 let fh = self.files.open_file(storage, &self.storages[storage], entry, size);
@@ -161,11 +168,12 @@ impl Fs {
     }
 
     pub async fn read(&self, fh: u64, offset: u64, size: u32) -> Result<bytes::Bytes> {
+        if let Ok(handle) = self.files.handle(fh)
+            && let Handle::Staged { upload, .. } = &*handle
+        {
+            return self.read_staged(upload, offset, size).await;
+        }
         self.files.read(fh, offset, size).await
-    }
-
-    pub fn release(&self, fh: u64) {
-        self.files.release(fh);
     }
 
     /// Open a folder: a handle on a snapshot of its listing, and whether the listing is the
@@ -185,6 +193,31 @@ impl Fs {
 
     pub fn releasedir(&self, fh: u64) {
         self.files.release(fh);
+    }
+
+    /// Uploads not landed yet (closed files waiting, running or failed).
+    pub fn pending_uploads(&self) -> usize {
+        self.namespace.writes().map(|w| w.pending().len()).unwrap_or(0)
+    }
+
+    /// Whether `ino` is in a storage that takes writes (for `access(W_OK)`).
+    pub fn is_writable(&self, ino: u64) -> bool {
+        let storage = match self.namespace.folder(ino) {
+            Ok(folder) => folder.storage,
+            Err(_) => match self.namespace.located(ino) {
+                Ok((folder, ..)) => folder.storage,
+                Err(_) => return false,
+            },
+        };
+        self.namespace.writes().is_ok() && self.storages[storage].writer().is_ok()
+    }
+
+    /// Turn on writes for the storages that take them: their pending uploads (from the
+    /// journal) are shown and resumed. Once per mount, on its runtime.
+    pub fn start_writes(&self, writes: Arc<crate::write::Writes>) {
+        let replayed = writes.replay();
+        self.namespace.set_writes(writes.clone(), &replayed);
+        writes.start(self.namespace.clone());
     }
 
     /// Space across the storages that report a quota (cached: see [`Storage::quota`]).

@@ -5,9 +5,14 @@
 use std::ffi::OsStr;
 use std::sync::Arc;
 
+use std::path::Path;
+use std::time::SystemTime;
+
+use bytes::Bytes;
 use fuser::{
-    Errno, FileHandle, FopenFlags, Generation, INodeNo, InitFlags, KernelConfig, LockOwner, OpenAccMode, OpenFlags,
-    ReplyAttr, ReplyData, ReplyDirectory, ReplyDirectoryPlus, ReplyEmpty, ReplyEntry, ReplyOpen, ReplyStatfs, Request,
+    BsdFileFlags, Errno, FileHandle, FopenFlags, Generation, INodeNo, InitFlags, KernelConfig, LockOwner, OpenAccMode,
+    OpenFlags, RenameFlags, ReplyAttr, ReplyCreate, ReplyData, ReplyDirectory, ReplyDirectoryPlus, ReplyEmpty,
+    ReplyEntry, ReplyOpen, ReplyStatfs, ReplyWrite, Request, TimeOrNow, WriteFlags,
 };
 
 use super::convert::{errno, file_attr, kind, negative_attr, ttl};
@@ -24,6 +29,9 @@ pub struct Adapter {
 /// Largest number of outstanding background (readahead) requests; fuser's default is 16.
 /// mountpoint-s3 uses 64: enough to keep several parallel ranged downloads busy.
 const MAX_BACKGROUND: u16 = 64;
+/// Largest write the kernel sends at once (its default is 128 KiB): fewer, larger writes into
+/// staging.
+const MAX_WRITE: u32 = 1 << 20;
 
 impl fuser::Filesystem for Adapter {
     fn init(&mut self, _req: &Request, config: &mut KernelConfig) -> std::io::Result<()> {
@@ -39,6 +47,7 @@ impl fuser::Filesystem for Adapter {
             }
         }
         let _ = config.set_max_background(MAX_BACKGROUND);
+        let _ = config.set_max_write(MAX_WRITE);
         Ok(())
     }
 
@@ -75,8 +84,9 @@ impl fuser::Filesystem for Adapter {
     fn open(&self, _req: &Request, ino: INodeNo, flags: OpenFlags, reply: ReplyOpen) {
         let (fs, direct_io) = (self.fs.clone(), self.direct_io);
         let write = flags.acc_mode() != OpenAccMode::O_RDONLY || flags.0 & libc::O_TRUNC != 0;
+        let truncate = flags.0 & libc::O_TRUNC != 0;
         self.rt.spawn(async move {
-            match fs.open(ino.0, write).await {
+            match fs.open(ino.0, write, truncate).await {
                 Ok(opened) => {
                     let mut flags = FopenFlags::empty();
                     if opened.keep_cache {
@@ -115,15 +125,20 @@ impl fuser::Filesystem for Adapter {
     fn release(
         &self,
         _req: &Request,
-        _ino: INodeNo,
+        ino: INodeNo,
         fh: FileHandle,
         _flags: OpenFlags,
         _lock_owner: Option<LockOwner>,
         _flush: bool,
         reply: ReplyEmpty,
     ) {
-        self.fs.release(fh.0);
-        reply.ok();
+        let fs = self.fs.clone();
+        self.rt.spawn(async move {
+            match fs.release(fh.0).await {
+                Ok(()) => reply.ok(),
+                Err(err) => reply.error(errno("release", ino.0, &err)),
+            }
+        });
     }
 
     fn opendir(&self, _req: &Request, ino: INodeNo, _flags: OpenFlags, reply: ReplyOpen) {
@@ -187,10 +202,198 @@ impl fuser::Filesystem for Adapter {
         });
     }
 
-    /// Nothing to write back: the mount is read-only. (Unanswered, fuser logs a warning per
-    /// `close`.)
-    fn flush(&self, _req: &Request, _ino: INodeNo, _fh: FileHandle, _lock_owner: LockOwner, reply: ReplyEmpty) {
+    /// Each `close`: a writer's bytes are made durable and journaled before it returns.
+    fn flush(&self, _req: &Request, ino: INodeNo, fh: FileHandle, _lock_owner: LockOwner, reply: ReplyEmpty) {
+        let fs = self.fs.clone();
+        self.rt.spawn(async move {
+            match fs.close(fh.0).await {
+                Ok(()) => reply.ok(),
+                Err(err) => reply.error(errno("close", ino.0, &err)),
+            }
+        });
+    }
+
+    fn fsync(&self, _req: &Request, ino: INodeNo, fh: FileHandle, _datasync: bool, reply: ReplyEmpty) {
+        let fs = self.fs.clone();
+        self.rt.spawn(async move {
+            match fs.fsync(fh.0).await {
+                Ok(()) => reply.ok(),
+                Err(err) => reply.error(errno("fsync", ino.0, &err)),
+            }
+        });
+    }
+
+    fn fsyncdir(&self, _req: &Request, _ino: INodeNo, _fh: FileHandle, _datasync: bool, reply: ReplyEmpty) {
         reply.ok();
+    }
+
+    fn write(
+        &self,
+        _req: &Request,
+        ino: INodeNo,
+        fh: FileHandle,
+        offset: u64,
+        data: &[u8],
+        _write_flags: WriteFlags,
+        _flags: OpenFlags,
+        _lock_owner: Option<LockOwner>,
+        reply: ReplyWrite,
+    ) {
+        let (fs, data) = (self.fs.clone(), Bytes::copy_from_slice(data));
+        self.rt.spawn(async move {
+            match fs.write(fh.0, offset, data).await {
+                Ok(n) => reply.written(n),
+                Err(err) => reply.error(errno("write", ino.0, &err)),
+            }
+        });
+    }
+
+    fn create(
+        &self,
+        _req: &Request,
+        parent: INodeNo,
+        name: &OsStr,
+        _mode: u32,
+        _umask: u32,
+        _flags: i32,
+        reply: ReplyCreate,
+    ) {
+        let Some(name) = name.to_str().map(str::to_owned) else { return reply.error(Errno::EINVAL) };
+        let fs = self.fs.clone();
+        self.rt.spawn(async move {
+            match fs.create(parent.0, &name).await {
+                Ok((attr, t, opened)) => {
+                    reply.created(&ttl(t), &file_attr(&attr), Generation(0), FileHandle(opened.fh), FopenFlags::empty())
+                }
+                Err(err) => reply.error(errno("create", parent.0, &err)),
+            }
+        });
+    }
+
+    fn mkdir(&self, _req: &Request, parent: INodeNo, name: &OsStr, _mode: u32, _umask: u32, reply: ReplyEntry) {
+        let Some(name) = name.to_str().map(str::to_owned) else { return reply.error(Errno::EINVAL) };
+        let fs = self.fs.clone();
+        self.rt.spawn(async move {
+            match fs.mkdir(parent.0, &name).await {
+                Ok((attr, t)) => reply.entry(&ttl(t), &file_attr(&attr), Generation(0)),
+                Err(err) => reply.error(errno("mkdir", parent.0, &err)),
+            }
+        });
+    }
+
+    fn unlink(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
+        let Some(name) = name.to_str().map(str::to_owned) else { return reply.error(Errno::ENOENT) };
+        let fs = self.fs.clone();
+        self.rt.spawn(async move {
+            match fs.unlink(parent.0, &name).await {
+                Ok(()) => reply.ok(),
+                Err(err) => reply.error(errno("unlink", parent.0, &err)),
+            }
+        });
+    }
+
+    fn rmdir(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
+        let Some(name) = name.to_str().map(str::to_owned) else { return reply.error(Errno::ENOENT) };
+        let fs = self.fs.clone();
+        self.rt.spawn(async move {
+            match fs.rmdir(parent.0, &name).await {
+                Ok(()) => reply.ok(),
+                Err(err) => reply.error(errno("rmdir", parent.0, &err)),
+            }
+        });
+    }
+
+    fn rename(
+        &self,
+        _req: &Request,
+        parent: INodeNo,
+        name: &OsStr,
+        newparent: INodeNo,
+        newname: &OsStr,
+        flags: RenameFlags,
+        reply: ReplyEmpty,
+    ) {
+        let (Some(name), Some(newname)) = (name.to_str().map(str::to_owned), newname.to_str().map(str::to_owned))
+        else {
+            return reply.error(Errno::EINVAL);
+        };
+        let fs = self.fs.clone();
+        self.rt.spawn(async move {
+            match fs.rename(parent.0, &name, newparent.0, &newname, flags.bits()).await {
+                Ok(()) => reply.ok(),
+                Err(err) => reply.error(errno("rename", parent.0, &err)),
+            }
+        });
+    }
+
+    fn setattr(
+        &self,
+        _req: &Request,
+        ino: INodeNo,
+        _mode: Option<u32>,
+        _uid: Option<u32>,
+        _gid: Option<u32>,
+        size: Option<u64>,
+        _atime: Option<TimeOrNow>,
+        mtime: Option<TimeOrNow>,
+        _ctime: Option<SystemTime>,
+        fh: Option<FileHandle>,
+        _crtime: Option<SystemTime>,
+        _chgtime: Option<SystemTime>,
+        _bkuptime: Option<SystemTime>,
+        _flags: Option<BsdFileFlags>,
+        reply: ReplyAttr,
+    ) {
+        let mtime = mtime.map(|t| match t {
+            TimeOrNow::SpecificTime(t) => t,
+            TimeOrNow::Now => SystemTime::now(),
+        });
+        let fs = self.fs.clone();
+        self.rt.spawn(async move {
+            match fs.setattr(ino.0, size, mtime, fh.map(|f| f.0)).await {
+                Ok((attr, t)) => reply.attr(&ttl(t), &file_attr(&attr)),
+                Err(err) => reply.error(errno("setattr", ino.0, &err)),
+            }
+        });
+    }
+
+    /// Providers keep regular files and folders only.
+    fn symlink(&self, _req: &Request, _parent: INodeNo, _name: &OsStr, _target: &Path, reply: ReplyEntry) {
+        reply.error(Errno::EPERM);
+    }
+
+    fn link(&self, _req: &Request, _ino: INodeNo, _newparent: INodeNo, _newname: &OsStr, reply: ReplyEntry) {
+        reply.error(Errno::EPERM);
+    }
+
+    fn mknod(
+        &self,
+        _req: &Request,
+        _parent: INodeNo,
+        _name: &OsStr,
+        _mode: u32,
+        _umask: u32,
+        _rdev: u32,
+        reply: ReplyEntry,
+    ) {
+        reply.error(Errno::EPERM);
+    }
+
+    fn setxattr(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        _name: &OsStr,
+        _value: &[u8],
+        _flags: i32,
+        _position: u32,
+        reply: ReplyEmpty,
+    ) {
+        reply.error(Errno::from_i32(libc::ENOTSUP));
+    }
+
+    fn removexattr(&self, _req: &Request, _ino: INodeNo, _name: &OsStr, reply: ReplyEmpty) {
+        reply.error(Errno::from_i32(libc::ENOTSUP));
     }
 
     /// No extended attributes. ENOSYS makes the kernel stop asking for the rest of the mount
@@ -203,9 +406,9 @@ impl fuser::Filesystem for Adapter {
         reply.error(Errno::ENOSYS);
     }
 
-    fn access(&self, _req: &Request, _ino: INodeNo, mask: fuser::AccessFlags, reply: ReplyEmpty) {
+    fn access(&self, _req: &Request, ino: INodeNo, mask: fuser::AccessFlags, reply: ReplyEmpty) {
         // Permission bits are checked by the kernel (default_permissions); only writes differ.
-        if mask.contains(fuser::AccessFlags::W_OK) {
+        if mask.contains(fuser::AccessFlags::W_OK) && !self.fs.is_writable(ino.0) {
             reply.error(Errno::EROFS);
         } else {
             reply.ok();

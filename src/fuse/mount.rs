@@ -32,6 +32,8 @@ pub struct MountOptions {
     /// Open files with `FOPEN_DIRECT_IO`.
     pub direct_io: bool,
     pub fsname: String,
+    /// No storage takes writes: the kernel refuses them itself.
+    pub read_only: bool,
 }
 
 pub struct Mounted {
@@ -48,7 +50,6 @@ pub fn mount(
     clean_stale_mount(mountpoint);
     let mut config = Config::default();
     config.mount_options = vec![
-        MountOption::RO,
         MountOption::NoAtime,
         MountOption::NoDev,
         MountOption::NoSuid,
@@ -56,6 +57,9 @@ pub fn mount(
         MountOption::FSName(options.fsname.clone()),
         MountOption::Subtype("panmount".into()),
     ];
+    if options.read_only {
+        config.mount_options.push(MountOption::RO);
+    }
     config.acl = if options.allow_other { SessionACL::All } else { SessionACL::Owner };
     // Callbacks only spawn tasks, so two loops reading /dev/fuse are plenty.
     config.n_threads = Some(2);

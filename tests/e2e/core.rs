@@ -143,12 +143,12 @@ fn listings_links_and_negatives_cost_one_remote_call_each() {
         let readers = (0..8).map(|_| {
             let fs = fs.clone();
             tokio::spawn(async move {
-                let fh = fs.open(ino, false).await.unwrap().fh;
+                let fh = fs.open(ino, false, false).await.unwrap().fh;
                 let mut out = Vec::new();
                 while (out.len() as u64) < size {
                     out.extend_from_slice(&fs.read(fh, out.len() as u64, 128 * 1024).await.unwrap());
                 }
-                fs.release(fh);
+                let _ = fs.release(fh).await;
                 out
             })
         });
@@ -208,7 +208,7 @@ fn a_down_storage_answers_eio_and_leaves_the_others_alone() {
             assert!(err.to_string().contains("invalid_account_or_password"), "{err}");
         }
         assert_eq!(bad.logins.load(Ordering::SeqCst), 1, "no login loop");
-        let fh = fs.open(fs.resolve("/good/readme.txt").await.unwrap(), false).await.unwrap().fh;
+        let fh = fs.open(fs.resolve("/good/readme.txt").await.unwrap(), false, false).await.unwrap().fh;
         assert_eq!(&fs.read(fh, 0, 1000).await.unwrap()[..], &sim.file_bytes("/Docs/readme.txt")[..]);
         // The read-only promise: opening for writing is EROFS.
         let err = fs.open(fs.resolve("/good/readme.txt").await.unwrap(), true).await.err().unwrap();
@@ -222,7 +222,7 @@ fn streaming_respects_the_memory_budget_and_keeps_head_and_tail_blocks() {
     let (sim, fs, big) = with_big_file(40 << 20, budget);
     sim.rt.block_on(async {
         let ino = fs.resolve("/s/big.bin").await.unwrap();
-        let fh = fs.open(ino, false).await.unwrap().fh;
+        let fh = fs.open(ino, false, false).await.unwrap().fh;
         let mut offset = 0u64;
         while offset < big.len() as u64 {
             let got = fs.read(fh, offset, 1 << 20).await.unwrap();
@@ -273,7 +273,7 @@ fn many_streams_share_the_memory_budget() {
             .map(|k| {
                 let (fs, big) = (fs.clone(), big.clone());
                 tokio::spawn(async move {
-                    let fh = fs.open(ino, false).await.unwrap().fh;
+                    let fh = fs.open(ino, false, false).await.unwrap().fh;
                     let (start, end) = (k * (8 << 20), k * (8 << 20) + (6 << 20));
                     let mut offset = start;
                     let mut peak = 0;
@@ -284,7 +284,7 @@ fn many_streams_share_the_memory_budget() {
                         let report = fs.stats_report();
                         peak = peak.max(field(&report, "used_bytes") + field(&report, "in_flight_bytes"));
                     }
-                    fs.release(fh);
+                    let _ = fs.release(fh).await;
                     peak
                 })
             })

@@ -163,6 +163,30 @@ impl InodeTable {
         self.nodes.iter().filter(|(_, n)| named(n)).map(|(&ino, _)| ino).collect()
     }
 
+    /// The path of `ino` in the mount (`/pikpak/Movies`), from the names the kernel knows.
+    pub fn path(&self, ino: u64) -> String {
+        let mut parts = Vec::new();
+        let mut at = ino;
+        while at != ROOT {
+            let Some(node) = self.nodes.get(&at) else { break };
+            parts.push(node.name.as_str());
+            at = node.parent;
+        }
+        parts.reverse();
+        format!("/{}", parts.join("/"))
+    }
+
+    /// The kernel renamed `name` in `parent` to `new_name` in `new_parent`: the same inode,
+    /// under its new name (what was there before is no longer reachable by name).
+    pub fn rename(&mut self, parent: u64, name: &str, new_parent: u64, new_name: &str) {
+        let Some(ino) = self.by_name.remove(&(parent, name.to_string())) else { return };
+        self.by_name.insert((new_parent, new_name.to_string()), ino);
+        if let Some(node) = self.nodes.get_mut(&ino) {
+            node.parent = new_parent;
+            node.name = new_name.to_string();
+        }
+    }
+
     pub fn add_lookup(&mut self, ino: u64) {
         if let Some(node) = self.nodes.get_mut(&ino) {
             node.lookups += 1;

@@ -23,9 +23,16 @@ use crate::stats::StorageStats;
 pub(super) const STALE_TTL: Duration = Duration::from_secs(10);
 
 impl Namespace {
-    /// The listing of `dir`, from cache, from the store, or from the driver (one call per
-    /// folder at a time).
+    /// The listing of `dir` as the mount shows it: the provider's, with the pending files
+    /// (`super::overlay`) over it.
     pub(super) async fn list(&self, storage: usize, dir: &Entry) -> Result<(Arc<Listing>, Duration)> {
+        let (listing, ttl) = self.list_remote(storage, dir).await?;
+        Ok((self.overlay.merge(&(storage, dir.id.clone()), listing), ttl))
+    }
+
+    /// The provider's listing of `dir`, from cache, from the store, or from the driver (one
+    /// call per folder at a time).
+    pub(super) async fn list_remote(&self, storage: usize, dir: &Entry) -> Result<(Arc<Listing>, Duration)> {
         let key = (storage, dir.id.clone());
         if let Some(hit) = self.meta.dir(&key) {
             return Ok(hit);

@@ -11,11 +11,13 @@
 mod dir;
 pub mod inode;
 mod listing;
+mod mutate;
+mod overlay;
 pub mod revalidate;
 pub mod warm;
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, SystemTime};
 
 use futures_util::future::join_all;
@@ -29,6 +31,7 @@ use crate::drivers::Entry;
 use crate::error::{Error, Result};
 pub use dir::{DirSlot, DirSnapshot};
 use inode::{InodeTable, Kind, ROOT};
+pub use mutate::Folder;
 
 /// Virtual folders never change while mounted: the kernel may trust them for a long time.
 const VIRTUAL_TTL: Duration = Duration::from_secs(24 * 3600);
@@ -62,6 +65,10 @@ pub struct Namespace {
     store: Option<Arc<MetaStore>>,
     /// Shown as the time of what has none (virtual folders, links without a time), not 1970.
     started: SystemTime,
+    /// Pending files shown over the listings, and the write path they come from (set when
+    /// some storage is writable).
+    overlay: overlay::Overlay,
+    writes: OnceLock<Arc<crate::write::Writes>>,
 }
 
 impl Namespace {
@@ -83,6 +90,8 @@ impl Namespace {
             owner: config.owner,
             store: config.store.clone(),
             started: SystemTime::now(),
+            overlay: overlay::Overlay::default(),
+            writes: OnceLock::new(),
         }
     }
 
@@ -217,8 +226,16 @@ impl Namespace {
     }
 
     fn remote_attr(&self, ino: u64, entry: &Entry) -> Attr {
-        let mtime = if entry.mtime == SystemTime::UNIX_EPOCH { self.started } else { entry.mtime };
-        self.owner.attr(ino, entry.is_dir, entry.size.unwrap_or(0), mtime)
+        let mut mtime = if entry.mtime == SystemTime::UNIX_EPOCH { self.started } else { entry.mtime };
+        let mut size = entry.size.unwrap_or(0);
+        if let Some(writes) = self.writes.get() {
+            // A pending file grows while it is written; a time set by `utimens` wins.
+            if let Some(upload) = crate::write::upload_of(&entry.id).and_then(|id| writes.get(id)) {
+                size = upload.staging.size();
+            }
+            mtime = writes.times.get(entry).unwrap_or(mtime);
+        }
+        self.owner.attr(ino, entry.is_dir, size, mtime)
     }
 
     /// Attributes from what the table holds, without asking anyone. The telemetry file is in

@@ -199,6 +199,15 @@ impl Namespace {
         self.background.done(&key);
     }
 
+    /// Tell the kernel to forget the attributes of `inodes` (off the runtime's workers).
+    pub(super) fn invalidate_inodes(&self, inodes: Vec<u64>) {
+        let Some(invalidate) = self.background.invalidate.lock().unwrap().clone() else { return };
+        if inodes.is_empty() {
+            return;
+        }
+        tokio::task::spawn_blocking(move || inodes.into_iter().for_each(|ino| invalidate.inode(ino)));
+    }
+
     /// A folder's listing changed from `old` to `new`: update the inodes the kernel holds and
     /// tell it what to forget.
     fn announce(&self, storage: usize, dir_id: &str, old: &Listing, new: &Listing) {

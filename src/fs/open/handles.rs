@@ -15,6 +15,11 @@ pub enum Handle {
         snapshot: DirSnapshot,
     },
     File(Arc<FileReader>),
+    /// A file not yet on its provider, read (and, for a writer, written) in its staging file.
+    Staged {
+        upload: Arc<crate::write::Upload>,
+        writer: bool,
+    },
     /// A snapshot of the telemetry report, taken at open.
     Stats(bytes::Bytes),
 }
@@ -36,8 +41,8 @@ impl Handles {
         self.open.lock().unwrap().get(&fh).cloned().ok_or(Error::BadHandle)
     }
 
-    pub fn remove(&self, fh: u64) {
-        self.open.lock().unwrap().remove(&fh);
+    pub fn remove(&self, fh: u64) -> Option<Arc<Handle>> {
+        self.open.lock().unwrap().remove(&fh)
     }
 
     pub fn len(&self) -> usize {

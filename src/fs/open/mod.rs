@@ -68,6 +68,11 @@ impl OpenFiles {
         self.handles.insert(Handle::Stats(report))
     }
 
+    /// A handle on a pending file's staging file.
+    pub fn open_staged(&self, upload: Arc<crate::write::Upload>, writer: bool) -> u64 {
+        self.handles.insert(Handle::Staged { upload, writer })
+    }
+
     /// A handle on the folder `ino` as `opendir` saw it.
     pub fn open_dir(&self, ino: u64, snapshot: DirSnapshot) -> u64 {
         self.handles.insert(Handle::Dir { ino, snapshot })
@@ -86,6 +91,7 @@ impl OpenFiles {
                 return Ok(report.slice(start..(start + size as usize).min(report.len())));
             }
             Handle::Dir { .. } => return Err(Error::IsDir),
+            Handle::Staged { .. } => return Err(Error::internal("a staged file is read through the write path")),
         };
         let stats = &reader.file.stats;
         tracing::trace!(fh, offset, size, "read");
@@ -97,9 +103,9 @@ impl OpenFiles {
         result
     }
 
-    /// Close a file or folder handle.
-    pub fn release(&self, fh: u64) {
-        self.handles.remove(fh);
+    /// Close a file or folder handle; the handle, for what the caller must finish.
+    pub fn release(&self, fh: u64) -> Option<Arc<Handle>> {
+        self.handles.remove(fh)
     }
 
     /// Handles open.

@@ -1,0 +1,199 @@
+//! The upload workers: a bounded pool that takes queued uploads in order, hands each to its
+//! driver, settles the name and place it landed under, and retries failures with back-off.
+//!
+//! After the driver's `upload` returns, the file may not be where the user left it: it may
+//! have been renamed or moved while it was uploading (the record says where it belongs now),
+//! or the provider may have stored it under another name because the name was taken (PikPak
+//! appends `(1)`). Then the file that holds the name (the one this write replaces) goes to the
+//! trash and the upload is renamed to it: the user gets what rename(2) and `O_TRUNC` promise,
+//! never a silent duplicate. A folder holding the name is left alone and the duplicate is
+//! reported.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use super::{Phase, Upload, Writes};
+use crate::drivers::{Entry, Progress, Staged};
+use crate::error::{Error, Result};
+use crate::stats::StorageStats;
+
+/// Uploads running at once, across storages: enough to overlap the round trips of small files,
+/// few enough that PikPak's 429 on bursts of uploads (OpenList#229) stays rare.
+const WORKERS: usize = 3;
+/// Attempts of an upload that keeps failing transiently before it is failed for good.
+const MAX_ATTEMPTS: u32 = 6;
+/// Back-off after the first failed attempt, doubled each time up to [`MAX_BACKOFF`].
+const FIRST_BACKOFF: Duration = Duration::from_secs(2);
+const MAX_BACKOFF: Duration = Duration::from_secs(120);
+
+pub(super) fn spawn_workers(writes: &Arc<Writes>) {
+    for _ in 0..WORKERS {
+        let writes = writes.clone();
+        tokio::spawn(async move {
+            loop {
+                let upload = next(&writes).await;
+                work(&writes, &upload).await;
+            }
+        });
+    }
+}
+
+async fn next(writes: &Writes) -> Arc<Upload> {
+    loop {
+        let notified = writes.queued.notified();
+        let id = writes.queue.lock().unwrap().pop_front();
+        match id.and_then(|id| writes.get(&id)) {
+            Some(upload) => {
+                // Reopened for writing since it was queued: its last close queues it again.
+                let taken = upload.phase.send_if_modified(|p| {
+                    let queued = *p == Phase::Queued;
+                    if queued {
+                        *p = Phase::Uploading;
+                    }
+                    queued
+                });
+                if taken {
+                    return upload;
+                }
+            }
+            None => notified.await,
+        }
+    }
+}
+
+async fn work(writes: &Arc<Writes>, upload: &Arc<Upload>) {
+    let storage = &writes.storages[upload.storage];
+    let record = upload.record();
+    let path = record.shown_path();
+    let started = Instant::now();
+    StorageStats::add(&storage.stats.uploads_started, 1);
+    tracing::info!(path = %path, size = record.size, "upload started");
+    let progress = Arc::new(Progress::new(0));
+    let reporter = tokio::spawn(report_progress(writes.clone(), upload.id.clone(), progress.clone()));
+    let result = upload_once(writes, upload, &progress).await;
+    reporter.abort();
+    writes.journal.clear_running(&upload.id);
+    let sent = progress.load(Ordering::Relaxed);
+    StorageStats::add(&storage.stats.bytes_uploaded, sent);
+    match result {
+        Ok(entry) => {
+            let record = upload.record();
+            if let Some(landing) = writes.landing.get() {
+                landing.landed(upload, &record, &entry);
+            }
+            StorageStats::add(&storage.stats.uploads_done, 1);
+            if sent == 0 && record.size > 0 {
+                StorageStats::add(&storage.stats.uploads_instant, 1);
+                tracing::info!(path = %record.shown_path(), size = record.size, "uploaded instantly: the provider had the content");
+            } else {
+                let secs = started.elapsed().as_secs_f64();
+                tracing::info!(path = %record.shown_path(), size = record.size, secs = format!("{secs:.1}"), "uploaded");
+            }
+            upload.phase.send_replace(Phase::Landed);
+            writes.forget(upload);
+        }
+        Err(_) if upload.cancelled.load(Ordering::SeqCst) => {
+            tracing::info!(path = %path, "upload of a deleted file stopped");
+            writes.forget(upload);
+        }
+        Err(err) => failed(writes, upload, err).await,
+    }
+}
+
+async fn failed(writes: &Arc<Writes>, upload: &Arc<Upload>, err: Error) {
+    let storage = &writes.storages[upload.storage];
+    let record = {
+        let mut record = upload.record.lock().unwrap();
+        record.attempts += 1;
+        record.last_error = Some(err.to_string());
+        record.failed = !err.is_transient() || record.attempts >= MAX_ATTEMPTS;
+        record.clone()
+    };
+    if let Err(put) = writes.put_record(record.clone()).await {
+        tracing::error!(path = %record.shown_path(), error = %put, "cannot update the upload journal");
+    }
+    if record.failed {
+        StorageStats::add(&storage.stats.uploads_failed, 1);
+        tracing::error!(
+            path = %record.shown_path(), attempts = record.attempts, error = %err,
+            "upload failed for good; its staged copy is kept (see panmount uploads)"
+        );
+        upload.phase.send_replace(Phase::Failed(err.to_string()));
+        writes.drained.notify_waiters();
+        return;
+    }
+    let backoff = (FIRST_BACKOFF * 2u32.pow(record.attempts.saturating_sub(1).min(10))).min(MAX_BACKOFF);
+    tracing::warn!(path = %record.shown_path(), attempt = record.attempts, error = %err, retry_in_secs = backoff.as_secs(), "upload failed; will retry");
+    upload.phase.send_replace(Phase::Writing);
+    let (writes, upload) = (writes.clone(), upload.clone());
+    tokio::spawn(async move {
+        tokio::time::sleep(backoff).await;
+        if !upload.staging.has_writers() {
+            let _ = writes.enqueue(&upload).await;
+        }
+    });
+}
+
+async fn upload_once(writes: &Writes, upload: &Upload, progress: &Progress) -> Result<Entry> {
+    let storage = &writes.storages[upload.storage];
+    storage.ensure_up().await?;
+    let writable = storage.writer()?;
+    let record = upload.record();
+    let hash = match record.hash.clone() {
+        Some(hash) => hash,
+        None => {
+            // Writes came out of order: hash the staged bytes now (blocking reads of a local file).
+            tokio::task::block_in_place(|| upload.staging.hash_from_file(writable))?
+        }
+    };
+    let staged = Staged { path: upload.staging.path.clone(), size: upload.staging.size(), hash };
+    let parent = Entry::root_folder(&record.parent_id);
+    let entry = storage.checked(writable.upload(&parent, &record.name, &staged, progress).await)?;
+    if upload.cancelled.load(Ordering::SeqCst) {
+        if let Err(err) = writable.trash(&entry).await {
+            tracing::warn!(path = %record.shown_path(), error = %err, "cannot trash the upload of a deleted file");
+        }
+        return Err(Error::NotFound);
+    }
+    settle(writes, upload, &record.parent_id, entry).await
+}
+
+/// Put the landed `entry` (in `uploaded_to`) where the record says the file is now, under its
+/// name, replacing the file that holds that name.
+async fn settle(writes: &Writes, upload: &Upload, uploaded_to: &str, entry: Entry) -> Result<Entry> {
+    let storage = &writes.storages[upload.storage];
+    let writable = storage.writer()?;
+    let want = upload.record();
+    if entry.name == want.name && uploaded_to == want.parent_id {
+        return Ok(entry);
+    }
+    let target = Entry::root_folder(&want.parent_id);
+    let holder = storage
+        .checked(storage.driver.list(&target).await)?
+        .into_iter()
+        .find(|e| e.name == want.name && e.id != entry.id);
+    match holder {
+        Some(folder) if folder.is_dir => {
+            tracing::warn!(path = %want.shown_path(), stored_as = %entry.name, "a folder holds the name; the upload keeps the provider's name");
+            return Ok(entry);
+        }
+        Some(old) => {
+            tracing::debug!(path = %want.shown_path(), "trashing the file this upload replaces");
+            storage.checked(writable.trash(&old).await)?;
+        }
+        None => {}
+    }
+    storage.checked(writable.rename(&entry, &Entry::root_folder(uploaded_to), &target, &want.name).await)
+}
+
+async fn report_progress(writes: Arc<Writes>, id: String, progress: Arc<Progress>) {
+    let pid = std::process::id();
+    loop {
+        let sent = progress.load(Ordering::Relaxed);
+        let journal = writes.journal.clone();
+        let id = id.clone();
+        let _ = tokio::task::spawn_blocking(move || journal.set_running(&id, super::Running { pid, sent })).await;
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+}
