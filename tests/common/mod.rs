@@ -139,6 +139,17 @@ impl Mount {
         env: &[(&str, &str)],
         args: &[&str],
     ) -> Mount {
+        Self::start_full(config, dir, env, args, &[])
+    }
+
+    /// [`Self::start_with_args`], with `mount_args` after the mount point (`--read-only`).
+    pub fn start_full(
+        config: (tempfile::TempDir, PathBuf),
+        dir: tempfile::TempDir,
+        env: &[(&str, &str)],
+        args: &[&str],
+        mount_args: &[&str],
+    ) -> Mount {
         let stderr_path = config.0.path().join("stderr.log");
         let child = Command::new(bin())
             .envs(env.iter().copied())
@@ -147,6 +158,7 @@ impl Mount {
             .arg(&config.1)
             .arg("--mountpoint")
             .arg(dir.path())
+            .args(mount_args)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(&stderr_path).unwrap())

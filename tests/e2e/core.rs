@@ -211,7 +211,7 @@ fn a_down_storage_answers_eio_and_leaves_the_others_alone() {
         let fh = fs.open(fs.resolve("/good/readme.txt").await.unwrap(), false, false).await.unwrap().fh;
         assert_eq!(&fs.read(fh, 0, 1000).await.unwrap()[..], &sim.file_bytes("/Docs/readme.txt")[..]);
         // The read-only promise: opening for writing is EROFS.
-        let err = fs.open(fs.resolve("/good/readme.txt").await.unwrap(), true).await.err().unwrap();
+        let err = fs.open(fs.resolve("/good/readme.txt").await.unwrap(), true, false).await.err().unwrap();
         assert_eq!(err.errno(), libc::EROFS);
     });
 }
