@@ -8,3 +8,4 @@ mod common;
 mod faults_api;
 mod faults_cdn;
 mod sim_cdn;
+mod sim_pikpak;
