@@ -1,6 +1,6 @@
 //! HTTP: one shared `reqwest` client (rustls), what a status means ([`status`]), the retry
 //! classifier and runner ([`retry`]), renew-once values ([`renew`]), per-endpoint rate limits
-//! ([`limit`]), and the validated ranged GET ([`range`]).
+//! ([`limit`]), the validated ranged GET ([`range`]), and object-store request signing ([`oss`]).
 
 use std::time::Duration;
 
@@ -81,6 +81,7 @@ pub fn redact_url(url: &str) -> String {
 
 pub mod limit;
 mod link;
+pub mod oss;
 pub mod range;
 pub mod renew;
 pub mod retry;

@@ -1,4 +1,4 @@
-//! PikPak wire types (pikpak-protocol.md §2, §4.5, §5, §7, §8.5, §8.6), serde only, no logic.
+//! PikPak wire types (pikpak-protocol.md §2, §4.5, §5, §7, §8.1–§8.7), serde only, no logic.
 //!
 //! Decoding is tolerant where the reference says real data varies: string-ints also accepted as
 //! JSON numbers (§2.3), and a size that is not one is unknown (`crate::drivers::size`); every
@@ -134,6 +134,45 @@ pub struct TaskList {
 #[serde(default)]
 pub struct NewTask {
     pub task: Option<Task>,
+}
+
+/// §8.1 and §8.7, the reply to a create (folder or upload init).
+#[derive(Default, Deserialize)]
+#[serde(default)]
+pub struct NewFile {
+    pub upload_type: String,
+    pub file: Option<File>,
+    pub resumable: Option<Resumable>,
+    pub task: Option<Task>,
+}
+
+/// §8.7, where the bytes of an upload go.
+#[derive(Default, Deserialize)]
+#[serde(default)]
+pub struct Resumable {
+    pub provider: String,
+    pub params: UploadParams,
+}
+
+/// §8.7, temporary object-store credentials. No `Debug`: it holds a secret and a token.
+#[derive(Default, Deserialize, Clone)]
+#[serde(default)]
+pub struct UploadParams {
+    pub access_key_id: String,
+    pub access_key_secret: String,
+    pub bucket: String,
+    pub endpoint: String,
+    /// RFC 3339.
+    pub expiration: String,
+    pub key: String,
+    pub security_token: String,
+}
+
+/// §8.3, §8.4: every batch call answers with a task to poll.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub struct BatchReply {
+    pub task_id: String,
 }
 
 #[cfg(test)]

@@ -47,6 +47,10 @@ pub enum Fault {
     WrongPassword,
     /// error_code 8 `file_space_not_enough`.
     SpaceFull,
+    /// error_code 3 `file_duplicated_name` or `file_rename_to_same_name`: the name is taken.
+    NameTaken,
+    /// error_code 9 `file_rename_uncompleted`: a rename right after a move; try again shortly.
+    RenameUncompleted,
     /// Transport failure or 5xx: may succeed when sent again (idempotent calls only).
     Transient,
     Other,
@@ -69,12 +73,16 @@ pub fn classify(status: u16, env: &ErrorEnvelope) -> Fault {
         Fault::RateLimited
     } else if code == 9 && err.starts_with("captcha") {
         Fault::Captcha
+    } else if code == 9 && err == "file_rename_uncompleted" {
+        Fault::RenameUncompleted
     } else if code == 4002 {
         Fault::LoginCaptcha
     } else if status == 401 || matches!(code, 16 | 4121 | 4122) || err == "unauthenticated" {
         Fault::AccessExpired
     } else if code == 8 || err == "file_space_not_enough" {
         Fault::SpaceFull
+    } else if code == 3 && matches!(err, "file_duplicated_name" | "file_rename_to_same_name") {
+        Fault::NameTaken
     } else {
         Fault::Other
     }
@@ -120,7 +128,8 @@ fn api_error(status: u16, headers: &HeaderMap, env: &ErrorEnvelope) -> ApiError 
         Fault::WrongPassword => {
             Error::Remote(format!("login refused: invalid_account_or_password{desc} (check username and password)"))
         }
-        Fault::SpaceFull => Error::Remote(format!("PikPak storage is full: file_space_not_enough{desc}")),
+        Fault::SpaceFull => Error::NoSpace(format!("PikPak storage is full: file_space_not_enough{desc}")),
+        Fault::NameTaken => Error::Exists,
         _ => Error::Remote(format!("PikPak refused: {what}{code}{desc}")),
     };
     ApiError { fault, error }
@@ -317,6 +326,11 @@ mod tests {
         assert_eq!(classify(429, &ErrorEnvelope::default()), Fault::RateLimited);
         assert_eq!(classify(400, &env("invalid_account_or_password", 4011, "")), Fault::WrongPassword);
         assert_eq!(classify(400, &env("file_space_not_enough", 8, "")), Fault::SpaceFull);
+        assert_eq!(classify(400, &env("file_duplicated_name", 3, "")), Fault::NameTaken);
+        assert_eq!(classify(400, &env("file_rename_to_same_name", 3, "")), Fault::NameTaken);
+        assert_eq!(classify(400, &env("file_name_empty", 3, "")), Fault::Other);
+        assert_eq!(classify(400, &env("file_rename_uncompleted", 9, "")), Fault::RenameUncompleted);
+        assert_eq!(classify(400, &env("file_move_or_copy_to_cur", 9, "")), Fault::Other);
         assert_eq!(classify(503, &ErrorEnvelope::default()), Fault::Transient);
         assert_eq!(classify(404, &env("not_found", 5, "")), Fault::Other);
     }
@@ -359,5 +373,8 @@ mod tests {
         assert!(matches!(e.error, Error::RateLimited { .. }));
         let e = api_error(400, &none, &env("file_space_not_enough", 8, ""));
         assert!(e.error.to_string().contains("full"));
+        assert!(matches!(e.error, Error::NoSpace(_)), "{e:?}");
+        let e = api_error(400, &none, &env("file_duplicated_name", 3, ""));
+        assert!(matches!(e.error, Error::Exists), "{e:?}");
     }
 }

@@ -3,7 +3,9 @@
 //! Files: [`identity`] (client identities and salts), [`captcha`] (captcha_sign and meta),
 //! [`client`] (one HTTP exchange, error classification, captcha tokens; shared with
 //! `pikpak_share`), [`auth`] (login, refresh rotation, persistence), [`links`] (link choice,
-//! expiry, time formats), [`api`] (wire types), [`offline`] (cloud-download tasks).
+//! expiry, time formats), [`api`] (wire types), [`offline`] (cloud-download tasks), and the
+//! write side: [`write`] (folders, rename, move, trash), [`upload`] (init, instant upload,
+//! completion) over [`store`] (the object store), [`gcid`] (the content hash).
 //!
 //! Every drive call goes through [`PikPak::call`], the request pipeline of §14: refresh ahead of
 //! `expires_in`; on an expired access token refresh once and retry once; on a captcha refusal
@@ -20,9 +22,13 @@ pub mod api;
 pub mod auth;
 pub mod captcha;
 pub mod client;
+pub mod gcid;
 pub mod identity;
 pub mod links;
 pub(crate) mod offline;
+mod store;
+pub mod upload;
+mod write;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::UNIX_EPOCH;
@@ -33,10 +39,10 @@ use serde_json::Value;
 
 use self::api::{About, File, FileList};
 use self::auth::{Credentials, Session};
-use self::client::{Client, Fault};
+use self::client::{ApiError, Client, Fault};
 use self::identity::{Identity, Platform};
 use super::pages::Pages;
-use super::{BuildContext, Driver, Entry, Link, OfflineTasks, Quota, decode};
+use super::{BuildContext, Driver, Entry, Link, OfflineTasks, Quota, Writable, decode};
 use crate::config::driver_options::{DriverOption, PROXY, flag, secret, text};
 use crate::config::{ConfigError, Options};
 use crate::error::{Error, Result};
@@ -146,10 +152,28 @@ impl PikPak {
         query: &[(&str, &str)],
         body: Option<&Value>,
     ) -> Result<Value> {
-        self.session.ensure_fresh(&self.client).await?;
+        self.call_api(method, path, query, body).await.map_err(Error::from)
+    }
+
+    /// [`Self::call`], with what a refusal means (`Fault`) for callers that branch on it.
+    /// Only GET and DELETE are sent again after a transport error or a 5xx: a create, a batch
+    /// call or a rename (PATCH: sent twice, the second finds the name taken) may have been
+    /// carried out already.
+    pub(crate) async fn call_api(
+        &self,
+        method: Method,
+        path: &str,
+        query: &[(&str, &str)],
+        body: Option<&Value>,
+    ) -> Result<Value, ApiError> {
+        let failed = |error| ApiError { fault: Fault::Other, error };
+        self.session.ensure_fresh(&self.client).await.map_err(failed)?;
         let url = &format!("{}{path}", self.client.api_base);
-        let policy =
-            if method == Method::POST { Policy::write(path, MAX_RETRIES) } else { Policy::read(path, MAX_RETRIES) };
+        let policy = if method == Method::GET || method == Method::DELETE {
+            Policy::read(path, MAX_RETRIES)
+        } else {
+            Policy::write(path, MAX_RETRIES)
+        };
         let (auth_retried, captcha_retried) = (&AtomicBool::new(false), &AtomicBool::new(false));
         let method = &method;
         // One attempt refreshes the token or re-mints the captcha (once per call each) and
@@ -174,12 +198,11 @@ impl PikPak {
                     _ => return Err(err),
                 };
                 if let Err(e) = renewed {
-                    return Ok(Err(e));
+                    return Ok(Err(failed(e)));
                 }
             }
         })
-        .await
-        .map_err(Error::from)?
+        .await?
     }
 
     pub(crate) fn entry(f: &File) -> Entry {
@@ -273,6 +296,10 @@ impl Driver for PikPak {
     }
 
     fn offline(&self) -> Option<&dyn OfflineTasks> {
+        Some(self)
+    }
+
+    fn writable(&self) -> Option<&dyn Writable> {
         Some(self)
     }
 }

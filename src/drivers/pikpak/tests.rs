@@ -129,7 +129,9 @@ mod fuzz {
     use serde::de::DeserializeOwned;
     use serde_json::Value;
 
-    use super::super::api::{About, CaptchaInit, ErrorEnvelope, File, FileList, NewTask, TaskList, Token};
+    use super::super::api::{
+        About, BatchReply, CaptchaInit, ErrorEnvelope, File, FileList, NewFile, NewTask, TaskList, Token,
+    };
     use super::super::{PikPak, links, offline};
     use crate::drivers::decode;
     use crate::drivers::pikpak_share::api::{ShareFileInfo, SharePage};
@@ -181,6 +183,12 @@ mod fuzz {
         "error_description",
         "detail",
         "captcha_token",
+        "upload_type",
+        "resumable",
+        "params",
+        "endpoint",
+        "expiration",
+        "task_id",
     ];
 
     /// Decode `v` as `T`: a value goes to `then`; an error must say what and where.
@@ -215,6 +223,8 @@ mod fuzz {
             check::<ShareFileInfo>(&v, |i| use_file(&i.file_info));
             check::<TaskList>(&v, |l| l.tasks.into_iter().for_each(|t| assert!(offline::task(t).progress <= 100)));
             check::<NewTask>(&v, drop);
+            check::<NewFile>(&v, |n| n.file.iter().for_each(use_file));
+            check::<BatchReply>(&v, drop);
             check::<About>(&v, drop);
             check::<Token>(&v, drop);
             check::<CaptchaInit>(&v, drop);
