@@ -173,9 +173,18 @@ async fn the_store_checks_signature_key_token_and_expiry() {
 
     // Credentials that expire at init.
     d.sim.pikpak.update(|k| k.upload_creds_ttl_secs = 0);
-    let (_, creds) = pending(&d, "late.txt", b"late").await;
+    let (late, creds) = pending(&d, "late.txt", b"late").await;
     let put = d.oss(&creds, Method::PUT, "", b"late".to_vec()).await.unwrap();
     assert_eq!((put.status, put.code()), (StatusCode::FORBIDDEN, "SecurityTokenExpired"));
+    // What a client does then: trash the pending file and init again, under the same name.
+    d.sim.pikpak.update(|k| k.upload_creds_ttl_secs = 600);
+    let task = d.batch("batchTrash", serde_json::json!({"ids": [late]})).await;
+    assert_eq!(d.task(&task).await["phase"], "PHASE_TYPE_COMPLETE");
+    let (_, v) = d.init("", "late.txt", b"late").await;
+    assert_eq!(v["file"]["name"], "late.txt");
+    let put = d.oss(&v["resumable"]["params"], Method::PUT, "", b"late".to_vec()).await.unwrap();
+    assert_eq!(put.status, StatusCode::OK);
+    assert_eq!(std::fs::read(d.dir.path().join("late.txt")).unwrap(), b"late");
 }
 
 #[tokio::test(flavor = "multi_thread")]
