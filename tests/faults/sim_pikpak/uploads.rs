@@ -68,6 +68,12 @@ async fn single_put_stores_the_bytes_and_completes() {
     assert_eq!(std::fs::read(d.dir.path().join("new.txt")).unwrap(), content);
     assert_eq!(d.download(&id).await, content);
     assert_eq!((d.counter(|c| &c.single_puts), d.counter(|c| &c.store_body_bytes)), (1, 31));
+    // The credentials and the signature received are on the list a log must never show.
+    let secrets = d.sim.secrets.list();
+    for k in ["access_key_id", "access_key_secret", "security_token"] {
+        assert!(secrets.contains(&creds[k].as_str().unwrap().to_owned()), "{k}");
+    }
+    assert!(secrets.iter().any(|s| s.len() == 28 && s.ends_with('=')), "a base64 HMAC-SHA1 signature");
     // Now it is known content: an init of the same bytes is instant.
     let (_, v) = d.init("", "again.txt", &content).await;
     assert_eq!(v["file"]["phase"], "PHASE_TYPE_COMPLETE");
