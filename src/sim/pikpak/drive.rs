@@ -1,5 +1,8 @@
 //! Simulated drive API (pikpak-protocol.md §7, §8.5, §8.6, §13.10–§13.19): listing with filters
-//! and page tokens, file detail with signed links and medias, quota, offline tasks.
+//! (`phase`, `trashed`, `kind`) and page tokens, file detail with signed links and medias
+//! (pending files without links, trashed ones refused with code 9), quota, offline tasks. D3
+//! hands folders to `mutate::mkdir` and uploads to `upload::init`; T2 also answers the batch
+//! and upload tasks of `mutate`.
 
 use std::collections::HashMap;
 use std::sync::Arc;

@@ -53,8 +53,10 @@ pub struct PikPakSim {
     pub base_url: String,
     link_secret: String,
     data_dir: PathBuf,
-    /// Upload bodies and parts before they are complete; outside `data_dir`, removed on drop.
-    staging: PathBuf,
+    /// Upload bodies and parts before they are complete: a directory next to `data_dir` (so
+    /// a finished object is renamed into place, not copied) or else in the temp dir; made on
+    /// first use, removed on drop.
+    staging: std::sync::OnceLock<PathBuf>,
     knobs: Mutex<PikPakKnobs>,
     pub counters: Counters,
     /// Tokens issued, passwords received, link signatures minted.
@@ -163,13 +165,11 @@ impl PikPakSim {
     pub fn new(base_url: String, link_secret: String, data_dir: &Path, secrets: Arc<super::Secrets>) -> Self {
         let mut inner = Inner::default();
         scan(data_dir, data_dir, "", &mut inner.nodes);
-        let staging =
-            std::env::temp_dir().join(format!("panmount-sim-oss-{}-{:x}", std::process::id(), rand::random::<u64>()));
         PikPakSim {
             base_url,
             link_secret,
             data_dir: data_dir.to_path_buf(),
-            staging,
+            staging: std::sync::OnceLock::new(),
             knobs: Mutex::new(PikPakKnobs::default()),
             counters: Counters::default(),
             secrets,
@@ -290,7 +290,9 @@ impl PikPakSim {
 
 impl Drop for PikPakSim {
     fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.staging);
+        if let Some(dir) = self.staging.get() {
+            let _ = std::fs::remove_dir_all(dir);
+        }
     }
 }
 

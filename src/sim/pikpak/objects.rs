@@ -40,6 +40,10 @@ pub(super) async fn handle(State(st): State<Arc<PikPakSim>>, req: Request) -> Re
     let q = |name: &str| query.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone());
     let method = parts.method.as_str();
     let headers = &parts.headers;
+    // The signature received is a secret too (tests/e2e/secrets.rs greps logs for each).
+    if let Some((_, signature)) = headers.get("authorization").and_then(|v| v.to_str().ok()?.split_once(':')) {
+        st.secrets.record(signature);
+    }
     let checked = oss_auth::check(&st.lock(), method, headers, &key, &query);
     if let Err(code) = checked {
         drain(&st, body).await;

@@ -112,8 +112,9 @@ impl Inner {
         let dir = self.nodes.get(&n.parent_id).map_or("", |p| p.rel_path.as_str());
         let plain = !n.name.is_empty() && n.name != "." && n.name != ".." && n.name.len() <= 200;
         let plain = plain && !n.name.contains(['/', '\0']);
+        // Taken: by bytes on disk (not this node's), or reserved by a live pending upload.
         let free = |rel: &str| {
-            !self.nodes.values().any(|o| o.id != n.id && o.rel_path == rel)
+            !self.nodes.values().any(|o| o.id != n.id && o.rel_path == rel && !o.trashed)
                 && (rel == n.rel_path || !exists(data_dir, rel))
         };
         let want = format!("{dir}/{}", n.name);

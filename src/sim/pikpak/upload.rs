@@ -210,7 +210,12 @@ impl PikPakSim {
 
     /// Where upload bodies and parts wait (created on first use).
     pub(crate) fn staging_file(&self, name: &str) -> std::io::Result<PathBuf> {
-        std::fs::create_dir_all(&self.staging)?;
-        Ok(self.staging.join(name))
+        let dir = self.staging.get_or_init(|| {
+            let unique = format!("pikpak-sim-uploads-{}-{:x}", std::process::id(), rand::random::<u64>());
+            let beside = self.data_dir.parent().map(|p| p.join(format!(".{unique}")));
+            beside.filter(|dir| std::fs::create_dir(dir).is_ok()).unwrap_or_else(|| std::env::temp_dir().join(unique))
+        });
+        std::fs::create_dir_all(dir)?;
+        Ok(dir.join(name))
     }
 }

@@ -68,6 +68,12 @@ async fn single_put_stores_the_bytes_and_completes() {
     assert_eq!(std::fs::read(d.dir.path().join("new.txt")).unwrap(), content);
     assert_eq!(d.download(&id).await, content);
     assert_eq!((d.counter(|c| &c.single_puts), d.counter(|c| &c.store_body_bytes)), (1, 31));
+    // The credentials and the signature received are on the list a log must never show.
+    let secrets = d.sim.secrets.list();
+    for k in ["access_key_id", "access_key_secret", "security_token"] {
+        assert!(secrets.contains(&creds[k].as_str().unwrap().to_owned()), "{k}");
+    }
+    assert!(secrets.iter().any(|s| s.len() == 28 && s.ends_with('=')), "a base64 HMAC-SHA1 signature");
     // Now it is known content: an init of the same bytes is instant.
     let (_, v) = d.init("", "again.txt", &content).await;
     assert_eq!(v["file"]["phase"], "PHASE_TYPE_COMPLETE");
@@ -173,9 +179,18 @@ async fn the_store_checks_signature_key_token_and_expiry() {
 
     // Credentials that expire at init.
     d.sim.pikpak.update(|k| k.upload_creds_ttl_secs = 0);
-    let (_, creds) = pending(&d, "late.txt", b"late").await;
+    let (late, creds) = pending(&d, "late.txt", b"late").await;
     let put = d.oss(&creds, Method::PUT, "", b"late".to_vec()).await.unwrap();
     assert_eq!((put.status, put.code()), (StatusCode::FORBIDDEN, "SecurityTokenExpired"));
+    // What a client does then: trash the pending file and init again, under the same name.
+    d.sim.pikpak.update(|k| k.upload_creds_ttl_secs = 600);
+    let task = d.batch("batchTrash", serde_json::json!({"ids": [late]})).await;
+    assert_eq!(d.task(&task).await["phase"], "PHASE_TYPE_COMPLETE");
+    let (_, v) = d.init("", "late.txt", b"late").await;
+    assert_eq!(v["file"]["name"], "late.txt");
+    let put = d.oss(&v["resumable"]["params"], Method::PUT, "", b"late".to_vec()).await.unwrap();
+    assert_eq!(put.status, StatusCode::OK);
+    assert_eq!(std::fs::read(d.dir.path().join("late.txt")).unwrap(), b"late");
 }
 
 #[tokio::test(flavor = "multi_thread")]
