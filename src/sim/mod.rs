@@ -8,7 +8,7 @@
 //!
 //! Files: `cdn` (the file server), `auth_key` (123pan direct-link signature check), `range`
 //! (`Range` parsing, HTTP dates), `knobs` (fault knobs, counters), `sample` (sample tree, link
-//! tree text).
+//! tree text), `conn` (connections a fault can cut), `gcid` (PikPak's content hash).
 //!
 //! Routes:
 //! - `GET`/`HEAD /cdn/{path}`: the files (see [`cdn`]).
@@ -28,6 +28,8 @@
 
 pub mod auth_key;
 pub mod cdn;
+pub mod conn;
+pub mod gcid;
 pub mod knobs;
 pub mod pan123;
 pub mod pikpak;
@@ -173,12 +175,8 @@ pub async fn start(config: SimConfig) -> io::Result<SimHandle> {
         .layer(axum::middleware::from_fn_with_state((knobs.clone(), stats.clone()), outage));
     let mut signal = shutdown_rx;
     let task = tokio::spawn(async move {
-        use axum::serve::ListenerExt;
-        // Without TCP_NODELAY a response written in two pieces waits for the client's delayed
-        // ACK (40 ms on Linux): every small API call would cost that.
-        let listener = listener.tap_io(|tcp| {
-            let _ = tcp.set_nodelay(true);
-        });
+        let listener = conn::CuttableListener(listener);
+        let app = app.into_make_service_with_connect_info::<conn::CutSwitch>();
         let server = axum::serve(listener, app).with_graceful_shutdown(async move {
             let _ = signal.wait_for(|v| *v).await;
         });

@@ -1,5 +1,6 @@
-//! The fault matrix (tests/README.md): the simulated CDN's own behaviour (`sim_cdn`), and what
-//! a reader of a mount gets under each CDN fault (`faults_cdn`) and API fault (`faults_api`).
+//! The fault matrix (tests/README.md): the simulated CDN's own behaviour (`sim_cdn`), the
+//! simulated PikPak's write side (`sim_pikpak`), and what a reader of a mount gets under each
+//! CDN fault (`faults_cdn`) and API fault (`faults_api`).
 #![cfg(feature = "sim")]
 
 #[path = "../common/mod.rs"]
@@ -8,3 +9,4 @@ mod common;
 mod faults_api;
 mod faults_cdn;
 mod sim_cdn;
+mod sim_pikpak;

@@ -1,5 +1,8 @@
 //! Simulated drive API (pikpak-protocol.md §7, §8.5, §8.6, §13.10–§13.19): listing with filters
-//! and page tokens, file detail with signed links and medias, quota, offline tasks.
+//! (`phase`, `trashed`, `kind`) and page tokens, file detail with signed links and medias
+//! (pending files without links, trashed ones refused with code 9), quota, offline tasks. D3
+//! hands folders to `mutate::mkdir` and uploads to `upload::init`; T2 also answers the batch
+//! and upload tasks of `mutate`.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -20,11 +23,7 @@ type Q = Query<HashMap<String, String>>;
 /// A file object as listings show it (§7.3, §13.11: `links` and `medias` always present).
 pub(super) fn file_json(n: &Node) -> Value {
     let ext = n.name.rfind('.').map(|i| n.name[i..].to_owned()).unwrap_or_default();
-    let hash = if n.is_dir {
-        String::new()
-    } else {
-        md5_hex(format!("{}:{}", n.rel_path, n.size).as_bytes()).to_uppercase() + "00000000"
-    };
+    let deleted = if n.trashed { time(n.delete_time) } else { String::new() };
     json!({
         "kind": if n.is_dir { "drive#folder" } else { "drive#file" },
         "id": n.id, "parent_id": n.parent_id, "name": n.name, "user_id": "YRdkHHI8ZU8Ap0ER",
@@ -32,10 +31,10 @@ pub(super) fn file_json(n: &Node) -> Value {
         "mime_type": if n.is_dir { "" } else { "application/octet-stream" },
         "starred": false, "web_content_link": "",
         "created_time": time(n.mtime), "modified_time": time(n.mtime), "user_modified_time": time(n.mtime),
-        "icon_link": "", "thumbnail_link": "", "md5_checksum": "", "hash": hash,
-        "links": {}, "phase": "PHASE_TYPE_COMPLETE",
+        "icon_link": "", "thumbnail_link": "", "md5_checksum": "", "hash": n.hash,
+        "links": {}, "phase": n.phase(),
         "audit": {"status": "STATUS_OK", "message": "Normal resource", "title": ""},
-        "medias": [], "trashed": false, "delete_time": "", "original_url": "", "params": {},
+        "medias": [], "trashed": n.trashed, "delete_time": deleted, "original_url": "", "params": {},
         "original_file_index": 0, "space": "", "apps": [], "writable": true, "folder_type": "NORMAL",
         "collection": null,
     })
@@ -78,7 +77,7 @@ pub(super) fn detail_json(
     let other = inner
         .nodes
         .values()
-        .filter(|o| !o.is_dir && o.size != n.size && o.size > 0)
+        .filter(|o| !o.is_dir && o.is_complete() && o.size != n.size && o.size > 0)
         .max_by_key(|o| (o.size, o.id.clone()));
     let trans = other.map(|o| {
         media("720P", false, &st.cdn_link(&o.rel_path, &format!("T{}", &o.id[5..]), o.size, expire), &expire_json)
@@ -91,15 +90,56 @@ pub(super) fn detail_json(
     v
 }
 
-/// Children of `parent`, sorted by name, one page: (files, next_page_token).
+/// The `filters` a listing honours (§7.1): `phase` (`eq` or `in`), `trashed` and `kind` (`eq`).
+/// A node counts as trashed when it or a folder above it is in the trash.
+#[derive(Default)]
+pub(super) struct ListFilter {
+    phases: Option<Vec<String>>,
+    trashed: Option<bool>,
+    kind: Option<String>,
+}
+
+impl ListFilter {
+    /// What clients ask for in practice: complete, untrashed items.
+    pub(super) fn visible() -> Self {
+        ListFilter { phases: Some(vec!["PHASE_TYPE_COMPLETE".into()]), trashed: Some(false), kind: None }
+    }
+
+    /// From the `filters` query parameter (already checked by [`check_filters`]).
+    pub(super) fn parse(q: &HashMap<String, String>) -> Self {
+        let v = q.get("filters").and_then(|f| serde_json::from_str::<Value>(f).ok()).unwrap_or_default();
+        let phases = match (&v["phase"]["eq"], &v["phase"]["in"]) {
+            (Value::String(p), _) => Some(vec![p.clone()]),
+            (_, Value::String(list)) => Some(list.split(',').map(str::to_owned).collect()),
+            _ => None,
+        };
+        let trashed = match &v["trashed"]["eq"] {
+            Value::Bool(b) => Some(*b),
+            Value::String(s) => Some(s == "true"),
+            _ => None,
+        };
+        ListFilter { phases, trashed, kind: v["kind"]["eq"].as_str().map(str::to_owned) }
+    }
+
+    fn admits(&self, inner: &Inner, n: &Node) -> bool {
+        let kind = if n.is_dir { "drive#folder" } else { "drive#file" };
+        self.phases.as_ref().is_none_or(|p| p.iter().any(|x| x == n.phase()))
+            && self.trashed.is_none_or(|t| t == inner.in_trash(&n.id))
+            && self.kind.as_deref().is_none_or(|k| k == kind)
+    }
+}
+
+/// Children of `parent` the filter admits, sorted by name, one page: (files, next_page_token).
 pub(super) fn page(
     st: &PikPakSim,
     inner: &Inner,
     parent: &str,
     limit: &str,
     token: &str,
+    filter: &ListFilter,
 ) -> Result<(Vec<Value>, String), Response> {
-    let mut kids: Vec<&Node> = inner.nodes.values().filter(|n| n.parent_id == parent).collect();
+    let mut kids: Vec<&Node> =
+        inner.nodes.values().filter(|n| n.parent_id == parent && filter.admits(inner, n)).collect();
     if !parent.is_empty() && !inner.nodes.get(parent).is_some_and(|n| n.is_dir) {
         return Err(error(StatusCode::NOT_FOUND, "file_not_found", 5, "parent not found"));
     }
@@ -140,8 +180,8 @@ pub(super) async fn list(State(st): State<Arc<PikPakSim>>, headers: HeaderMap, Q
     }
     st.settle_tasks();
     let get = |k: &str| q.get(k).cloned().unwrap_or_default();
-    let inner = st.lock();
-    match page(&st, &inner, &get("parent_id"), &get("limit"), &get("page_token")) {
+    let inner = st.settled();
+    match page(&st, &inner, &get("parent_id"), &get("limit"), &get("page_token"), &ListFilter::parse(&q)) {
         Ok((files, next)) => ok(
             json!({ "kind": "drive#fileList", "next_page_token": next, "files": files, "version": "", "version_outdated": false }),
         ),
@@ -160,11 +200,14 @@ pub(super) async fn detail(
     }
     Counters::bump(&st.counters.details);
     st.settle_tasks();
-    let inner = st.lock();
+    let inner = st.settled();
     let Some(n) = inner.nodes.get(&id) else {
         return error(StatusCode::NOT_FOUND, "file_not_found", 5, "File not found");
     };
-    if n.is_dir {
+    if inner.in_trash(&id) {
+        return error(StatusCode::BAD_REQUEST, "file_in_recycle_bin", 9, "The file is in the recycle bin");
+    }
+    if n.is_dir || !n.is_complete() {
         return ok(file_json(n));
     }
     let transcode = st.knobs().transcode.then_some(true);
@@ -176,7 +219,7 @@ pub(super) async fn about(State(st): State<Arc<PikPakSim>>, headers: HeaderMap) 
     if let Err(r) = check_drive(&st, &headers, "GET:/drive/v1/about") {
         return r;
     }
-    let usage: u64 = st.lock().nodes.values().map(|n| n.size).sum();
+    let usage = st.settled().usage();
     ok(json!({
         "kind": "drive#about",
         "quota": {"kind": "drive#quota", "limit": st.knobs().quota_limit.to_string(), "usage": usage.to_string(),
@@ -185,14 +228,19 @@ pub(super) async fn about(State(st): State<Arc<PikPakSim>>, headers: HeaderMap) 
     }))
 }
 
-/// D3: only offline tasks (`UPLOAD_TYPE_URL`) are simulated; mkdir and uploads are refused.
+/// D3: a folder (`kind` `drive#folder`), an upload (`drive#file`, see [`super::upload`]) or an
+/// offline task (`UPLOAD_TYPE_URL`).
 pub(super) async fn create(State(st): State<Arc<PikPakSim>>, headers: HeaderMap, body: Bytes) -> Response {
     if let Err(r) = check_drive(&st, &headers, "POST:/drive/v1/files") {
         return r;
     }
     let body = body_fields(&body);
     if field(&body, "upload_type") != "UPLOAD_TYPE_URL" {
-        return error(StatusCode::BAD_REQUEST, "invalid_argument", 3, "the simulator only creates offline tasks");
+        return match field(&body, "kind").as_str() {
+            "drive#folder" => super::mutate::mkdir(&st, &body),
+            "drive#file" => super::upload::init(&st, &body),
+            _ => error(StatusCode::BAD_REQUEST, "invalid_argument", 3, "unknown kind"),
+        };
     }
     let url = body.get("url").map(|u| field(u, "url")).unwrap_or_default();
     if url.is_empty() {
@@ -277,7 +325,10 @@ pub(super) async fn task(
         return r;
     }
     st.settle_tasks();
-    let inner = st.lock();
+    let inner = st.settled();
+    if let Some(op) = inner.ops.get(&id) {
+        return ok(super::mutate::op_json(&inner, op));
+    }
     match inner.tasks.iter().find(|t| t.id == id) {
         Some(t) => ok(task_json(&st, t)),
         None => error(StatusCode::NOT_FOUND, "task_not_found", 5, "Task not found"),

@@ -51,7 +51,36 @@ pub struct PikPakKnobs {
     pub share_web_content_link: bool,
     /// How long an offline task runs before it completes and its file appears.
     pub offline_delay_ms: u64,
+    /// `quota.limit` of `about`; an upload init larger than limit − usage is refused (code 8).
     pub quota_limit: u64,
+    /// Object-store body throughput, bytes per second per request (None: as fast as it comes).
+    pub store_bytes_per_sec: Option<u64>,
+    /// The next N object and part PUTs fail as `put_fault` says.
+    pub put_fault_count: u32,
+    pub put_fault: PutFault,
+    /// The next N upload inits are answered HTTP 429.
+    pub init_429_count: u32,
+    /// Upload credentials expire this long after init (the real ones: 12 h, §8.7).
+    pub upload_creds_ttl_secs: u64,
+    /// Time between the last byte reaching the object store and the file turning COMPLETE.
+    /// Read when checked, so lowering it releases the files waiting.
+    pub completion_delay_ms: u64,
+    /// Time before a batchMove/batchTrash/batchUntrash/batchDelete task completes; the change
+    /// lands when it does. Read when checked, like `completion_delay_ms`.
+    pub batch_task_delay_ms: u64,
+}
+
+/// How a faulty object-store PUT fails (knob `put_fault`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PutFault {
+    /// 403 `SignatureDoesNotMatch`, after the body was read.
+    #[default]
+    Forbidden,
+    /// 500 `InternalError`, after the body was read.
+    ServerError,
+    /// The connection closed without an answer, halfway through the body.
+    Reset,
 }
 
 impl Default for PikPakKnobs {
@@ -76,6 +105,13 @@ impl Default for PikPakKnobs {
             share_web_content_link: false,
             offline_delay_ms: 300,
             quota_limit: 6 << 30,
+            store_bytes_per_sec: None,
+            put_fault_count: 0,
+            put_fault: PutFault::Forbidden,
+            init_429_count: 0,
+            upload_creds_ttl_secs: 12 * 3600,
+            completion_delay_ms: 0,
+            batch_task_delay_ms: 0,
         }
     }
 }
@@ -101,11 +137,34 @@ pub struct Counters {
     /// Quota calls (`/drive/v1/about`) that reached the drive API.
     pub abouts: AtomicU64,
     pub share_opens: AtomicU64,
+    /// Upload inits that created a file (instant or pending).
+    pub upload_inits: AtomicU64,
+    /// Inits answered with a complete file at once (known GCID, or size 0).
+    pub instant_uploads: AtomicU64,
+    /// Body bytes the object store received (every PUT and POST, refused ones included).
+    pub store_body_bytes: AtomicU64,
+    pub single_puts: AtomicU64,
+    pub part_puts: AtomicU64,
+    pub completes: AtomicU64,
+    pub aborts: AtomicU64,
+    /// 403s the object store sent (bad signature, key, token, expiry, and the fault knob).
+    pub store_403s: AtomicU64,
+    pub mkdirs: AtomicU64,
+    pub renames: AtomicU64,
+    pub batch_moves: AtomicU64,
+    pub batch_trashes: AtomicU64,
+    pub batch_untrashes: AtomicU64,
+    /// Permanent deletes: the driver must never call it (tests assert 0).
+    pub batch_deletes: AtomicU64,
 }
 
 impl Counters {
     pub fn bump(c: &AtomicU64) {
         c.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub fn add(c: &AtomicU64, n: u64) {
+        c.fetch_add(n, Ordering::Relaxed);
     }
 
     pub fn get(c: &AtomicU64) -> u64 {
@@ -120,7 +179,13 @@ impl Counters {
             "refresh_refused": g(&self.refresh_refused), "unauthenticated": g(&self.unauthenticated),
             "captcha_refused": g(&self.captcha_refused), "rate_limited": g(&self.rate_limited),
             "list_pages": g(&self.list_pages), "details": g(&self.details), "abouts": g(&self.abouts),
-            "share_opens": g(&self.share_opens),
+            "share_opens": g(&self.share_opens), "upload_inits": g(&self.upload_inits),
+            "instant_uploads": g(&self.instant_uploads), "store_body_bytes": g(&self.store_body_bytes),
+            "single_puts": g(&self.single_puts), "part_puts": g(&self.part_puts), "completes": g(&self.completes),
+            "aborts": g(&self.aborts), "store_403s": g(&self.store_403s), "mkdirs": g(&self.mkdirs),
+            "renames": g(&self.renames), "batch_moves": g(&self.batch_moves),
+            "batch_trashes": g(&self.batch_trashes), "batch_untrashes": g(&self.batch_untrashes),
+            "batch_deletes": g(&self.batch_deletes),
         })
     }
 }

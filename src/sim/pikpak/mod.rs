@@ -1,11 +1,17 @@
 //! The simulated PikPak: user API (captcha, signin, token, me), drive API (files, detail, about,
-//! offline tasks) and anonymous shares, on the same listener as the CDN, so `api_base` =
-//! `user_base` = the simulator's base URL. Behaviour follows pikpak-protocol.md §13; every
-//! answer is written here from `serde_json::json!` literals, never from the driver's types.
+//! offline tasks, mkdir, rename, batch move/trash/untrash/delete, upload init), the upload
+//! object store and anonymous shares, on the same listener as the CDN, so `api_base` =
+//! `user_base` = the simulator's base URL and the upload `endpoint` is its `host:port`.
+//! Behaviour follows pikpak-protocol.md §13 and the write decisions file; every answer is
+//! written here from `serde_json::json!` literals, never from the driver's types.
 //!
 //! Files: `knobs` (settings and counters), `auth` (A1–A4), `drive` (D1–D3, D13, T1–T3),
-//! `share` (S1–S3). This file holds the state: the tree (built once from `data_dir`: folders
-//! and files with stable ids derived from their paths), tokens, tasks, and the JSON helpers.
+//! `mutate` (mkdir, rename, batch calls and their tasks), `upload` (init, instant uploads,
+//! storing a finished object), `objects` (the OSS-compatible store), `oss_auth` (its request
+//! check), `tree` (paths, trash, free names, disk places, test lookups), `share` (S1–S3). This
+//! file holds the state: the tree (built once from `data_dir`: folders and files with stable
+//! ids derived from their paths; writes change it and the data dir together), tokens, tasks,
+//! and the JSON helpers.
 //!
 //! Choices where the reference is silent (§15): the wrong-password code is 4011; rate-limited
 //! drive calls answer HTTP 400 with error_code 10 (the status is unknown; a client must branch
@@ -19,7 +25,12 @@
 mod auth;
 mod drive;
 pub mod knobs;
+mod mutate;
+mod objects;
+mod oss_auth;
 mod share;
+mod tree;
+mod upload;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::{Path, PathBuf};
@@ -30,17 +41,22 @@ use axum::Router;
 use axum::body::{Body, Bytes};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::Response;
-use axum::routing::{get, post};
+use axum::routing::{any, get, post};
 use md5::{Digest, Md5};
 use serde_json::{Value, json};
 
-pub use knobs::{Counters, PikPakKnobs};
+pub use knobs::{Counters, PikPakKnobs, PutFault};
+pub use tree::NodeInfo;
 
 /// The simulated PikPak service. Tests reach it through `SimHandle::pikpak`.
 pub struct PikPakSim {
     pub base_url: String,
     link_secret: String,
     data_dir: PathBuf,
+    /// Upload bodies and parts before they are complete: a directory next to `data_dir` (so
+    /// a finished object is renamed into place, not copied) or else in the temp dir; made on
+    /// first use, removed on drop.
+    staging: std::sync::OnceLock<PathBuf>,
     knobs: Mutex<PikPakKnobs>,
     pub counters: Counters,
     /// Tokens issued, passwords received, link signatures minted.
@@ -59,6 +75,56 @@ pub(crate) struct Node {
     pub rel_path: String,
     /// What listings say instead of `size`, when a test set it ([`PikPakSim::disguise`]).
     pub listed_size: Option<Value>,
+    /// `hash` as listed: the GCID of uploaded content; for files found in the data dir or made
+    /// by offline tasks, a stand-in fixed when the node is made (hashing a large tree up front
+    /// would be slow). It does not change on rename or move.
+    pub hash: String,
+    /// The content's real GCID once known: uploads, and scanned files of a size an init asked
+    /// about (computed then, for instant uploads).
+    pub gcid: Option<String>,
+    /// `PHASE_TYPE_COMPLETE`; false while an upload waits for its bytes or its completion.
+    pub complete: bool,
+    /// When the object store got the whole object; the file turns complete once the
+    /// `completion_delay_ms` knob (as it is then) has passed since.
+    pub stored_at: Option<Instant>,
+    /// In the trash (this node itself; its descendants are hidden with it).
+    pub trashed: bool,
+    pub delete_time: u64,
+}
+
+impl Node {
+    /// A complete node made now; `hash` is the stand-in (files) or empty (folders).
+    pub(crate) fn new(id: String, parent_id: String, name: String, is_dir: bool, size: u64, rel_path: String) -> Self {
+        let hash = if is_dir {
+            String::new()
+        } else {
+            md5_hex(format!("{rel_path}:{size}").as_bytes()).to_uppercase() + "00000000"
+        };
+        Node {
+            id,
+            parent_id,
+            name,
+            is_dir,
+            size,
+            mtime: unix_now(),
+            rel_path,
+            listed_size: None,
+            hash,
+            gcid: None,
+            complete: true,
+            stored_at: None,
+            trashed: false,
+            delete_time: 0,
+        }
+    }
+
+    pub(crate) fn is_complete(&self) -> bool {
+        self.complete
+    }
+
+    pub(crate) fn phase(&self) -> &'static str {
+        if self.is_complete() { "PHASE_TYPE_COMPLETE" } else { "PHASE_TYPE_PENDING" }
+    }
 }
 
 pub(crate) struct CaptchaRec {
@@ -85,6 +151,10 @@ pub(crate) struct Inner {
     pub access: HashMap<String, Instant>,
     pub refresh: HashSet<String>,
     pub tasks: Vec<TaskRec>,
+    /// Batch (move, trash, ...) and upload tasks, by id.
+    pub ops: HashMap<String, mutate::OpTask>,
+    /// Uploads waiting for (or holding) their object, by object key.
+    pub uploads: HashMap<String, upload::Upload>,
     pub seq: u64,
 }
 
@@ -99,6 +169,7 @@ impl PikPakSim {
             base_url,
             link_secret,
             data_dir: data_dir.to_path_buf(),
+            staging: std::sync::OnceLock::new(),
             knobs: Mutex::new(PikPakKnobs::default()),
             counters: Counters::default(),
             secrets,
@@ -209,21 +280,18 @@ impl PikPakSim {
             if std::fs::write(&disk, super::sample::content(&rel_path, OFFLINE_FILE_SIZE)).is_err() {
                 continue;
             }
-            let mtime = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
-            inner.nodes.insert(
-                file_id.clone(),
-                Node {
-                    id: file_id,
-                    parent_id,
-                    name,
-                    is_dir: false,
-                    size: OFFLINE_FILE_SIZE,
-                    mtime,
-                    rel_path,
-                    listed_size: None,
-                },
-            );
+            inner
+                .nodes
+                .insert(file_id.clone(), Node::new(file_id, parent_id, name, false, OFFLINE_FILE_SIZE, rel_path));
             inner.tasks[i].done = true;
+        }
+    }
+}
+
+impl Drop for PikPakSim {
+    fn drop(&mut self) {
+        if let Some(dir) = self.staging.get() {
+            let _ = std::fs::remove_dir_all(dir);
         }
     }
 }
@@ -238,19 +306,11 @@ fn scan(root: &Path, dir: &Path, parent_id: &str, nodes: &mut BTreeMap<String, N
         let is_dir = meta.is_dir();
         let id = node_id(is_dir, &rel);
         let mtime = meta.modified().ok().and_then(|t| t.duration_since(UNIX_EPOCH).ok()).map_or(0, |d| d.as_secs());
-        nodes.insert(
-            id.clone(),
-            Node {
-                id: id.clone(),
-                parent_id: parent_id.to_owned(),
-                name: entry.file_name().to_string_lossy().into_owned(),
-                is_dir,
-                size: if is_dir { 0 } else { meta.len() },
-                mtime,
-                rel_path: rel,
-                listed_size: None,
-            },
-        );
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let size = if is_dir { 0 } else { meta.len() };
+        let mut node = Node::new(id.clone(), parent_id.to_owned(), name, is_dir, size, rel);
+        node.mtime = mtime;
+        nodes.insert(id.clone(), node);
         if is_dir {
             scan(root, &path, &id, nodes);
         }
@@ -337,13 +397,18 @@ pub fn router(sim: Arc<PikPakSim>) -> Router {
         .route("/v1/auth/token", post(auth::token))
         .route("/v1/user/me", get(auth::me))
         .route("/drive/v1/files", get(drive::list).post(drive::create))
-        .route("/drive/v1/files/{id}", get(drive::detail))
+        .route("/drive/v1/files/{id}", get(drive::detail).patch(mutate::rename))
+        .route("/drive/v1/files:batchMove", post(mutate::batch))
+        .route("/drive/v1/files:batchTrash", post(mutate::batch))
+        .route("/drive/v1/files:batchUntrash", post(mutate::batch))
+        .route("/drive/v1/files:batchDelete", post(mutate::batch))
         .route("/drive/v1/about", get(drive::about))
         .route("/drive/v1/tasks", get(drive::tasks).delete(drive::delete_tasks))
         .route("/drive/v1/tasks/{id}", get(drive::task))
         .route("/drive/v1/share", get(share::open))
         .route("/drive/v1/share/detail", get(share::detail))
         .route("/drive/v1/share/file_info", get(share::file_info))
+        .route(&format!("/{}/{{*key}}", upload::BUCKET), any(objects::handle))
         .route("/_sim/pikpak/knobs", get(knobs::get_knobs).put(knobs::put_knobs))
         .route("/_sim/pikpak/counters", get(knobs::get_counters))
         .with_state(sim)

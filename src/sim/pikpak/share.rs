@@ -11,7 +11,7 @@ use axum::response::Response;
 use serde_json::json;
 
 use super::auth::check_captcha;
-use super::drive::{check_filters, detail_json, page};
+use super::drive::{ListFilter, check_filters, detail_json, page};
 use super::knobs::Counters;
 use super::{PikPakSim, error, header_str, md5_hex, ok, reply};
 
@@ -92,7 +92,7 @@ pub(super) async fn open(State(st): State<Arc<PikPakSim>>, headers: HeaderMap, Q
         return status("PASS_CODE_ERROR");
     }
     let inner = st.lock();
-    let (files, next) = match page(&st, &inner, "", "100", "") {
+    let (files, next) = match page(&st, &inner, "", "100", "", &ListFilter::visible()) {
         Ok(p) => p,
         Err(r) => return r,
     };
@@ -111,7 +111,7 @@ pub(super) async fn detail(State(st): State<Arc<PikPakSim>>, headers: HeaderMap,
     }
     let get = |k: &str| q.get(k).cloned().unwrap_or_default();
     let inner = st.lock();
-    match page(&st, &inner, &get("parent_id"), &get("limit"), &get("page_token")) {
+    match page(&st, &inner, &get("parent_id"), &get("limit"), &get("page_token"), &ListFilter::parse(&q)) {
         Ok((files, next)) => {
             ok(json!({ "share_status": "OK", "share_status_text": "", "files": files, "next_page_token": next }))
         }
@@ -126,7 +126,8 @@ pub(super) async fn file_info(State(st): State<Arc<PikPakSim>>, headers: HeaderM
     Counters::bump(&st.counters.details);
     let k = st.knobs();
     let inner = st.lock();
-    let Some(n) = q.get("file_id").and_then(|id| inner.nodes.get(id)).filter(|n| !n.is_dir) else {
+    let found = q.get("file_id").and_then(|id| inner.nodes.get(id));
+    let Some(n) = found.filter(|n| !n.is_dir && n.is_complete() && !inner.in_trash(&n.id)) else {
         return error(StatusCode::NOT_FOUND, "file_not_found", 5, "File not found");
     };
     let info = detail_json(&st, &inner, n, k.share_web_content_link, k.transcode.then_some(false));
