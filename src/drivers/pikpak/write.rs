@@ -131,6 +131,10 @@ impl Writable for PikPak {
 
     async fn rename(&self, entry: &Entry, from: &Entry, to: &Entry, name: &str) -> Result<Entry> {
         if from.id == to.id {
+            if entry.name == name {
+                // The service refuses a rename to the same name (code 3): nothing to do.
+                return Ok(entry.clone());
+            }
             return self.patch_name(&entry.id, name).await;
         }
         self.batch("batchMove", json!({ "ids": [entry.id], "to": { "parent_id": to.id } })).await?;

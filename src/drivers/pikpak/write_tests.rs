@@ -97,6 +97,9 @@ async fn mkdir_rename_move_and_trash() {
     let f = e.w().rename(&f, &b, &b, "y.txt").await.unwrap();
     assert_eq!(f.name, "y.txt");
     assert_eq!(e.names(&b).await, ["y.txt"]);
+    let renames = e.count(|c| &c.renames);
+    assert_eq!(e.w().rename(&f, &b, &b, "y.txt").await.unwrap().name, "y.txt");
+    assert_eq!(e.count(|c| &c.renames), renames, "nothing to do for the same name");
     // Taken name: Exists.
     e.upload(&b, "z.txt", b"other").await.unwrap();
     assert!(matches!(e.w().rename(&f, &b, &b, "z.txt").await, Err(Error::Exists)));
