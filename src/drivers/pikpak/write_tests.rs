@@ -250,3 +250,37 @@ async fn a_stored_copy_that_does_not_match_is_trashed_and_an_error() {
     assert_eq!(e.sim.pikpak.trashed_paths(), ["/m.bin"]);
     assert_eq!(e.count(|c| &c.batch_deletes), 0);
 }
+
+/// The object store's own refusals, at the store level: credentials the store calls expired
+/// (while their `expiration` says otherwise) end the attempt; a bad signature is retried, then
+/// a transient error.
+#[tokio::test]
+async fn store_refusals_expired_and_bad_signature() {
+    use super::api::NewFile;
+    use super::store::{Body, Store};
+    let e = env().await;
+    let init = |name: &str| {
+        serde_json::json!({
+            "kind": "drive#file", "name": name, "size": "5", "hash": super::gcid::gcid(b"hello"),
+            "upload_type": "UPLOAD_TYPE_RESUMABLE", "objProvider": {"provider": "UPLOAD_TYPE_UNKNOWN"},
+            "parent_id": "", "folder_type": "NORMAL",
+        })
+    };
+    let params = |v: serde_json::Value| decode::<NewFile>("init", v).unwrap().resumable.unwrap().params;
+
+    e.sim.pikpak.update(|k| k.upload_creds_ttl_secs = 0);
+    let mut p = params(e.d.call(Method::POST, "/drive/v1/files", &[], Some(&init("a"))).await.unwrap());
+    p.expiration = "2999-01-01T00:00:00Z".into();
+    let store = Store { http: &e.d.client.http, params: &p };
+    let err = store.send(Method::PUT, &[], Body::Xml("hello")).await.unwrap_err();
+    assert!(err.expired, "{:?}", err.error);
+    assert_eq!(e.count(|c| &c.store_403s), 1, "not retried with the same credentials");
+
+    e.sim.pikpak.update(|k| k.upload_creds_ttl_secs = 3600);
+    let mut p = params(e.d.call(Method::POST, "/drive/v1/files", &[], Some(&init("b"))).await.unwrap());
+    p.access_key_secret.push('x');
+    let store = Store { http: &e.d.client.http, params: &p };
+    let err = store.send(Method::PUT, &[], Body::Xml("hello")).await.unwrap_err();
+    assert!(!err.expired && err.error.is_transient(), "{:?}", err.error);
+    assert_eq!(e.count(|c| &c.store_403s), 1 + 5, "tried 5 times");
+}
