@@ -284,3 +284,27 @@ async fn store_refusals_expired_and_bad_signature() {
     assert!(!err.expired && err.error.is_transient(), "{:?}", err.error);
     assert_eq!(e.count(|c| &c.store_403s), 1 + 5, "tried 5 times");
 }
+
+/// A rename refused with code 9 `file_rename_uncompleted` (right after a move) is tried again
+/// a few times, then reported.
+#[tokio::test]
+async fn rename_uncompleted_is_tried_again() {
+    let e = env().await;
+    let root = e.d.root();
+    let f = e.upload(&root, "u.txt", b"u").await.unwrap();
+    let refuse = |count| {
+        let body = serde_json::json!({"error": "file_rename_uncompleted", "error_code": 9, "error_description": "x"});
+        let fault =
+            crate::sim::ApiFault { status: 400, body, count, path_contains: format!("/drive/v1/files/{}", f.id) };
+        e.sim.knobs.update(|k| k.api_fault = Some(fault));
+    };
+    refuse(2);
+    let f = e.w().rename(&f, &root, &root, "v.txt").await.unwrap();
+    assert_eq!(e.names(&root).await, ["v.txt"]);
+    refuse(50);
+    let err = e.w().rename(&f, &root, &root, "w.txt").await.unwrap_err();
+    assert!(err.to_string().contains("file_rename_uncompleted"), "{err}");
+    let left = e.sim.knobs.get().api_fault.map_or(0, |f| f.count);
+    assert_eq!(left, 50 - 5, "five tries");
+    assert_eq!(e.names(&root).await, ["v.txt"]);
+}
