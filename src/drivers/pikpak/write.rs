@@ -144,7 +144,12 @@ impl Writable for PikPak {
             return Ok(Self::entry(&moved));
         }
         tracing::debug!(id = %entry.id, "moved; now renaming");
-        self.patch_name(&entry.id, name).await
+        let renamed = self.patch_name(&entry.id, name).await;
+        if let Err(e) = &renamed {
+            // Not undone: say where the file is, since the caller's error names the wanted name.
+            tracing::warn!(id = %entry.id, left_as = %moved.name, "moved, but not renamed: {e}");
+        }
+        renamed
     }
 
     async fn trash(&self, entry: &Entry) -> Result<()> {
