@@ -306,3 +306,5 @@ impl Driver for PikPak {
 
 #[cfg(test)]
 mod tests;
+#[cfg(all(test, feature = "sim"))]
+mod write_tests;

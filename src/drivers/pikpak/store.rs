@@ -74,7 +74,7 @@ pub(super) fn xml_text<'a>(xml: &'a str, tag: &str) -> Option<&'a str> {
 fn refusal(status: u16, headers: &reqwest::header::HeaderMap, body: &str) -> StoreError {
     let code = xml_text(body, "Code").unwrap_or("");
     if CREDENTIAL_CODES.contains(&code) {
-        return StoreError { expired: true, ..expired() };
+        return expired();
     }
     if let Some(error) = status::transient(status, headers) {
         return error.into();

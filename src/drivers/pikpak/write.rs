@@ -131,6 +131,10 @@ impl Writable for PikPak {
 
     async fn rename(&self, entry: &Entry, from: &Entry, to: &Entry, name: &str) -> Result<Entry> {
         if from.id == to.id {
+            if entry.name == name {
+                // The service refuses a rename to the same name (code 3): nothing to do.
+                return Ok(entry.clone());
+            }
             return self.patch_name(&entry.id, name).await;
         }
         self.batch("batchMove", json!({ "ids": [entry.id], "to": { "parent_id": to.id } })).await?;
@@ -140,7 +144,12 @@ impl Writable for PikPak {
             return Ok(Self::entry(&moved));
         }
         tracing::debug!(id = %entry.id, "moved; now renaming");
-        self.patch_name(&entry.id, name).await
+        let renamed = self.patch_name(&entry.id, name).await;
+        if let Err(e) = &renamed {
+            // Not undone: say where the file is, since the caller's error names the wanted name.
+            tracing::warn!(id = %entry.id, left_as = %moved.name, "moved, but not renamed: {e}");
+        }
+        renamed
     }
 
     async fn trash(&self, entry: &Entry) -> Result<()> {
