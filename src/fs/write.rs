@@ -201,11 +201,11 @@ impl Fs {
     /// `rm`: the file goes to the provider's trash (a pending one is simply not uploaded).
     pub async fn unlink(&self, parent: u64, name: &str) -> Result<()> {
         let (folder, _) = self.writable_folder(parent)?;
-        let entry = self.namespace.child(&folder, name).await?.ok_or(Error::NotFound)?;
+        let (entry, upload) = self.child_now(&folder, name).await?.ok_or(Error::NotFound)?;
         if entry.is_dir {
             return Err(Error::IsDir);
         }
-        self.remove_file(&folder, &entry).await
+        self.remove_file(&folder, &entry, upload).await
     }
 
     /// `rmdir`: an empty folder goes to the trash.
@@ -227,9 +227,9 @@ impl Fs {
 
     /// Remove the file `entry` of `folder`: a pending upload stops, and the provider's file of
     /// that name goes to the trash.
-    async fn remove_file(&self, folder: &Folder, entry: &Entry) -> Result<()> {
+    async fn remove_file(&self, folder: &Folder, entry: &Entry, upload: Option<Arc<Upload>>) -> Result<()> {
         let writable = self.storages[folder.storage].writer()?;
-        if let Some(upload) = upload_of(&entry.id).and_then(|id| self.writes().ok()?.get(id)) {
+        if let Some(upload) = upload {
             self.writes()?.cancel(&upload);
             self.namespace.hide_pending(folder.storage, &folder.entry.id, &entry.name, &upload.id);
         }
@@ -253,12 +253,12 @@ impl Fs {
             return Err(Error::CrossDevice);
         }
         let (_, writable) = self.writable_folder(parent)?;
-        let entry = self.namespace.child(&from, name).await?.ok_or(Error::NotFound)?;
+        let (entry, upload) = self.child_now(&from, name).await?.ok_or(Error::NotFound)?;
         let remote = remote_name(new_name)?;
         if from.entry.id == to.entry.id && entry.name == remote {
             return Ok(());
         }
-        if let Some(target) = self.namespace.child(&to, new_name).await? {
+        if let Some((target, target_upload)) = self.child_now(&to, new_name).await? {
             if flags & RENAME_NOREPLACE != 0 {
                 return Err(Error::Exists);
             }
@@ -266,21 +266,25 @@ impl Fs {
                 (false, true) => return Err(Error::IsDir),
                 (true, false) => return Err(Error::NotDir),
                 (true, true) => self.rmdir(new_parent, new_name).await?,
-                (false, false) => self.remove_file(&to, &target).await?,
+                (false, false) => self.remove_file(&to, &target, target_upload).await?,
             }
         }
         let storage = &self.storages[from.storage];
-        match upload_of(&entry.id).and_then(|id| self.writes().ok()?.get(id)) {
+        match upload {
             Some(upload) => {
-                // Not on the provider yet: only the journal changes. The provider's older file
-                // the pending one was replacing is gone with its name.
+                // Not on the provider yet: only the journal changes (unless it landed just now:
+                // then it is renamed there, as any file).
+                if let Err(Error::NotFound) = self.writes()?.rename(&upload, &to.entry.id, &to.path, &remote).await {
+                    return Box::pin(self.rename(parent, name, new_parent, new_name, flags)).await;
+                }
+                self.namespace.hide_pending(from.storage, &from.entry.id, &entry.name, &upload.id);
+                self.namespace.show_pending(&to, new_name, &upload);
+                // The provider's older file the pending one was replacing is gone with its name.
                 if let Some(old) = self.namespace.remote_child(&from, &entry.name).await?.filter(|e| !e.is_dir) {
                     storage.checked(writable.trash(&old).await)?;
                     self.namespace.patch(from.storage, &from.entry.id, |entries| entries.retain(|e| e.id != old.id));
                 }
-                self.namespace.hide_pending(from.storage, &from.entry.id, &entry.name, &upload.id);
-                self.writes()?.rename(&upload, &to.entry.id, &to.path, &remote).await?;
-                self.namespace.show_pending(&to, new_name, &upload);
+                tracing::debug!(from = %join(&from.path, name), to = %join(&to.path, new_name), phase = ?upload.phase(), "renamed a file not uploaded yet");
             }
             None => {
                 let moved = storage.checked(writable.rename(&entry, &from.entry, &to.entry, &remote).await)?;
@@ -326,9 +330,17 @@ impl Fs {
         }
         if let Some(mtime) = mtime {
             let (_, _, entry) = self.namespace.located(ino)?;
-            match upload_of(&entry.id).and_then(|id| writes.get(id)) {
-                Some(upload) => writes.set_mtime(&upload, mtime).await?,
-                None => {
+            let upload = upload_of(&entry.id).and_then(|id| writes.get(id));
+            let pending = match &upload {
+                Some(upload) => match writes.set_mtime(upload, mtime).await {
+                    Err(Error::NotFound) => false,
+                    other => other.map(|()| true)?,
+                },
+                None => false,
+            };
+            if !pending {
+                let (_, _, entry) = self.landed_entry(ino).await?;
+                {
                     let writes = writes.clone();
                     tokio::task::spawn_blocking(move || writes.times.set(&entry, mtime))
                         .await
@@ -339,9 +351,40 @@ impl Fs {
         self.getattr(ino).await
     }
 
+    /// Where `ino` is and its entry, once any upload of it that is landing has landed.
+    async fn landed_entry(&self, ino: u64) -> Result<(Folder, String, Entry)> {
+        for _ in 0..500 {
+            let (folder, shown, entry) = self.namespace.located(ino)?;
+            let landing =
+                upload_of(&entry.id).and_then(|id| self.writes().ok()?.get(id)).is_some_and(|u| u.is_settled());
+            if !landing {
+                return Ok((folder, shown, entry));
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+            self.getattr(ino).await?;
+        }
+        Err(Error::internal("an upload took too long to land"))
+    }
+
     /// Read from a pending file's staging file.
     pub(super) async fn read_staged(&self, upload: &Arc<Upload>, offset: u64, size: u32) -> Result<Bytes> {
         self.writes()?.read(upload, offset, size).await
+    }
+
+    /// What `name` in `folder` is now, and its upload when it is a pending file. A pending
+    /// entry whose upload is gone has just landed (or was cancelled): the listing then shows
+    /// what the provider holds, so it is looked up again.
+    async fn child_now(&self, folder: &Folder, name: &str) -> Result<Option<(Entry, Option<Arc<Upload>>)>> {
+        for _ in 0..500 {
+            let Some(entry) = self.namespace.child(folder, name).await? else { return Ok(None) };
+            let Some(id) = upload_of(&entry.id) else { return Ok(Some((entry, None))) };
+            match self.writes()?.get(id) {
+                Some(upload) if !upload.is_settled() => return Ok(Some((entry, Some(upload)))),
+                // Landing right now: the provider's entry shows in a moment.
+                _ => tokio::time::sleep(Duration::from_millis(10)).await,
+            }
+        }
+        Err(Error::internal(format!("{name} kept changing while it was looked up")))
     }
 
     /// The attributes of `name` in `parent`, which was just made (a kernel lookup).

@@ -11,6 +11,9 @@ pub use link::Link;
 /// retried like any transient failure. Long enough for a slow API answer, short enough that a
 /// stalled CDN costs a player one pause, not a hang (tests/README.md, "stalled body").
 pub const READ_TIMEOUT: Duration = Duration::from_secs(30);
+/// [`READ_TIMEOUT`] for object-store uploads: a store answers a PUT only once the whole body
+/// arrived, which on a slow uplink (PikPak users report 100 KB/s) takes minutes for a part.
+pub const UPLOAD_READ_TIMEOUT: Duration = Duration::from_secs(15 * 60);
 /// Connecting (DNS and TCP) may take this long.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -18,6 +21,8 @@ pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 #[derive(Clone)]
 pub struct HttpClient {
     pub inner: reqwest::Client,
+    /// The same settings, with [`UPLOAD_READ_TIMEOUT`]: for request bodies of file bytes.
+    pub upload: reqwest::Client,
 }
 
 /// The proxy schemes reqwest (with its `socks` feature) connects through.
@@ -38,17 +43,23 @@ fn check_proxy_scheme(proxy: &str) -> crate::error::Result<()> {
 
 impl HttpClient {
     pub fn new(proxy: Option<&str>) -> crate::error::Result<Self> {
-        let mut builder = reqwest::Client::builder()
-            .user_agent(concat!("panmount/", env!("CARGO_PKG_VERSION")))
-            .connect_timeout(CONNECT_TIMEOUT)
-            .read_timeout(READ_TIMEOUT)
-            .pool_idle_timeout(Duration::from_secs(60));
         if let Some(proxy) = proxy {
             check_proxy_scheme(proxy)?;
-            let proxy = reqwest::Proxy::all(proxy).map_err(|e| crate::error::Error::internal(format!("proxy: {e}")))?;
-            builder = builder.proxy(proxy);
         }
-        Ok(HttpClient { inner: builder.build()? })
+        let build = |read_timeout| -> crate::error::Result<reqwest::Client> {
+            let mut builder = reqwest::Client::builder()
+                .user_agent(concat!("panmount/", env!("CARGO_PKG_VERSION")))
+                .connect_timeout(CONNECT_TIMEOUT)
+                .read_timeout(read_timeout)
+                .pool_idle_timeout(Duration::from_secs(60));
+            if let Some(proxy) = proxy {
+                let proxy =
+                    reqwest::Proxy::all(proxy).map_err(|e| crate::error::Error::internal(format!("proxy: {e}")))?;
+                builder = builder.proxy(proxy);
+            }
+            Ok(builder.build()?)
+        };
+        Ok(HttpClient { inner: build(READ_TIMEOUT)?, upload: build(UPLOAD_READ_TIMEOUT)? })
     }
 }
 

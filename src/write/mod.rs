@@ -58,6 +58,12 @@ pub struct Upload {
     cancelled: AtomicBool,
     /// A write did not fit (`ENOSPC`): nothing of this file is uploaded.
     pub discard: AtomicBool,
+    /// `fsync` calls waiting for this upload (a retry goes ahead for them even while a handle
+    /// is open for writing).
+    syncing: std::sync::atomic::AtomicUsize,
+    /// The uploaded file is where its record says, under its name: the record no longer
+    /// changes (a rename now is a rename on the provider). Set under the record's lock.
+    settled: AtomicBool,
 }
 
 impl Upload {
@@ -67,6 +73,23 @@ impl Upload {
 
     pub fn phase(&self) -> Phase {
         self.phase.borrow().clone()
+    }
+
+    /// On the provider, where and as the user left it, about to be shown as the provider's
+    /// entry: callers wait for that and act on the provider's entry instead.
+    pub fn is_settled(&self) -> bool {
+        self.settled.load(Ordering::SeqCst)
+    }
+
+    /// Mark the upload settled if its record still names `parent_id` and `name`; false when
+    /// it changed meanwhile (the caller settles again).
+    fn settle_if_unchanged(&self, parent_id: &str, name: &str) -> bool {
+        let record = self.record.lock().unwrap();
+        let same = record.parent_id == parent_id && record.name == name;
+        if same {
+            self.settled.store(true, Ordering::SeqCst);
+        }
+        same
     }
 
     /// The entry the fs core shows for this file while it is pending: an id no provider uses
@@ -86,6 +109,17 @@ impl Upload {
 }
 
 /// The id a pending file is shown under (`Entry::id`); providers' ids never start with `\0`.
+/// Runs `f` when dropped (also when the future holding it is dropped).
+fn scopeguard<F: FnMut() -> usize>(f: F) -> impl Drop {
+    struct Guard<F: FnMut() -> usize>(F);
+    impl<F: FnMut() -> usize> Drop for Guard<F> {
+        fn drop(&mut self) {
+            (self.0)();
+        }
+    }
+    Guard(f)
+}
+
 pub fn pending_id(upload: &str) -> String {
     format!("\0pending:{upload}")
 }
@@ -163,6 +197,8 @@ impl Writes {
                 phase: watch::Sender::new(Phase::Queued),
                 cancelled: AtomicBool::new(false),
                 discard: AtomicBool::new(false),
+                syncing: Default::default(),
+                settled: AtomicBool::new(false),
             });
             self.uploads.lock().unwrap().insert(upload.id.clone(), upload.clone());
             out.push(upload);
@@ -224,6 +260,8 @@ impl Writes {
             phase: watch::Sender::new(Phase::Writing),
             cancelled: AtomicBool::new(false),
             discard: AtomicBool::new(false),
+            syncing: Default::default(),
+            settled: AtomicBool::new(false),
         });
         self.uploads.lock().unwrap().insert(id, upload.clone());
         Ok(upload)
@@ -371,6 +409,8 @@ impl Writes {
             self.queue.lock().unwrap().push_back(upload.id.clone());
             self.queued.notify_one();
         }
+        upload.syncing.fetch_add(1, Ordering::SeqCst);
+        let _done = scopeguard(|| upload.syncing.fetch_sub(1, Ordering::SeqCst));
         let mut phase = upload.phase.subscribe();
         loop {
             match &*phase.borrow_and_update() {
@@ -385,10 +425,14 @@ impl Writes {
         }
     }
 
-    /// The file was renamed or moved before it landed: only the journal changes.
+    /// The file was renamed or moved before it landed: only the journal changes. `NotFound`
+    /// when it has landed meanwhile ([`Upload::is_settled`]).
     pub async fn rename(&self, upload: &Arc<Upload>, parent_id: &str, parent_path: &str, name: &str) -> Result<()> {
         let record = {
             let mut record = upload.record.lock().unwrap();
+            if upload.is_settled() {
+                return Err(Error::NotFound);
+            }
             record.parent_id = parent_id.to_string();
             record.parent_path = parent_path.to_string();
             record.name = name.to_string();
@@ -402,10 +446,14 @@ impl Writes {
     }
 
     /// `utimens` on a pending file: kept in its record, and for the file once it lands.
+    /// `NotFound` when it has landed meanwhile ([`Upload::is_settled`]).
     pub async fn set_mtime(&self, upload: &Arc<Upload>, mtime: SystemTime) -> Result<()> {
         let ns = mtime.duration_since(UNIX_EPOCH).map(|d| d.as_nanos() as u64).unwrap_or(0);
         let record = {
             let mut record = upload.record.lock().unwrap();
+            if upload.is_settled() {
+                return Err(Error::NotFound);
+            }
             record.mtime_ns = Some(ns);
             record.clone()
         };
@@ -423,6 +471,14 @@ impl Writes {
         upload.phase.send_replace(Phase::Cancelled);
         if !uploading {
             self.forget(upload);
+        }
+    }
+
+    /// After a failed attempt's back-off: queue the upload again, unless a writer reopened it
+    /// and no `fsync` waits (its close queues it).
+    async fn retry(&self, upload: &Arc<Upload>) {
+        if !upload.staging.has_writers() || upload.syncing.load(Ordering::SeqCst) > 0 {
+            let _ = self.enqueue(upload).await;
         }
     }
 

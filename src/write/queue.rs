@@ -129,9 +129,7 @@ async fn failed(writes: &Arc<Writes>, upload: &Arc<Upload>, err: Error) {
     let (writes, upload) = (writes.clone(), upload.clone());
     tokio::spawn(async move {
         tokio::time::sleep(backoff).await;
-        if !upload.staging.has_writers() {
-            let _ = writes.enqueue(&upload).await;
-        }
+        writes.retry(&upload).await;
     });
 }
 
@@ -156,15 +154,23 @@ async fn upload_once(writes: &Writes, upload: &Upload, progress: &Progress) -> R
         }
         return Err(Error::NotFound);
     }
-    settle(writes, upload, &record.parent_id, entry).await
+    // Renamed while this runs? Settle again, until the record stays as it was.
+    let (mut entry, mut at) = (entry, record.parent_id);
+    loop {
+        let want = upload.record();
+        entry = settle(writes, &at, entry, &want).await?;
+        if upload.settle_if_unchanged(&want.parent_id, &want.name) {
+            return Ok(entry);
+        }
+        at = want.parent_id;
+    }
 }
 
 /// Put the landed `entry` (in `uploaded_to`) where the record says the file is now, under its
 /// name, replacing the file that holds that name.
-async fn settle(writes: &Writes, upload: &Upload, uploaded_to: &str, entry: Entry) -> Result<Entry> {
-    let storage = &writes.storages[upload.storage];
+async fn settle(writes: &Writes, uploaded_to: &str, entry: Entry, want: &super::Record) -> Result<Entry> {
+    let storage = writes.storages.iter().find(|s| s.path == want.storage).ok_or(Error::NotFound)?;
     let writable = storage.writer()?;
-    let want = upload.record();
     if entry.name == want.name && uploaded_to == want.parent_id {
         return Ok(entry);
     }

@@ -158,7 +158,7 @@ impl Store<'_> {
         let authorization = oss::authorization(&p.access_key_id, &p.access_key_secret, &req);
         let mut builder = self
             .http
-            .inner
+            .upload
             .request(method.clone(), &url)
             .header("Date", &date)
             .header("x-oss-security-token", &p.security_token)

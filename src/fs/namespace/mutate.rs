@@ -126,6 +126,7 @@ impl Landing for Namespace {
             entries.push(entry.clone());
         });
         self.overlay.remove(&(storage, record.parent_id.clone()), &record.name, &upload.id);
+        tracing::debug!(name = %record.name, parent = %record.parent_id, id = %entry.id, "landed: the provider's entry replaces the pending one");
         if let (Some(ns), Some(writes)) = (record.mtime_ns, self.writes.get()) {
             writes.times.set(entry, std::time::UNIX_EPOCH + std::time::Duration::from_nanos(ns));
         }
