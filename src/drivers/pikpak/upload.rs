@@ -103,6 +103,9 @@ impl PikPak {
         let created: NewFile = decode("upload init", v)?;
         let file = created.file.ok_or_else(|| Error::InvalidResponse("the upload init has no file".into()))?;
         let task_id = created.task.map(|t| t.id).unwrap_or_default();
+        if file.name != name {
+            self.clear_leftovers(parent, name, &file.id).await;
+        }
         let result = self.finish_upload(&file, created.resumable.map(|r| r.params), staged, progress).await;
         match result {
             Ok(entry) => Ok(Attempt::Done(entry)),
@@ -146,6 +149,34 @@ impl PikPak {
             .into());
         }
         Ok(Self::entry(&done))
+    }
+
+    /// The service stored the upload under another name: if what holds `name` is a file still
+    /// pending (an upload killed mid-way, by an earlier run of ours: it is invisible in
+    /// listings and never completes), it goes to the trash, so the core can rename the upload
+    /// back. A complete file holding the name is the core's to replace.
+    async fn clear_leftovers(&self, parent: &Entry, name: &str, keep: &str) {
+        const PENDING: &str = r#"{"phase":{"eq":"PHASE_TYPE_PENDING"},"trashed":{"eq":false}}"#;
+        let fetch = |token: String| async move {
+            let query = [
+                ("parent_id", parent.id.as_str()),
+                ("limit", "100"),
+                ("filters", PENDING),
+                ("page_token", token.as_str()),
+            ];
+            let v = self.call(Method::GET, "/drive/v1/files", &query, None).await?;
+            decode::<super::api::FileList>("file list", v)
+        };
+        let leftovers = super::collect_pages(&parent.id, fetch, |f| {
+            (f.name == name && f.id != keep && f.phase != PHASE_COMPLETE).then(|| Self::entry(f))
+        })
+        .await;
+        for leftover in leftovers.unwrap_or_default() {
+            tracing::info!(name, "trashing a half-finished upload an earlier run left under this name");
+            if let Err(e) = self.trash_id(&leftover.id).await {
+                tracing::warn!(name, "cannot trash a half-finished upload: {e}");
+            }
+        }
     }
 
     /// Poll `files/{id}` until the service lists it complete.
