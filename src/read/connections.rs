@@ -113,6 +113,11 @@ impl ConnectionLimit {
         self.queue.lock().unwrap().limit
     }
 
+    /// Whether a permit is free right now (nobody waits).
+    pub fn has_free(&self) -> bool {
+        self.queue.lock().unwrap().free > 0
+    }
+
     /// A permit; waiters with a lower `priority` (a file offset, or 0 for arrival order) go first.
     pub async fn acquire(self: &Arc<Self>, priority: u64) -> Permit {
         let rx = {

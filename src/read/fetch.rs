@@ -66,8 +66,12 @@ pub async fn fetch_run(file: Arc<OpenFile>, mut fillers: VecDeque<Filler>, reque
                             pos += chunk.len() as u64;
                             StorageStats::add(&file.stats.bytes_fetched, chunk.len() as u64);
                             deliver(&file, &mut fillers, chunk);
+                            // Only while the file has a connection free: several readers of
+                            // one file that use all of its connections gain nothing by it, and
+                            // their read-ahead past where they stop would be fetched sooner.
                             if stream.is_some()
                                 && in_last_round_trip(first_byte, body_start.elapsed(), pos - started, end - pos)
+                                && file.connections.has_free()
                             {
                                 match requests.hand_over(stream.take().unwrap()) {
                                     Ok(guard) => overlap = Some(guard),

@@ -40,9 +40,15 @@ pub async fn fetch_split(
 ) {
     let start = filler.key.index * file.block_size;
     let end = start + file.block_len(filler.key.index);
+    // The tail goes first and the head once the tail's response has started (or failed), so
+    // that a warm pooled connection, if there is one, carries the reader's bytes.
+    let (answered, started) = oneshot::channel();
     let (head, tail) = tokio::join!(
-        range_bytes(&file, start, start + split, None, &requests),
-        range_bytes(&file, start + split, end, Some((want, early)), &requests),
+        async {
+            let _ = started.await;
+            range_bytes(&file, start, start + split, None, None, &requests).await
+        },
+        range_bytes(&file, start + split, end, Some((want, early)), Some(answered), &requests),
     );
     match (head, tail) {
         (Ok(head), Ok(tail)) => {
@@ -58,12 +64,14 @@ pub async fn fetch_split(
 }
 
 /// Bytes `start..end` of the file by one ranged request (no retry: the caller falls back to
-/// `fetch_run`), handing the first `want` of them to `early` once they are there.
+/// `fetch_run`), handing the first `want` of them to `early` once they are there; `answered`
+/// is dropped once the response has started (or the request failed).
 async fn range_bytes(
     file: &OpenFile,
     start: u64,
     end: u64,
     mut early: Option<(usize, oneshot::Sender<Bytes>)>,
+    answered: Option<oneshot::Sender<()>>,
     requests: &Arc<ConnectionLimit>,
 ) -> Result<Bytes> {
     let link = file.link().await?;
@@ -76,6 +84,7 @@ async fn range_bytes(
             file.refused(&link);
         }
     })?;
+    drop(answered);
     let mut bytes = BytesMut::with_capacity((end - start) as usize);
     while let Some(chunk) = body.chunk().await? {
         StorageStats::add(&file.stats.bytes_fetched, chunk.len() as u64);
