@@ -9,6 +9,10 @@
 //!   budget, so a slow CDN that keeps cutting connections still finishes.
 //! - Anything that fails validation in `http::range` fails the blocks: those bytes never reach
 //!   a reader.
+//! - In its last round trip (the time its response took to start, at the rate its body
+//!   arrives) a request hands the handle's permit to the next part (`ConnectionLimit::
+//!   hand_over`), so that connection's idle round trip between two requests overlaps the
+//!   transfer.
 
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -21,6 +25,7 @@ use crate::http::range::get_range;
 use crate::http::retry::Backoff;
 use crate::stats::StorageStats;
 use bytes::Bytes;
+use std::time::{Duration, Instant};
 
 /// How long a finished request keeps its connection permit (see `fetch_run`).
 const POOL_RETURN: std::time::Duration = std::time::Duration::from_millis(2);
@@ -43,24 +48,42 @@ pub async fn fetch_run(file: Arc<OpenFile>, mut fillers: VecDeque<Filler>, reque
             Ok(link) => link,
             Err(err) => return fail_all(&file, fillers, err),
         };
-        let stream = requests.acquire(pos).await;
+        let mut stream = Some(requests.acquire(pos).await);
+        let mut overlap = None;
         let permit = file.connections.acquire(0).await;
         StorageStats::add(&file.stats.range_requests, 1);
         tracing::trace!(file = %file.entry.name, start = pos, end, "ranged request");
+        let asked = Instant::now();
         let err = match get_range(&file.http, &link, pos, end - 1, file.size).await {
-            Ok(mut body) => loop {
-                match body.chunk().await {
-                    Ok(Some(chunk)) => {
-                        backoff.reset();
-                        reminted = false;
-                        pos += chunk.len() as u64;
-                        StorageStats::add(&file.stats.bytes_fetched, chunk.len() as u64);
-                        deliver(&file, &mut fillers, chunk);
+            Ok(mut body) => {
+                let (first_byte, body_start, started) = (asked.elapsed(), Instant::now(), pos);
+                tracing::trace!(file = %file.entry.name, start = pos, first_byte_ms = first_byte.as_millis() as u64, "response");
+                loop {
+                    match body.chunk().await {
+                        Ok(Some(chunk)) => {
+                            backoff.reset();
+                            reminted = false;
+                            pos += chunk.len() as u64;
+                            StorageStats::add(&file.stats.bytes_fetched, chunk.len() as u64);
+                            deliver(&file, &mut fillers, chunk);
+                            // Only while the file has a connection free: several readers of
+                            // one file that use all of its connections gain nothing by it, and
+                            // their read-ahead past where they stop would be fetched sooner.
+                            if stream.is_some()
+                                && in_last_round_trip(first_byte, body_start.elapsed(), pos - started, end - pos)
+                                && file.connections.has_free()
+                            {
+                                match requests.hand_over(stream.take().unwrap()) {
+                                    Ok(guard) => overlap = Some(guard),
+                                    Err(permit) => stream = Some(permit),
+                                }
+                            }
+                        }
+                        Ok(None) => break None,
+                        Err(err) => break Some(err),
                     }
-                    Ok(None) => break None,
-                    Err(err) => break Some(err),
                 }
-            },
+            }
             Err(err) => Some(err),
         };
         if err.is_none() {
@@ -69,7 +92,7 @@ pub async fn fetch_run(file: Arc<OpenFile>, mut fillers: VecDeque<Filler>, reque
             // request reuse it instead of opening one more connection than the limit.
             tokio::time::sleep(POOL_RETURN).await;
         }
-        drop(stream);
+        drop((stream, overlap));
         let Some(err) = err else {
             drop(permit);
             file.connections.succeeded();
@@ -104,7 +127,7 @@ pub async fn fetch_run(file: Arc<OpenFile>, mut fillers: VecDeque<Filler>, reque
 
 /// Hand bytes to the block they belong to as they arrive (waiters are woken as soon as their
 /// bytes are there) and publish each block when it is whole.
-fn deliver(file: &OpenFile, fillers: &mut VecDeque<Filler>, mut chunk: Bytes) {
+pub(super) fn deliver(file: &OpenFile, fillers: &mut VecDeque<Filler>, mut chunk: Bytes) {
     while !chunk.is_empty() {
         let Some(filler) = fillers.front() else { return };
         let block_len = file.block_len(filler.key.index) as usize;
@@ -127,4 +150,10 @@ fn fail_all(file: &OpenFile, fillers: VecDeque<Filler>, err: Error) {
     for filler in fillers {
         filler.fail(err.clone());
     }
+}
+
+/// Whether the `left` bytes still to come of a response will arrive within about one round
+/// trip (`first_byte`, the time its headers took), at the rate `got` bytes took `elapsed`.
+fn in_last_round_trip(first_byte: Duration, elapsed: Duration, got: u64, left: u64) -> bool {
+    left as f64 * elapsed.as_secs_f64() <= got as f64 * first_byte.as_secs_f64()
 }

@@ -7,12 +7,18 @@
 //! request in a spawned task (so an interrupted read does not waste a download, and read-ahead
 //! runs in the background). The read then waits only for the blocks it needs.
 //!
-//! Parts are large because every request pays a round trip before its first byte: at 20 MB/s
-//! per connection and 30 ms, a 1 MiB part spends a third of its time waiting, an 8 MiB part
-//! 7%. A read's own blocks lead their part, and reach the reader as they arrive.
+//! Every request pays a round trip before its first byte, and HTTP/1.1 sends a connection's
+//! next request only once the last response has ended: a handle's request in its last round
+//! trip hands its permit over to the next part waiting (`connections::ConnectionLimit::
+//! hand_over`, up to `READER_OVERLAP` at a time), so the next part's round trip runs while the
+//! last bytes of the previous one arrive. That costs a few connections more than
+//! `READER_STREAMS` at the CDN, never more than the driver's per-file limit. A read's own
+//! blocks lead their part, and reach the reader as they arrive; a cold read deep inside a
+//! block is fetched from its offset first (`split`).
 
 pub mod connections;
 pub mod fetch;
+mod split;
 pub mod window;
 
 use std::collections::VecDeque;
@@ -31,7 +37,7 @@ use crate::http::HttpClient;
 use crate::http::Link;
 use crate::stats::StorageStats;
 use crate::storage::Storage;
-use connections::{ConnectionLimit, READER_STREAMS};
+use connections::{ConnectionLimit, READER_OVERLAP, READER_STREAMS};
 use window::{Window, WindowConfig};
 
 /// A file's head and tail this long are kept in the block cache's probe pool: media
@@ -155,7 +161,7 @@ impl Reader {
             file,
             window: Mutex::new(Window::new(self.window)),
             streaming: false.into(),
-            requests: ConnectionLimit::new(READER_STREAMS),
+            requests: ConnectionLimit::with_overlap(READER_STREAMS, READER_OVERLAP),
             streams: self.streams.clone(),
         }
     }
@@ -213,6 +219,9 @@ impl Reader {
         }
         let probe = |index: u64| index * bs < PROBE_REGION || (index + 1) * bs + PROBE_REGION > file.size;
 
+        // A cold read deep inside its block (no read-ahead: a seek) gets its bytes first.
+        let split_at = (offset - first * bs >= split::SPLIT_AFTER && ahead.is_none()).then(|| offset - first * bs);
+        let mut early = None;
         let mut needed = Vec::with_capacity((last - first + 1) as usize);
         let mut run: VecDeque<Filler> = VecDeque::new();
         let mut runs = Vec::new();
@@ -233,6 +242,14 @@ impl Reader {
                     }
                     runs.extend((!run.is_empty()).then(|| std::mem::take(&mut run)));
                     tokio::spawn(from_disk(file.clone(), filler, reader.requests.clone()));
+                }
+                Claim::Fetch(filler) if index == first && split_at.is_some() => {
+                    needed.push(Claim::Pending(filler.subscribe()));
+                    let split = split_at.unwrap();
+                    let want = ((end - offset).min(file.block_len(first) - split)) as usize;
+                    let (tx, rx) = tokio::sync::oneshot::channel();
+                    early = Some(rx);
+                    tokio::spawn(split::fetch_split(file.clone(), filler, split, want, tx, reader.requests.clone()));
                 }
                 Claim::Fetch(filler) => {
                     if index <= last {
@@ -263,7 +280,14 @@ impl Reader {
             let part = match claim {
                 Claim::Ready(bytes) if bytes.len() as u64 == file.block_len(index) => bytes.slice(from..to),
                 Claim::Ready(_) => return Err(crate::error::Error::internal("block of the wrong length in cache")),
-                Claim::Pending(slot) => blocks::wait_range(slot, from, to).await?,
+                Claim::Pending(slot) => match early.take() {
+                    // The split read's own bytes, or the block once it is whole if that failed.
+                    Some(rx) => match rx.await {
+                        Ok(bytes) => bytes,
+                        Err(_) => blocks::wait_range(slot, from, to).await?,
+                    },
+                    None => blocks::wait_range(slot, from, to).await?,
+                },
                 Claim::Fetch(_) => unreachable!("fetch claims were handed to runs"),
             };
             if part.len() != to - from {

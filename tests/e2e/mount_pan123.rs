@@ -159,10 +159,13 @@ fn token_expiry_mid_read_logs_in_again() {
     });
     let mount = Mount::start(&personal(&sim, 20));
     // Links die after 0.3 s and the read takes seconds: every new link needs
-    // download_info, whose token has expired by then.
+    // download_info, whose token has expired by then. The whole file is asked for at its first
+    // read (parallel read-ahead parts), so the requests after a link died are resumes: every
+    // body is cut after 300 kB, which takes over a second at this speed.
     sim.knobs().update(|k| {
         k.link_ttl_secs = Some(0.3);
-        k.throughput_bytes_per_sec = Some(768 * 1024);
+        k.throughput_bytes_per_sec = Some(256 * 1024);
+        k.reset_after_bytes = Some(300_000);
     });
     let bytes = read_all(&mount.path("/123/Movies/movie.mp4")).unwrap();
     assert_eq!(sha256(&bytes), sha256(&sim.file_bytes("/Movies/movie.mp4")));
