@@ -14,17 +14,19 @@ use crate::drivers::Entry;
 /// Past this many, the oldest half is dropped (a time is a nicety, never data).
 const MAX_TIMES: usize = 1_000_000;
 
+/// "id\0version" -> (nanoseconds since 1970, the order it was set in).
+type TimeMap = HashMap<String, (u64, u64)>;
+
 pub struct Times {
     path: PathBuf,
-    /// "id\0version" -> nanoseconds since 1970, and the order they were set in.
-    map: Mutex<(HashMap<String, (u64, u64)>, u64)>,
+    /// The times, and the next order number.
+    map: Mutex<(TimeMap, u64)>,
 }
 
 impl Times {
     /// The times stored at `path` (none when it is missing or unreadable).
     pub fn load(path: PathBuf) -> Times {
-        let map: HashMap<String, (u64, u64)> =
-            std::fs::read(&path).ok().and_then(|b| serde_json::from_slice(&b).ok()).unwrap_or_default();
+        let map: TimeMap = std::fs::read(&path).ok().and_then(|b| serde_json::from_slice(&b).ok()).unwrap_or_default();
         let next = map.values().map(|v| v.1).max().unwrap_or(0) + 1;
         Times { path, map: Mutex::new((map, next)) }
     }

@@ -61,6 +61,14 @@ fn prepare(sim: &Sim) {
 
 /// The values a log must not contain: each secret, and the random tail of a dotted token (a
 /// log that printed only part of a JWT would still leak its signature).
+/// The uploads of the trace test went through the object store, in parts, and instantly.
+fn h_counts_uploads(sim: &Sim) -> bool {
+    let c = &sim.handle().pikpak.counters;
+    c.part_puts.load(Ordering::Relaxed) >= 2
+        && c.single_puts.load(Ordering::Relaxed) >= 1
+        && c.instant_uploads.load(Ordering::Relaxed) >= 1
+}
+
 fn needles(secrets: &[String]) -> Vec<String> {
     let mut out = Vec::new();
     for s in secrets {
@@ -116,6 +124,16 @@ fn no_secret_reaches_the_log_at_trace_level() {
         assert_eq!(sha256(&read_all(&path).unwrap()), sha256(&movie), "{storage}");
         assert!(std::fs::read_dir(mount.path(&format!("{storage}/Docs"))).unwrap().count() > 0);
     }
+    // Uploads: a single PUT, a multipart one and an instant one, each signed with the upload
+    // credentials (key id, secret, security token) the simulator counts as secrets. fsync
+    // returns once each is on the provider.
+    let parts: Vec<u8> = (0..12u32 << 20).map(|i| (i.wrapping_mul(2654435761) >> 24) as u8).collect();
+    for (name, bytes) in [("small.bin", &parts[..300_000]), ("big.bin", &parts[..]), ("again.bin", &parts[..300_000])] {
+        let mut f = std::fs::File::create(mount.path(&format!("/pikpak/{name}"))).unwrap();
+        std::io::Write::write_all(&mut f, bytes).unwrap();
+        f.sync_all().unwrap();
+    }
+    assert!(h_counts_uploads(&sim), "{}", sim.handle().pikpak.counters.snapshot());
     let log = mount.log();
     assert!(mount.stop().success());
 

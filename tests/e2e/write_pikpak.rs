@@ -288,7 +288,8 @@ fn faults_on_the_way_still_end_with_the_exact_bytes() {
     let sim = Sim::start(false);
     let state = tempfile::tempdir().unwrap();
     let mount = Mount::start(&config(&sim, state.path(), ""));
-    let cases: [(&str, Box<dyn Fn(&mut panmount::sim::pikpak::PikPakKnobs)>); 5] = [
+    type Knob = Box<dyn Fn(&mut panmount::sim::pikpak::PikPakKnobs)>;
+    let cases: [(&str, Knob); 5] = [
         (
             "forbidden",
             Box::new(|k| {
