@@ -394,3 +394,73 @@ fn a_4k_write_in_the_middle_of_an_existing_file_and_times_kept() {
     assert_eq!(std::fs::metadata(mount.path("/pikpak/edit.bin")).unwrap().modified().unwrap(), when);
     assert!(mount.stop().success());
 }
+
+#[test]
+fn rsync_a_twice_transfers_nothing_the_second_time() {
+    if !fuse_tests_enabled() {
+        return;
+    }
+    let sim = Sim::start(false);
+    let state = tempfile::tempdir().unwrap();
+    let mount = Mount::start(&config(&sim, state.path(), ""));
+    let src = tempfile::tempdir().unwrap();
+    let mut files = Vec::new();
+    for i in 0..12u64 {
+        let dir = src.path().join(format!("s{}", i % 3));
+        std::fs::create_dir_all(&dir).unwrap();
+        let bytes = random_bytes(10_000 + i as usize * 997, 300 + i);
+        let path = dir.join(format!("r{i}.dat"));
+        std::fs::write(&path, &bytes).unwrap();
+        let f = std::fs::File::options().write(true).open(&path).unwrap();
+        f.set_modified(std::time::UNIX_EPOCH + Duration::from_secs(1_400_000_000 + i * 86_400)).unwrap();
+        files.push((format!("/rs/s{}/r{i}.dat", i % 3), bytes));
+    }
+    let rsync = |what: &str| {
+        let out = std::process::Command::new("rsync")
+            .args(["-a", "--stats"])
+            .arg(format!("{}/", src.path().display()))
+            .arg(mount.path("/pikpak/rs"))
+            .output()
+            .expect("rsync is installed (.ci/run installs it)");
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        assert!(out.status.success(), "{what}: {text}{}\n{}", String::from_utf8_lossy(&out.stderr), mount.log());
+        text
+    };
+    let first = rsync("first run");
+    assert!(first.contains("Number of regular files transferred: 12"), "{first}");
+    for (path, bytes) in &files {
+        wait_stored(&sim, &mount, path, bytes);
+    }
+    let second = rsync("second run");
+    assert!(second.contains("Number of regular files transferred: 0"), "{second}");
+    assert!(mount.stop().success());
+}
+
+#[test]
+fn a_name_the_mount_escapes_round_trips_through_the_provider() {
+    if !fuse_tests_enabled() {
+        return;
+    }
+    let sim = Sim::start(false);
+    let state = tempfile::tempdir().unwrap();
+    let mount = Mount::start(&config(&sim, state.path(), ""));
+    // `／` is how the mount shows a `/` inside a provider's name (README, "Names"): written
+    // back, the provider gets the `/`, and the listing shows the same name again.
+    let bytes = random_bytes(2000, 12);
+    write_file(&mount.path("/pikpak/AC／DC.txt"), &bytes);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while sim.handle().pikpak.node("/AC/DC.txt").is_none_or(|n| n.phase != "PHASE_TYPE_COMPLETE") {
+        assert!(Instant::now() < deadline, "never stored as AC/DC.txt:\n{}", mount.log());
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(mount.stop().success());
+    let fresh = tempfile::tempdir().unwrap();
+    let mount = Mount::start(&config(&sim, fresh.path(), ""));
+    let names: Vec<String> = std::fs::read_dir(mount.path("/pikpak"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    assert!(names.contains(&"AC／DC.txt".to_string()), "{names:?}");
+    assert_eq!(read_all(&mount.path("/pikpak/AC／DC.txt")).unwrap(), bytes);
+    assert!(mount.stop().success());
+}
