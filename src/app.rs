@@ -230,7 +230,8 @@ pub async fn uploads(config: &Config, watch: bool) -> Result<(), AppError> {
         let records = journal.records();
         let failed = records.iter().filter(|r| r.failed).count();
         print!("{}", crate::write::report::table(&journal, &records));
-        if !watch || records.is_empty() {
+        // Failed uploads stay until a restart tries them again: watching them changes nothing.
+        if !watch || records.iter().all(|r| r.failed) {
             return if failed > 0 {
                 Err(AppError::Failed(format!(
                     "{failed} upload(s) failed for good; their staged copies are in {}",

@@ -328,7 +328,8 @@ impl Writes {
     /// A `close` (FUSE flush): make what was written durable and recorded, before the call
     /// returns. Nothing to do when nothing was written since the last commit.
     pub async fn commit(&self, upload: &Arc<Upload>) -> Result<()> {
-        if !upload.staging.take_dirty() {
+        // A file deleted while open keeps its bytes for its handles, but nothing is recorded.
+        if !upload.staging.take_dirty() || upload.cancelled.load(Ordering::SeqCst) {
             return Ok(());
         }
         let (up, journal) = (upload.clone(), self.journal.clone());

@@ -464,3 +464,40 @@ fn a_name_the_mount_escapes_round_trips_through_the_provider() {
     assert_eq!(read_all(&mount.path("/pikpak/AC／DC.txt")).unwrap(), bytes);
     assert!(mount.stop().success());
 }
+
+#[test]
+fn an_upload_that_fails_for_good_is_eio_at_fsync_kept_and_listed() {
+    if !fuse_tests_enabled() {
+        return;
+    }
+    let sim = Sim::start(false);
+    let state = tempfile::tempdir().unwrap();
+    let config_file = write_config(&config(&sim, state.path(), ""));
+    let config_path = config_file.1.clone();
+    let mount = Mount::start_at(config_file, tempfile::tempdir().unwrap());
+    // The mount learns the quota with its first write (and keeps it a minute)...
+    write_file(&mount.path("/pikpak/first.txt"), b"first");
+    wait_stored(&sim, &mount, "/first.txt", b"first");
+    // ...then the drive fills up behind its back: the provider refuses the upload (code 8).
+    sim.handle().pikpak.update(|k| k.quota_limit = 1);
+    let bytes = random_bytes(1 << 20, 13);
+    let mut f = std::fs::File::create(mount.path("/pikpak/refused.bin")).unwrap();
+    f.write_all(&bytes).unwrap();
+    assert_eq!(errno_of(f.sync_all()), libc::EIO);
+    drop(f);
+    let (code, out, _) = common::run(&["uploads", config_path.to_str().unwrap()]);
+    let table = String::from_utf8_lossy(&out);
+    assert_eq!(code, 1, "{table}");
+    assert!(table.contains("failed") && table.contains("/pikpak/refused.bin"), "{table}");
+    assert!(mount.log().contains("upload failed for good"), "{}", mount.log());
+    // The staged copy is kept, byte for byte, until a restart tries again.
+    let staged: Vec<_> = std::fs::read_dir(state.path().join("uploads"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "data"))
+        .collect();
+    assert_eq!(staged.len(), 1);
+    assert_eq!(std::fs::read(&staged[0]).unwrap(), bytes);
+    assert!(sim.handle().pikpak.node("/refused.bin").is_none());
+    assert!(mount.stop().success());
+}
