@@ -205,8 +205,10 @@ fn mv_across_storages_copies_and_read_only_storages_refuse_writes() {
          username = \"alice@example.com\"\npassword = \"secret\"\nread_only = true\n\
          [[storage]]\npath = \"/share\"\ndriver = \"pikpak_share\"\napi_base = \"{b}\"\nuser_base = \"{b}\"\nshare_id = \"{id}\"\n\
          [[storage]]\npath = \"/rw2\"\ndriver = \"pikpak\"\napi_base = \"{b}\"\nuser_base = \"{b}\"\n\
-         username = \"alice@example.com\"\npassword = \"secret\"\nroot_folder_id = \"{}\"\n",
-        sim.handle().pikpak.id_of("/Docs").unwrap()
+         username = \"alice@example.com\"\npassword = \"secret\"\nroot_folder_id = \"{}\"\n\
+         [[storage]]\npath = \"/links\"\ndriver = \"123pan_link\"\norigin_urls = {}\n",
+        sim.handle().pikpak.id_of("/Docs").unwrap(),
+        toml::Value::String(sim.tree(panmount::sim::SizeMode::Full))
     );
     let mount = Mount::start(&(config(&sim, state.path(), "") + &second));
     let bytes = random_bytes(70_000, 4);
@@ -225,7 +227,7 @@ fn mv_across_storages_copies_and_read_only_storages_refuse_writes() {
 
     // Read-only storages: EROFS and nothing reaches the provider.
     let (mkdirs, inits) = (count(&sim, |c| &c.mkdirs), count(&sim, |c| &c.upload_inits));
-    for dir in ["/ro", "/share"] {
+    for dir in ["/ro", "/share", "/links"] {
         assert_eq!(errno_of(std::fs::create_dir(mount.path(&format!("{dir}/n")))), libc::EROFS, "{dir}");
         assert_eq!(errno_of(std::fs::File::create(mount.path(&format!("{dir}/f")))), libc::EROFS, "{dir}");
     }
