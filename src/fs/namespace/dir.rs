@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use futures_util::future::join_all;
 
-use super::inode::Kind;
+use super::inode::{Kind, RemoteEntry};
 use super::{Namespace, VIRTUAL_TTL};
 use crate::cache::meta::Listing;
 use crate::drivers::Entry;
@@ -155,6 +155,8 @@ impl Namespace {
                             _ => e.clone(),
                         };
                         let attr = self.remote_attr(0, &entry);
+                        let listing = snapshot.remote.as_ref().expect("a remote slot is in a listing");
+                        let entry = RemoteEntry::at(listing, i - fixed, entry);
                         let kind = Kind::Remote { storage: storage.expect("remote child of a remote folder"), entry };
                         let child = self.inodes.lock().unwrap().upsert_numbered(ino, name, kind, number(i));
                         (name, Attr { ino: child, ..attr }, dir_ttl)
