@@ -209,6 +209,13 @@ impl InodeTable {
         ino
     }
 
+    /// Room for `n` more inodes (a folder about to be read with readdirplus).
+    pub fn make_room(&mut self, n: usize) {
+        self.nodes.reserve(n);
+        let nodes = &self.nodes;
+        self.by_name.reserve(n, |i| Self::hash_of(&self.hasher, nodes, *i));
+    }
+
     /// `n` numbers no inode has or will have otherwise; the first of them.
     pub fn reserve(&mut self, n: u64) -> u64 {
         self.next += n;
