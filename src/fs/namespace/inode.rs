@@ -209,11 +209,13 @@ impl InodeTable {
         ino
     }
 
-    /// Room for `n` more inodes (a folder about to be read with readdirplus).
+    /// Room for at least `n` inodes in all (a folder of `n` entries about to be read with
+    /// readdirplus). Not `n` more: read again, the folder's entries already have theirs.
     pub fn make_room(&mut self, n: usize) {
-        self.nodes.reserve(n);
+        let more = n.saturating_sub(self.nodes.len());
+        self.nodes.reserve(more);
         let nodes = &self.nodes;
-        self.by_name.reserve(n, |i| Self::hash_of(&self.hasher, nodes, *i));
+        self.by_name.reserve(more, |i| Self::hash_of(&self.hasher, nodes, *i));
     }
 
     /// `n` numbers no inode has or will have otherwise; the first of them.
