@@ -140,7 +140,7 @@ pub fn renamed(entries: &[Entry]) -> Vec<(u32, String)> {
     // The common case, checked without copying a name (a folder may hold a million): every
     // name is shown as it is, and none twice.
     let mut seen = HashSet::with_capacity(entries.len());
-    if entries.iter().all(|e| e.name.len() <= MAX_NAME && is_plain(&e.name) && seen.insert(e.name.as_str())) {
+    if entries.iter().all(|e| shown_as_is(&e.name) && seen.insert(e.name.as_str())) {
         return Vec::new();
     }
     drop(seen);
@@ -152,6 +152,11 @@ pub fn renamed(entries: &[Entry]) -> Vec<(u32, String)> {
             (i as u32, name)
         })
         .collect()
+}
+
+/// Whether `name` is shown as it is (when no other entry of its folder has it too).
+pub fn shown_as_is(name: &str) -> bool {
+    name.len() <= MAX_NAME && is_plain(name)
 }
 
 /// `name` cut to at most `max` bytes, with a digest of `full` (the remote name) and the

@@ -43,10 +43,20 @@ pub struct Listing {
 impl Listing {
     /// A listing of `entries`, as the provider named them.
     pub fn new(entries: Vec<Entry>) -> Self {
-        let mut listing = Listing { renamed: names::renamed(&entries), entries, ..Listing::default() };
-        let mut by_name: Vec<u32> = (0..listing.entries.len() as u32).collect();
-        by_name.sort_unstable_by(|&a, &b| listing.shown(a as usize).cmp(listing.shown(b as usize)));
-        listing.by_name = by_name;
+        let mut by_name: Vec<u32> = (0..entries.len() as u32).collect();
+        let name = |i: &u32| entries[*i as usize].name.as_str();
+        by_name.sort_unstable_by(|a, b| name(a).cmp(name(b)));
+        // The common case, seen in the sorted index without a set of (a million) names: every
+        // name is shown as it is, and none twice; the index is then sorted by shown name.
+        let as_is = entries.iter().all(|e| names::shown_as_is(&e.name))
+            && by_name.windows(2).all(|pair| name(&pair[0]) != name(&pair[1]));
+        let mut listing = Listing { entries, by_name, ..Listing::default() };
+        if !as_is {
+            listing.renamed = names::renamed(&listing.entries);
+            let mut by_name = std::mem::take(&mut listing.by_name);
+            by_name.sort_unstable_by(|&a, &b| listing.shown(a as usize).cmp(listing.shown(b as usize)));
+            listing.by_name = by_name;
+        }
         listing
     }
 
@@ -252,6 +262,11 @@ mod tests {
         assert_eq!(listing.shown(0), "b");
         assert!(listing.named("").is_none() && listing.named("x/y").is_none());
         assert!(Listing::default().named("a").is_none());
+        // Plain names, one of them twice: the second is numbered.
+        let listing = Listing::new(["b", "a", "c", "a"].iter().map(|n| entry(n)).collect());
+        assert_eq!(listing.position("a"), Some(1));
+        assert_eq!(listing.position("a (2)"), Some(3));
+        assert_eq!(listing.position("b"), Some(0));
     }
 
     #[test]

@@ -60,9 +60,9 @@ impl Pan123Link {
         if !private_key.is_empty() {
             // Find unsignable URLs now rather than at the first read.
             for node in tree.files() {
-                let url = &node.file().expect("files() yields files").url;
-                auth_key::sign(url, &private_key, uid, 0, 0)
-                    .map_err(|e| options.error("origin_urls", format!("line {} of origin_urls: {e}", node.line)))?;
+                let url = node.file().expect("files() yields files").url;
+                auth_key::sign(&url, &private_key, uid, 0, 0)
+                    .map_err(|e| options.error("origin_urls", format!("line {} of origin_urls: {e}", node.line())))?;
             }
         }
         for warning in &tree.warnings {
@@ -76,11 +76,11 @@ impl Pan123Link {
         })
     }
 
-    fn entry(node: &Node) -> Entry {
+    fn entry(node: Node) -> Entry {
         match node.file() {
             None => Entry {
-                id: node.path.clone(),
-                name: node.name.clone(),
+                id: node.path(),
+                name: node.name().into_owned(),
                 is_dir: true,
                 // A folder's size means nothing in a mount (and OpenList's sum is not computed).
                 size: Some(0),
@@ -93,8 +93,8 @@ impl Pan123Link {
                 h.update(format!("\0{:?}\0{}", f.size, f.mtime).as_bytes());
                 let version = h.finalize()[..8].iter().map(|b| format!("{b:02x}")).collect();
                 Entry {
-                    id: node.path.clone(),
-                    name: node.name.clone(),
+                    id: node.path(),
+                    name: node.name().into_owned(),
                     is_dir: false,
                     size: f.size,
                     mtime: unix_to_system_time(f.mtime),
@@ -131,13 +131,13 @@ impl Driver for Pan123Link {
         let node = self.tree.get(&file.id).ok_or(Error::NotFound)?;
         let info = node.file().ok_or(Error::IsDir)?;
         if self.private_key.is_empty() {
-            return Ok(Link { url: info.url.clone(), headers: Vec::new(), expires_at: None });
+            return Ok(Link { url: info.url, headers: Vec::new(), expires_at: None });
         }
         let expires = unix_now().saturating_add(self.valid_duration.as_secs());
         // Non-negative, up to 2^63-1, like Go's rand.Int() in OpenList.
         let rand = rand::random::<u64>() >> 1;
         let url = auth_key::sign(&info.url, &self.private_key, self.uid, expires, rand)
-            .map_err(|e| Error::internal(format!("{}: {e}", node.path)))?;
+            .map_err(|e| Error::internal(format!("{}: {e}", node.path())))?;
         Ok(Link { url, headers: Vec::new(), expires_at: Some(UNIX_EPOCH + Duration::from_secs(expires)) })
     }
 }

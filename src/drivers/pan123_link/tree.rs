@@ -37,6 +37,13 @@
 //! - (g) a name whose percent-decoding is not UTF-8 keeps its raw (encoded) form, as an invalid
 //!   escape already does in OpenList.
 
+//!
+//! Memory (issue 12: a text of a million links): a file is 40 bytes and its URL, which sits
+//! with every other URL in one string; its name is derived from the URL when asked for (only a
+//! renamed duplicate's is stored), and its path from its folder's. Folders (few) keep their
+//! name, path and children.
+
+use std::borrow::Cow;
 use std::collections::{HashMap, HashSet};
 
 /// A parse failure, with the 1-based line of `origin_urls` it is about.
@@ -64,91 +71,174 @@ pub struct FileInfo {
     pub mtime: i64,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum NodeKind {
-    Folder,
-    File(FileInfo),
-}
+/// A folder or a file of the tree: a folder's index, or a file's with [`FILE`] set.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Child(u32);
 
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Node {
-    /// The name shown in the mount (decoded, possibly renamed by DIFFERENCE (d)).
-    pub name: String,
-    /// The full path in the tree: `/` for the root, `/Movies/a.mp4` below it, each name as
-    /// the mount shows it (`crate::names::escape`).
-    pub path: String,
-    /// The 1-based line that declared it (0 for the root).
-    pub line: usize,
-    pub kind: NodeKind,
-    /// Indices into the tree's nodes, in text order.
-    children: Vec<usize>,
-    /// The same, sorted by path: files are found by a binary search in their folder, so the
-    /// path index holds folders only (a million files would cost ~100 MB there).
-    sorted: Vec<u32>,
-}
+const FILE: u32 = 1 << 31;
 
-impl Node {
-    pub fn is_dir(&self) -> bool {
-        matches!(self.kind, NodeKind::Folder)
+impl Child {
+    fn folder(i: usize) -> Self {
+        Child(i as u32)
     }
-
-    pub fn file(&self) -> Option<&FileInfo> {
-        match &self.kind {
-            NodeKind::File(f) => Some(f),
-            NodeKind::Folder => None,
-        }
+    fn file(i: usize) -> Self {
+        Child(i as u32 | FILE)
+    }
+    fn split(self) -> Result<usize, usize> {
+        if self.0 & FILE == 0 { Ok(self.0 as usize) } else { Err((self.0 & !FILE) as usize) }
     }
 }
 
 #[derive(Debug, Clone)]
+struct Folder {
+    /// The name shown in the mount (possibly renamed by DIFFERENCE (d)).
+    name: String,
+    /// `/` for the root, `/Movies` below it, each name as the mount shows it
+    /// (`crate::names::escape`).
+    path: String,
+    line: usize,
+    /// In text order.
+    children: Vec<Child>,
+    /// The same, sorted by shown (escaped) name: a file is found by a binary search.
+    sorted: Vec<Child>,
+}
+
+#[derive(Debug, Clone)]
+struct File {
+    /// Where its URL starts in [`Tree::urls`], and its length.
+    url_at: usize,
+    url_len: u32,
+    line: u32,
+    size: Option<u64>,
+    mtime: i64,
+}
+
+#[derive(Debug, Clone)]
 pub struct Tree {
-    nodes: Vec<Node>,
+    folders: Vec<Folder>,
+    files: Vec<File>,
+    /// Every file's URL, one after the other.
+    urls: String,
+    /// The names of files renamed by DIFFERENCE (d); any other file's comes from its URL.
+    renamed: HashMap<u32, String>,
     /// Folders by path.
     by_path: HashMap<String, usize>,
     /// What the parse changed to make the tree mountable (renamed duplicates), for the log.
     pub warnings: Vec<String>,
 }
 
+/// A folder or file of a [`Tree`].
+#[derive(Debug, Clone, Copy)]
+pub struct Node<'t> {
+    tree: &'t Tree,
+    child: Child,
+    /// The folder it is in (the root's is itself).
+    parent: usize,
+}
+
+impl PartialEq for Node<'_> {
+    fn eq(&self, other: &Self) -> bool {
+        std::ptr::eq(self.tree, other.tree) && self.child == other.child
+    }
+}
+
+impl<'t> Node<'t> {
+    pub fn is_dir(&self) -> bool {
+        self.child.split().is_ok()
+    }
+
+    /// The name shown in the mount (decoded, possibly renamed by DIFFERENCE (d)).
+    pub fn name(&self) -> Cow<'t, str> {
+        self.tree.name(self.child)
+    }
+
+    /// The full path in the tree: `/` for the root, `/Movies/a.mp4` below it, each name as the
+    /// mount shows it (`crate::names::escape`).
+    pub fn path(&self) -> String {
+        match self.child.split() {
+            Ok(folder) => self.tree.folders[folder].path.clone(),
+            Err(_) => join(&self.tree.folders[self.parent].path, &crate::names::escape(&self.name())),
+        }
+    }
+
+    /// The 1-based line that declared it (0 for the root).
+    pub fn line(&self) -> usize {
+        match self.child.split() {
+            Ok(folder) => self.tree.folders[folder].line,
+            Err(file) => self.tree.files[file].line as usize,
+        }
+    }
+
+    pub fn file(&self) -> Option<FileInfo> {
+        let f = &self.tree.files[self.child.split().err()?];
+        Some(FileInfo { url: self.tree.url(f).to_string(), size: f.size, mtime: f.mtime })
+    }
+}
+
 impl Tree {
-    pub fn root(&self) -> &Node {
-        &self.nodes[0]
+    pub fn root(&self) -> Node<'_> {
+        Node { tree: self, child: Child::folder(0), parent: 0 }
     }
 
     /// The node at `path` (exact: `/Movies`, not `/Movies/`).
-    pub fn get(&self, path: &str) -> Option<&Node> {
+    pub fn get(&self, path: &str) -> Option<Node<'_>> {
         if let Some(&i) = self.by_path.get(path) {
-            return Some(&self.nodes[i]);
+            return Some(Node { tree: self, child: Child::folder(i), parent: 0 });
         }
-        let (parent, _) = path.rsplit_once('/')?;
-        let folder = &self.nodes[*self.by_path.get(if parent.is_empty() { "/" } else { parent })?];
-        let found = folder.sorted.binary_search_by(|&c| self.nodes[c as usize].path.as_str().cmp(path)).ok()?;
-        Some(&self.nodes[folder.sorted[found] as usize])
+        let (parent, name) = path.rsplit_once('/')?;
+        let parent = *self.by_path.get(if parent.is_empty() { "/" } else { parent })?;
+        let sorted = &self.folders[parent].sorted;
+        let found = sorted.binary_search_by(|&c| crate::names::escape(&self.name(c)).as_str().cmp(name)).ok()?;
+        Some(Node { tree: self, child: sorted[found], parent })
     }
 
     /// `node`'s children in text order (none for a file).
-    pub fn children<'t>(&'t self, node: &'t Node) -> impl Iterator<Item = &'t Node> + 't {
-        node.children.iter().map(|&i| &self.nodes[i])
+    pub fn children<'n>(&'n self, node: Node<'n>) -> impl Iterator<Item = Node<'n>> + 'n {
+        let parent = node.child.split().unwrap_or(0);
+        let children = node.child.split().map_or(&[][..], |f| &self.folders[f].children[..]);
+        children.iter().map(move |&child| Node { tree: self, child, parent })
     }
 
-    /// Every file, in text order.
-    pub fn files(&self) -> impl Iterator<Item = &Node> {
-        self.nodes.iter().filter(|n| !n.is_dir())
+    /// Every file, folder by folder.
+    pub fn files(&self) -> impl Iterator<Item = Node<'_>> + '_ {
+        self.folders.iter().enumerate().flat_map(move |(parent, folder)| {
+            folder.children.iter().filter(|c| c.split().is_err()).map(move |&child| Node { tree: self, child, parent })
+        })
     }
+
+    fn url(&self, f: &File) -> &str {
+        &self.urls[f.url_at..f.url_at + f.url_len as usize]
+    }
+
+    fn name(&self, child: Child) -> Cow<'_, str> {
+        match child.split() {
+            Ok(folder) => Cow::Borrowed(&self.folders[folder].name),
+            Err(file) => match self.renamed.get(&(file as u32)) {
+                Some(name) => Cow::Borrowed(name),
+                None => Cow::Owned(name_from_url(self.url(&self.files[file]))),
+            },
+        }
+    }
+}
+
+/// `parent`'s path joined with a child's shown (escaped) name.
+fn join(parent: &str, segment: &str) -> String {
+    if parent == "/" { format!("/{segment}") } else { format!("{parent}/{segment}") }
 }
 
 /// Parse `text`; `now_unix` is the mtime of files written with a size but no mtime.
 pub fn parse(text: &str, now_unix: i64) -> Result<Tree, ParseError> {
-    // Sized once: doubling a vector of a million nodes keeps two copies alive for a moment.
-    let mut nodes = Vec::with_capacity(text.bytes().filter(|&b| b == b'\n').count() + 2);
-    nodes.push(Node {
-        name: String::new(),
-        path: "/".to_string(),
-        line: 0,
-        kind: NodeKind::Folder,
-        children: Vec::new(),
-        sorted: Vec::new(),
-    });
-    // (node index, level); the synthetic root has level -1.
+    let root = Folder { name: String::new(), path: "/".into(), line: 0, children: Vec::new(), sorted: Vec::new() };
+    let mut tree = Tree {
+        folders: vec![root],
+        // Sized once: doubling a vector of a million files keeps two copies alive for a moment.
+        files: Vec::with_capacity(text.bytes().filter(|&b| b == b'\n').count() + 1),
+        urls: String::new(),
+        renamed: HashMap::new(),
+        by_path: HashMap::new(),
+        warnings: Vec::new(),
+    };
+    // (folder index, level); the synthetic root has level -1.
     let mut stack: Vec<(usize, i64)> = vec![(0, -1)];
     for (i, raw) in text.split('\n').enumerate() {
         let line = i + 1;
@@ -167,28 +257,30 @@ pub fn parse(text: &str, now_unix: i64) -> Result<Tree, ParseError> {
             stack.pop();
         }
         let parent = stack.last().map_or(0, |&(p, _)| p);
-        let index = nodes.len();
         // The suffix test comes first: any line ending in `:` is a folder (one colon removed).
-        let (name, kind) = if let Some(name) = rest.strip_suffix(':') {
+        let child = if let Some(name) = rest.strip_suffix(':') {
+            check_name(name).map_err(err)?;
+            let index = tree.folders.len();
             stack.push((index, level));
-            (name.to_string(), NodeKind::Folder)
+            let name = name.to_string();
+            tree.folders.push(Folder { name, path: String::new(), line, children: Vec::new(), sorted: Vec::new() });
+            Child::folder(index)
         } else {
-            let (name, info) = parse_file(rest, now_unix).map_err(err)?;
-            (name, NodeKind::File(info))
+            let (url, size, mtime) = parse_file(rest, now_unix).map_err(err)?;
+            let file = File { url_at: tree.urls.len(), url_len: url.len() as u32, line: line as u32, size, mtime };
+            tree.urls.push_str(url);
+            tree.files.push(file);
+            Child::file(tree.files.len() - 1)
         };
-        if matches!(kind, NodeKind::Folder) {
-            check_name(&name).map_err(err)?;
-        }
-        nodes[parent].children.push(index);
-        nodes.push(Node { name, path: String::new(), line, kind, children: Vec::new(), sorted: Vec::new() });
+        tree.folders[parent].children.push(child);
     }
-    let warnings = rename_duplicates(&mut nodes);
-    let by_path = assign_paths(&mut nodes);
-    Ok(Tree { nodes, by_path, warnings })
+    tree.urls.shrink_to_fit();
+    name_children(&mut tree);
+    Ok(tree)
 }
 
-/// `[size:][mtime:]URL` → (name, info).
-fn parse_file(line: &str, now_unix: i64) -> Result<(String, FileInfo), String> {
+/// `[size:][mtime:]URL` → (URL, size, mtime).
+fn parse_file(line: &str, now_unix: i64) -> Result<(&str, Option<u64>, i64), String> {
     // OpenList looks for `http://` first and only then for `https://`, so an https URL with
     // `http://` in its query splits there and then fails on the info part. Kept as is.
     let start = line
@@ -196,7 +288,6 @@ fn parse_file(line: &str, now_unix: i64) -> Result<(String, FileInfo), String> {
         .or_else(|| line.find("https://"))
         .ok_or_else(|| "url is required for file (a file line is [size:][mtime:]http(s)://...)".to_string())?;
     let (info, url) = line.split_at(start);
-    let name = name_from_url(url);
     let (size, mtime) = if info.is_empty() {
         // DIFFERENCE (a): unknown size, not 0. The mtime is 0 (1970) as in OpenList.
         (None, 0)
@@ -223,7 +314,7 @@ fn parse_file(line: &str, now_unix: i64) -> Result<(String, FileInfo), String> {
         // Parts after the mtime are ignored, as in OpenList.
         (Some(size), mtime)
     };
-    Ok((name, FileInfo { url: url.to_string(), size, mtime }))
+    Ok((url, size, mtime))
 }
 
 /// Go `path.Base` of the URL (DIFFERENCE (c): without query and fragment), then Go
@@ -287,60 +378,68 @@ fn check_name(name: &str) -> Result<(), String> {
     }
 }
 
-/// DIFFERENCE (d): the first of several equal names keeps it; the others become `a (2).mp4`,
-/// `a (3).mp4`, skipping any name already taken in the folder.
-fn rename_duplicates(nodes: &mut [Node]) -> Vec<String> {
+/// DIFFERENCE (d), then paths and sorted children, folder by folder (a folder comes after its
+/// parent, so its path is known when its own children are named).
+fn name_children(tree: &mut Tree) {
     let mut warnings = Vec::new();
-    for folder in 0..nodes.len() {
-        // The common case, checked without copying a name: no name twice in the folder.
-        let mut names = HashSet::with_capacity(nodes[folder].children.len());
-        if nodes[folder].children.iter().all(|&c| names.insert(nodes[c].name.as_str())) {
-            continue;
+    for folder in 0..tree.folders.len() {
+        let children = std::mem::take(&mut tree.folders[folder].children);
+        let mut names: Vec<String> = children.iter().map(|&c| tree.name(c).into_owned()).collect();
+        rename_duplicates(tree, &children, &mut names, &mut warnings);
+        for name in &mut names {
+            *name = crate::names::escape(name);
         }
-        drop(names);
-        let children = nodes[folder].children.clone();
-        let mut taken: HashSet<String> = children.iter().map(|&c| nodes[c].name.clone()).collect();
-        let mut seen: HashSet<String> = HashSet::new();
-        for c in children {
-            if seen.insert(nodes[c].name.clone()) {
-                continue;
+        let path = tree.folders[folder].path.clone();
+        for (c, name) in children.iter().zip(&names) {
+            if let Ok(f) = c.split() {
+                tree.folders[f].path = join(&path, name);
             }
-            let old = nodes[c].name.clone();
-            let new = (2..)
-                .map(|n| crate::names::numbered(&old, n, nodes[c].is_dir()))
-                .find(|cand| !taken.contains(cand))
-                .expect("an unused number exists");
-            taken.insert(new.clone());
-            let line = nodes[c].line;
-            warnings.push((line, format!("line {line}: '{old}' is already used in this folder; shown as '{new}'")));
-            nodes[c].name = new;
         }
+        let mut order: Vec<u32> = (0..children.len() as u32).collect();
+        order.sort_unstable_by(|&a, &b| names[a as usize].cmp(&names[b as usize]));
+        tree.folders[folder].sorted = order.iter().map(|&k| children[k as usize]).collect();
+        tree.folders[folder].children = children;
+        tree.by_path.insert(path, folder);
     }
     warnings.sort_by_key(|(line, _)| *line);
-    warnings.into_iter().map(|(_, w)| w).collect()
+    tree.warnings = warnings.into_iter().map(|(_, w)| w).collect();
 }
 
-/// Full paths, top-down (iteratively: the text decides the depth); the folders by path.
-fn assign_paths(nodes: &mut [Node]) -> HashMap<String, usize> {
-    let mut by_path = HashMap::new();
-    let mut todo = vec![0];
-    while let Some(index) = todo.pop() {
-        by_path.insert(nodes[index].path.clone(), index);
-        let children = std::mem::take(&mut nodes[index].children);
-        for &c in &children {
-            let parent = &nodes[index].path;
-            let segment = crate::names::escape(&nodes[c].name);
-            nodes[c].path = if parent == "/" { format!("/{segment}") } else { format!("{parent}/{segment}") };
-            if nodes[c].is_dir() {
-                todo.push(c);
-            }
-        }
-        let mut sorted: Vec<u32> = children.iter().map(|&c| c as u32).collect();
-        sorted.sort_unstable_by(|&a, &b| nodes[a as usize].path.cmp(&nodes[b as usize].path));
-        nodes[index].children = children;
-        nodes[index].sorted = sorted;
+/// DIFFERENCE (d) in one folder (`names` are its `children`'s): the first of several equal
+/// names keeps it; the others become `a (2).mp4`, `a (3).mp4`, skipping any name already taken
+/// in the folder.
+fn rename_duplicates(tree: &mut Tree, children: &[Child], names: &mut [String], warnings: &mut Vec<(usize, String)>) {
+    // The common case, checked without copying a name: no name twice in the folder.
+    let mut seen = HashSet::with_capacity(names.len());
+    if names.iter().all(|n| seen.insert(n.as_str())) {
+        return;
     }
-    by_path
+    drop(seen);
+    let mut taken: HashSet<String> = names.iter().cloned().collect();
+    let mut seen: HashSet<String> = HashSet::new();
+    for (k, &c) in children.iter().enumerate() {
+        if seen.insert(names[k].clone()) {
+            continue;
+        }
+        let old = std::mem::take(&mut names[k]);
+        let new = (2..)
+            .map(|n| crate::names::numbered(&old, n, c.split().is_ok()))
+            .find(|cand| !taken.contains(cand))
+            .expect("an unused number exists");
+        taken.insert(new.clone());
+        let line = match c.split() {
+            Ok(f) => {
+                tree.folders[f].name = new.clone();
+                tree.folders[f].line
+            }
+            Err(f) => {
+                tree.renamed.insert(f as u32, new.clone());
+                tree.files[f].line as usize
+            }
+        };
+        warnings.push((line, format!("line {line}: '{old}' is already used in this folder; shown as '{new}'")));
+        names[k] = new;
+    }
 }
 
 #[cfg(test)]

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use futures_util::future::join_all;
 
-use super::inode::Kind;
+use super::inode::{Kind, RemoteEntry};
 use super::{Namespace, VIRTUAL_TTL};
 use crate::cache::meta::Listing;
 use crate::drivers::Entry;
@@ -122,6 +122,11 @@ impl Namespace {
         let fixed = snapshot.fixed.len();
         let base = snapshot.remote.as_ref().map(|l| l.numbers(|n| self.inodes.lock().unwrap().reserve(n)));
         let number = |i: usize| base.map(|b| b + (i - fixed) as u64);
+        if plus && offset == 0 {
+            // Every entry the kernel reads becomes an inode: room for all of them at once, not
+            // by doubling (each step leaves the smaller table's memory behind as a hole).
+            self.inodes.lock().unwrap().make_room(snapshot.len());
+        }
         let mut start = offset as usize;
         while start < snapshot.len() {
             let end = (start + READDIR_BATCH).min(snapshot.len());
@@ -149,10 +154,13 @@ impl Namespace {
                         let child = known.or(number(i)).expect("a remote folder's entry");
                         (name, self.remote_attr(child, e), dir_ttl)
                     }
-                    (DirSlot::Remote(name, e), sized) => {
+                    (DirSlot::Remote(name, _), sized) => {
+                        let listing = snapshot.remote.as_ref().expect("a remote slot is in a listing");
+                        let index = i - fixed;
+                        // No copy of an entry whose size the listing has (nearly all).
                         let entry = match sized {
-                            Some(Ok(sized)) => sized,
-                            _ => e.clone(),
+                            Some(Ok(sized)) => RemoteEntry::at(listing, index, sized),
+                            _ => RemoteEntry::Listed { listing: listing.clone(), index: index as u32 },
                         };
                         let attr = self.remote_attr(0, &entry);
                         let kind = Kind::Remote { storage: storage.expect("remote child of a remote folder"), entry };

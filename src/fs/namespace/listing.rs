@@ -91,8 +91,15 @@ impl Namespace {
         tracing::debug!(storage = %s.path, folder = %dir.name, id = %dir.id, "listing");
         let entries = s.checked(s.driver.list(dir).await)?;
         s.listed();
-        let entries = Arc::new(Listing::new(entries));
-        self.meta.put_dir((storage, dir.id.clone()), entries.clone());
+        // Unchanged: the listing already held is kept, so the inodes pointing into it
+        // (`inode::RemoteEntry`) do not keep a second copy of the folder alive.
+        let key = (storage, dir.id.clone());
+        let last = self.meta.last_dir(&key).or_else(|| Some(self.store.as_ref()?.restored(storage, &dir.id)?.entries));
+        let entries = match last {
+            Some(last) if **last == *entries => last,
+            _ => Arc::new(Listing::new(entries)),
+        };
+        self.meta.put_dir(key, entries.clone());
         if let Some(store) = &self.store {
             store.put(storage, &dir.id, entries.clone());
         }

@@ -30,7 +30,7 @@ use crate::cache::{FileKey, KeyedLock};
 use crate::drivers::Entry;
 use crate::error::{Error, Result};
 pub use dir::{DirSlot, DirSnapshot};
-use inode::{InodeTable, Kind, ROOT};
+use inode::{InodeTable, Kind, ROOT, RemoteEntry};
 pub use mutate::Folder;
 
 /// Virtual folders never change while mounted: the kernel may trust them for a long time.
@@ -139,10 +139,11 @@ impl Namespace {
                 let child = self.with_size(storage, children[index].clone()).await?;
                 let number = children.numbers(|n| self.inodes.lock().unwrap().reserve(n)) + index as u64;
                 let mut inodes = self.inodes.lock().unwrap();
-                let kind = Kind::Remote { storage, entry: child.clone() };
+                let attr = |ino| self.remote_attr(ino, &child);
+                let kind = Kind::Remote { storage, entry: RemoteEntry::at(&children, index, child.clone()) };
                 let ino = inodes.upsert_numbered(parent, name, kind, Some(number));
                 inodes.add_lookup(ino);
-                Ok(Lookup::Found { attr: self.remote_attr(ino, &child), ttl })
+                Ok(Lookup::Found { attr: attr(ino), ttl })
             }
         }
     }
@@ -163,19 +164,18 @@ impl Namespace {
         let (entry, ttl) = match parent {
             Ok(Kind::Remote { storage: ps, entry: parent_entry }) if ino != ROOT && ps == *storage => {
                 let (children, ttl) = self.list(*storage, &parent_entry).await?;
-                let fresh = children.named(&node.name).ok_or(Error::NotFound)?;
-                let fresh = self.with_size(*storage, fresh.clone()).await?;
-                if fresh != *entry {
-                    self.inodes.lock().unwrap().upsert(
-                        node.parent,
-                        &node.name,
-                        Kind::Remote { storage: *storage, entry: fresh.clone() },
-                    );
+                let index = children.position(node.name()).ok_or(Error::NotFound)?;
+                let fresh = self.with_size(*storage, children[index].clone()).await?;
+                // Also when only the listing is new: an inode must not keep an old one alive.
+                if fresh != **entry || !entry.is_from(&children) {
+                    let kind =
+                        Kind::Remote { storage: *storage, entry: RemoteEntry::at(&children, index, fresh.clone()) };
+                    self.inodes.lock().unwrap().upsert(node.parent, node.name(), kind);
                 }
                 (fresh, ttl)
             }
             // A storage root: its attributes are the driver's, and do not change.
-            _ => (entry.clone(), VIRTUAL_TTL),
+            _ => (Entry::clone(entry), VIRTUAL_TTL),
         };
         Ok((self.remote_attr(ino, &entry), ttl.max(MIN_TTL)))
     }
@@ -184,7 +184,7 @@ impl Namespace {
     pub async fn openable(&self, ino: u64) -> Result<Openable> {
         let node = self.inodes.lock().unwrap().get(ino)?.clone();
         let (storage, entry) = match node.kind {
-            Kind::Remote { storage, entry } => (storage, entry),
+            Kind::Remote { storage, entry } => (storage, Entry::clone(&entry)),
             Kind::Stats => return Ok(Openable::Stats),
             Kind::Virtual { .. } => return Err(Error::IsDir),
         };
@@ -194,13 +194,7 @@ impl Namespace {
         self.storages[storage].ensure_up().await?;
         let entry = self.with_size(storage, entry).await?;
         let size = entry.size.expect("with_size sets the size");
-        let keep_cache = {
-            let mut inodes = self.inodes.lock().unwrap();
-            let node = inodes.get_mut(ino)?;
-            let keep = node.cached_version.as_deref() == Some(entry.version.as_str());
-            node.cached_version = Some(entry.version.clone());
-            keep
-        };
+        let keep_cache = self.inodes.lock().unwrap().swap_cached_version(ino, &entry.version);
         Ok(Openable::File { storage, entry, size, keep_cache })
     }
 

@@ -5,7 +5,7 @@
 
 use std::sync::Arc;
 
-use super::inode::Kind;
+use super::inode::{Kind, RemoteEntry};
 use super::{Namespace, ROOT};
 use crate::cache::meta::Listing;
 use crate::drivers::Entry;
@@ -44,7 +44,7 @@ impl Namespace {
         let node = inodes.get(ino)?;
         match &node.kind {
             Kind::Remote { storage, entry } if entry.is_dir => {
-                Ok(Folder { ino, storage: *storage, entry: entry.clone(), path: inodes.path(ino) })
+                Ok(Folder { ino, storage: *storage, entry: (**entry).clone(), path: inodes.path(ino) })
             }
             Kind::Remote { .. } => Err(Error::NotDir),
             Kind::Virtual { .. } | Kind::Stats => Err(Error::ReadOnly),
@@ -57,7 +57,7 @@ impl Namespace {
             let inodes = self.inodes.lock().unwrap();
             let node = inodes.get(ino)?;
             match &node.kind {
-                Kind::Remote { entry, .. } if ino != ROOT => (node.parent, node.name.clone(), entry.clone()),
+                Kind::Remote { entry, .. } if ino != ROOT => (node.parent, node.name().to_string(), (**entry).clone()),
                 _ => return Err(Error::ReadOnly),
             }
         };
@@ -137,7 +137,11 @@ impl Landing for Namespace {
             for parent in inodes.folders(storage, &record.parent_id) {
                 let shown = crate::names::escape(&entry.name);
                 if let Some(ino) = inodes.child(parent, &shown) {
-                    inodes.upsert(parent, &shown, Kind::Remote { storage, entry: entry.clone() });
+                    inodes.upsert(
+                        parent,
+                        &shown,
+                        Kind::Remote { storage, entry: RemoteEntry::own(&shown, entry.clone()) },
+                    );
                     notices.push(ino);
                 }
             }

@@ -21,7 +21,7 @@ use std::sync::{Arc, Mutex};
 use tokio::sync::{Notify, Semaphore, watch};
 
 use super::Namespace;
-use super::inode::Kind;
+use super::inode::{Kind, RemoteEntry};
 use crate::cache::meta::{DirKey, Listing};
 use crate::drivers::Entry;
 use crate::stats::StorageStats;
@@ -208,25 +208,37 @@ impl Namespace {
         tokio::task::spawn_blocking(move || inodes.into_iter().for_each(|ino| invalidate.inode(ino)));
     }
 
-    /// A folder's listing changed from `old` to `new`: update the inodes the kernel holds and
-    /// tell it what to forget.
-    fn announce(&self, storage: usize, dir_id: &str, old: &Listing, new: &Listing) {
+    /// A folder's listing changed from `old` to `listing`: update the inodes the kernel holds
+    /// and tell it what to forget. Every inode of the folder moves to the new listing, changed
+    /// or not (an inode pointing into the old one would keep all of it in memory); a size
+    /// learned from the server stays where the entry did not change.
+    fn announce(&self, storage: usize, dir_id: &str, old: &Listing, listing: &Arc<Listing>) {
         let old: HashMap<&str, &Entry> = old.iter_shown().collect();
-        let new: HashMap<&str, &Entry> = new.iter_shown().collect();
-        let mut names: Vec<&str> = old.keys().filter(|n| new.get(*n) != old.get(*n)).copied().collect();
+        let new: HashMap<&str, (usize, &Entry)> =
+            listing.iter_shown().enumerate().map(|(i, (n, e))| (n, (i, e))).collect();
+        let changed = |name: &str| new.get(name).map(|(_, e)| *e) != old.get(name).copied();
+        let mut names: Vec<&str> = old.keys().copied().filter(|n| changed(n)).collect();
         names.extend(new.keys().filter(|n| !old.contains_key(*n)));
         tracing::debug!(storage = %self.storages[storage].path, changed = names.len(), "a stored listing changed");
         let mut notices = Vec::new();
         {
             let mut inodes = self.inodes.lock().unwrap();
             for parent in inodes.folders(storage, dir_id) {
-                for name in &names {
-                    if let (Some(entry), Some(ino)) = (new.get(name), inodes.child(parent, name)) {
-                        inodes.upsert(parent, name, Kind::Remote { storage, entry: (*entry).clone() });
+                for (name, &(index, _)) in &new {
+                    let Some(ino) = inodes.child(parent, name) else { continue };
+                    let listed = matches!(
+                        inodes.get(ino).map(|n| &n.kind),
+                        Ok(Kind::Remote { entry: RemoteEntry::Listed { .. }, .. })
+                    );
+                    if listed || changed(name) {
+                        let entry = RemoteEntry::Listed { listing: listing.clone(), index: index as u32 };
+                        inodes.upsert(parent, name, Kind::Remote { storage, entry });
+                    }
+                    if changed(name) {
                         notices.push(Notice::Inode(ino));
                     }
-                    notices.push(Notice::Entry(parent, name.to_string()));
                 }
+                notices.extend(names.iter().map(|name| Notice::Entry(parent, name.to_string())));
                 notices.push(Notice::Inode(parent));
             }
         }

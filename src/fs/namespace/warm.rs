@@ -32,7 +32,7 @@ impl Namespace {
     pub fn walk_starts(&self, ino: u64, path: &str) -> Result<Vec<(usize, Entry)>> {
         let kind = self.inodes.lock().unwrap().get(ino)?.kind.clone();
         match kind {
-            Kind::Remote { storage, entry } if entry.is_dir => Ok(vec![(storage, entry)]),
+            Kind::Remote { storage, entry } if entry.is_dir => Ok(vec![(storage, Entry::clone(&entry))]),
             Kind::Remote { .. } | Kind::Stats => Err(Error::NotDir),
             Kind::Virtual { .. } => {
                 let prefix: String = path.split('/').filter(|p| !p.is_empty()).map(|p| format!("/{p}")).collect();

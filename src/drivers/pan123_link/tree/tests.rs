@@ -14,11 +14,11 @@ https://vip.123pan.cn/1814435971/readme.txt
 
 fn names(tree: &Tree, path: &str) -> Vec<String> {
     let node = tree.get(path).unwrap_or_else(|| panic!("no {path}"));
-    tree.children(node).map(|n| n.name.clone()).collect()
+    tree.children(node).map(|n| n.name().into_owned()).collect()
 }
 
 fn file(tree: &Tree, path: &str) -> FileInfo {
-    tree.get(path).unwrap_or_else(|| panic!("no {path}")).file().unwrap().clone()
+    tree.get(path).unwrap_or_else(|| panic!("no {path}")).file().unwrap()
 }
 
 #[track_caller]
@@ -30,7 +30,7 @@ fn parse_err(text: &str) -> ParseError {
 fn the_example_tree() {
     let t = parse(EXAMPLE, NOW).unwrap();
     assert!(t.warnings.is_empty());
-    assert_eq!(t.root().path, "/");
+    assert_eq!(t.root().path(), "/");
     assert!(t.root().is_dir());
     assert_eq!(names(&t, "/"), ["Movies", "readme.txt"]);
     assert_eq!(names(&t, "/Movies"), ["a.mp4", "Extras", "b.srt"]);
@@ -38,7 +38,7 @@ fn the_example_tree() {
 
     let movies = t.get("/Movies").unwrap();
     assert!(movies.is_dir());
-    assert_eq!(movies.line, 1);
+    assert_eq!(movies.line(), 1);
     assert_eq!(
         file(&t, "/Movies/a.mp4"),
         FileInfo {
@@ -52,13 +52,13 @@ fn the_example_tree() {
         file(&t, "/Movies/Extras/花絮.mkv"),
         FileInfo { url: "https://vip.123pan.cn/1814435971/movies/%E8%8A%B1%E7%B5%AE.mkv".into(), size: None, mtime: 0 }
     );
-    assert_eq!(t.get("/Movies/Extras/花絮.mkv").unwrap().line, 4);
+    assert_eq!(t.get("/Movies/Extras/花絮.mkv").unwrap().line(), 4);
     // Size only → mtime is the parse time.
     let b = file(&t, "/Movies/b.srt");
     assert_eq!((b.size, b.mtime), (Some(2048), NOW));
     let readme = file(&t, "/readme.txt");
     assert_eq!((readme.size, readme.mtime), (None, 0));
-    assert_eq!(t.get("/readme.txt").unwrap().path, "/readme.txt");
+    assert_eq!(t.get("/readme.txt").unwrap().path(), "/readme.txt");
     assert_eq!(t.files().count(), 4);
     // Lookups are exact: a trailing slash finds nothing, as in OpenList.
     assert!(t.get("/Movies/").is_none());
@@ -249,7 +249,7 @@ fn duplicates_are_renamed_not_hidden() {
     assert_eq!(file(&t, "/A/a (2).mp4").size, Some(3));
     assert_eq!(file(&t, "/A/a (4).mp4").size, Some(4));
     assert_eq!(names(&t, "/A (2)"), ["b"]);
-    assert_eq!(t.get("/A (2)/b").unwrap().path, "/A (2)/b");
+    assert_eq!(t.get("/A (2)/b").unwrap().path(), "/A (2)/b");
     assert_eq!(t.warnings.len(), 4);
     assert_eq!(t.warnings[3], "line 8: 'A' is already used in this folder; shown as 'A (2)'");
     // In line order.
@@ -301,13 +301,15 @@ mod fuzz {
                     let mut todo = vec![tree.root()];
                     let mut paths = std::collections::HashSet::new();
                     while let Some(node) = todo.pop() {
-                        prop_assert!(paths.insert(node.path.clone()), "{} twice", node.path);
-                        prop_assert!(std::ptr::eq(tree.get(&node.path).unwrap(), node));
+                        let path = node.path();
+                        prop_assert!(paths.insert(path.clone()), "{} twice", path);
+                        prop_assert!(tree.get(&path).unwrap() == node);
                         let mut names = std::collections::HashSet::new();
                         for child in tree.children(node) {
-                            prop_assert!(names.insert(child.name.clone()), "{:?} twice", child.name);
-                            let usable = !child.name.is_empty() && !child.name.contains(['/', '\0']) && child.name != "." && child.name != "..";
-                            prop_assert!(usable || !child.is_dir(), "folder {:?}", child.name);
+                            let name = child.name().into_owned();
+                            prop_assert!(names.insert(name.clone()), "{:?} twice", name);
+                            let usable = !name.is_empty() && !name.contains(['/', '\0']) && name != "." && name != "..";
+                            prop_assert!(usable || !child.is_dir(), "folder {:?}", name);
                             todo.push(child);
                         }
                     }
