@@ -201,11 +201,16 @@ impl Fs {
     /// `rm`: the file goes to the provider's trash (a pending one is simply not uploaded).
     pub async fn unlink(&self, parent: u64, name: &str) -> Result<()> {
         let (folder, _) = self.writable_folder(parent)?;
-        let (entry, upload) = self.child_now(&folder, name).await?.ok_or(Error::NotFound)?;
-        if entry.is_dir {
-            return Err(Error::IsDir);
+        for _ in 0..3 {
+            let (entry, upload) = self.child_now(&folder, name).await?.ok_or(Error::NotFound)?;
+            if entry.is_dir {
+                return Err(Error::IsDir);
+            }
+            if self.remove_file(&folder, &entry, upload).await? {
+                return Ok(());
+            }
         }
-        self.remove_file(&folder, &entry, upload).await
+        Err(Error::internal(format!("{name} kept landing while it was removed")))
     }
 
     /// `rmdir`: an empty folder goes to the trash.
@@ -227,10 +232,13 @@ impl Fs {
 
     /// Remove the file `entry` of `folder`: a pending upload stops, and the provider's file of
     /// that name goes to the trash.
-    async fn remove_file(&self, folder: &Folder, entry: &Entry, upload: Option<Arc<Upload>>) -> Result<()> {
+    /// False when the pending file landed meanwhile: look it up again and remove that.
+    async fn remove_file(&self, folder: &Folder, entry: &Entry, upload: Option<Arc<Upload>>) -> Result<bool> {
         let writable = self.storages[folder.storage].writer()?;
         if let Some(upload) = upload {
-            self.writes()?.cancel(&upload);
+            if !self.writes()?.cancel(&upload) {
+                return Ok(false);
+            }
             self.namespace.hide_pending(folder.storage, &folder.entry.id, &entry.name, &upload.id);
         }
         if let Some(remote) = self.namespace.remote_child(folder, &entry.name).await?.filter(|e| !e.is_dir) {
@@ -238,7 +246,7 @@ impl Fs {
             tracing::info!(path = %join(&folder.path, &entry.name), "file moved to the trash");
             self.namespace.patch(folder.storage, &folder.entry.id, |entries| entries.retain(|e| e.id != remote.id));
         }
-        Ok(())
+        Ok(true)
     }
 
     /// rename(2) within one storage: the provider renames, moves, or both; an existing target
@@ -266,7 +274,12 @@ impl Fs {
                 (false, true) => return Err(Error::IsDir),
                 (true, false) => return Err(Error::NotDir),
                 (true, true) => self.rmdir(new_parent, new_name).await?,
-                (false, false) => self.remove_file(&to, &target, target_upload).await?,
+                (false, false) => {
+                    if !self.remove_file(&to, &target, target_upload).await? {
+                        // The target landed just now: start over with the provider's file.
+                        return Box::pin(self.rename(parent, name, new_parent, new_name, flags)).await;
+                    }
+                }
             }
         }
         let storage = &self.storages[from.storage];

@@ -48,6 +48,15 @@ pub enum Phase {
     Cancelled,
 }
 
+/// What [`Upload::settle_if_unchanged`] found.
+enum Settle {
+    Done,
+    /// Renamed or moved meanwhile: settle again.
+    Changed,
+    /// Deleted meanwhile: the landed copy goes to the trash.
+    Cancelled,
+}
+
 /// One file on its way to a provider.
 pub struct Upload {
     pub id: String,
@@ -81,15 +90,18 @@ impl Upload {
         self.settled.load(Ordering::SeqCst)
     }
 
-    /// Mark the upload settled if its record still names `parent_id` and `name`; false when
-    /// it changed meanwhile (the caller settles again).
-    fn settle_if_unchanged(&self, parent_id: &str, name: &str) -> bool {
+    /// Mark the upload settled if its record still names `parent_id` and `name` and it was
+    /// not deleted (under the record's lock, as [`Writes::cancel`] and renames are).
+    fn settle_if_unchanged(&self, parent_id: &str, name: &str) -> Settle {
         let record = self.record.lock().unwrap();
-        let same = record.parent_id == parent_id && record.name == name;
-        if same {
+        if self.cancelled.load(Ordering::SeqCst) {
+            Settle::Cancelled
+        } else if record.parent_id == parent_id && record.name == name {
             self.settled.store(true, Ordering::SeqCst);
+            Settle::Done
+        } else {
+            Settle::Changed
         }
-        same
     }
 
     /// The entry the fs core shows for this file while it is pending: an id no provider uses
@@ -465,14 +477,22 @@ impl Writes {
     }
 
     /// The file was deleted before it landed: its upload stops (a copy that lands anyway is
-    /// trashed) and its staging file goes.
-    pub fn cancel(&self, upload: &Arc<Upload>) {
-        upload.cancelled.store(true, Ordering::SeqCst);
+    /// trashed) and its staging file goes. False when it has landed meanwhile
+    /// ([`Upload::is_settled`]): the caller deletes the provider's file instead.
+    pub fn cancel(&self, upload: &Arc<Upload>) -> bool {
+        {
+            let _record = upload.record.lock().unwrap();
+            if upload.is_settled() {
+                return false;
+            }
+            upload.cancelled.store(true, Ordering::SeqCst);
+        }
         let uploading = upload.phase() == Phase::Uploading;
         upload.phase.send_replace(Phase::Cancelled);
         if !uploading {
             self.forget(upload);
         }
+        true
     }
 
     /// After a failed attempt's back-off: queue the upload again, unless a writer reopened it

@@ -13,7 +13,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use super::{Phase, Upload, Writes};
+use super::{Phase, Settle, Upload, Writes};
 use crate::drivers::{Entry, Progress, Staged};
 use crate::error::{Error, Result};
 use crate::stats::StorageStats;
@@ -148,22 +148,28 @@ async fn upload_once(writes: &Writes, upload: &Upload, progress: &Progress) -> R
     let staged = Staged { path: upload.staging.path.clone(), size: upload.staging.size(), hash };
     let parent = Entry::root_folder(&record.parent_id);
     let entry = storage.checked(writable.upload(&parent, &record.name, &staged, progress).await)?;
-    if upload.cancelled.load(Ordering::SeqCst) {
-        if let Err(err) = writable.trash(&entry).await {
-            tracing::warn!(path = %record.shown_path(), error = %err, "cannot trash the upload of a deleted file");
-        }
-        return Err(Error::NotFound);
-    }
-    // Renamed while this runs? Settle again, until the record stays as it was.
-    let (mut entry, mut at) = (entry, record.parent_id);
+    // Renamed while this ran? Settle again, until the record stays as it was. Deleted? Trash.
+    let (mut entry, mut at) = (entry, record.parent_id.clone());
     loop {
+        if upload.cancelled.load(Ordering::SeqCst) {
+            return Err(trash_deleted(writable, &record, &entry).await);
+        }
         let want = upload.record();
         entry = settle(writes, &at, entry, &want).await?;
-        if upload.settle_if_unchanged(&want.parent_id, &want.name) {
-            return Ok(entry);
+        match upload.settle_if_unchanged(&want.parent_id, &want.name) {
+            Settle::Done => return Ok(entry),
+            Settle::Changed => at = want.parent_id,
+            Settle::Cancelled => return Err(trash_deleted(writable, &record, &entry).await),
         }
-        at = want.parent_id;
     }
+}
+
+/// The file was deleted while it uploaded: what landed goes to the trash.
+async fn trash_deleted(writable: &dyn crate::drivers::Writable, record: &super::Record, entry: &Entry) -> Error {
+    if let Err(err) = writable.trash(entry).await {
+        tracing::warn!(path = %record.shown_path(), error = %err, "cannot trash the upload of a deleted file");
+    }
+    Error::NotFound
 }
 
 /// Put the landed `entry` (in `uploaded_to`) where the record says the file is now, under its

@@ -57,6 +57,15 @@ fn wait_stored(sim: &Sim, mount: &Mount, path: &str, bytes: &[u8]) {
     }
 }
 
+/// Wait (bounded) until `path` is in the simulator's trash.
+fn wait_trashed(sim: &Sim, mount: &Mount, path: &str) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !sim.handle().pikpak.trashed_paths().iter().any(|p| p == path) {
+        assert!(Instant::now() < deadline, "{path} never reached the trash\n{}", mount.log());
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
 fn write_file(path: &Path, bytes: &[u8]) {
     let mut f = std::fs::File::create(path).unwrap();
     f.write_all(bytes).unwrap();
@@ -223,7 +232,9 @@ fn mv_across_storages_copies_and_read_only_storages_refuse_writes() {
         .unwrap();
     assert!(st.success(), "{}", mount.log());
     wait_stored(&sim, &mount, "/Docs/x.bin", &bytes);
-    assert!(sim.handle().pikpak.trashed_paths().contains(&"/x.bin".to_string()));
+    // The source may still have been uploading when mv removed it: it goes to the trash once
+    // its upload lands.
+    wait_trashed(&sim, &mount, "/x.bin");
 
     // Read-only storages: EROFS and nothing reaches the provider.
     let (mkdirs, inits) = (count(&sim, |c| &c.mkdirs), count(&sim, |c| &c.upload_inits));
