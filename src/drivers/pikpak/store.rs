@@ -26,7 +26,7 @@ use crate::http::{HttpClient, oss, status};
 
 /// Tries of one store request after the first (the Aliyun SDK in OpenList tries a part 3 times).
 const REQUEST_RETRIES: u32 = 4;
-/// Bytes read from the staging file per body chunk: small enough to keep 4 parts in flight
+/// Bytes read from the staging file per body chunk: small enough to keep every part in flight
 /// without holding them in memory.
 const READ_CHUNK: usize = 256 << 10;
 /// The OSS codes that mean the credentials are spent or unknown: start over with a new init.
