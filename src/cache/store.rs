@@ -139,7 +139,7 @@ struct RecordOut<'a> {
     id: &'a str,
     fetched_ms: u64,
     #[serde(skip_serializing_if = "Option::is_none")]
-    entries: Option<&'a [Entry]>,
+    entries: Option<&'a Listing>,
 }
 
 #[derive(Deserialize)]
@@ -299,7 +299,7 @@ fn write_records<W: Write>(out: &mut BufWriter<Counted<W>>, pending: &[Pending])
     let mut sizes = Vec::with_capacity(pending.len());
     for (id, fetched, entries) in pending {
         let before = out.get_ref().1 + out.buffer().len() as u64;
-        let record = RecordOut { id, fetched_ms: unix_ms(*fetched), entries: entries.as_deref().map(|l| &**l) };
+        let record = RecordOut { id, fetched_ms: unix_ms(*fetched), entries: entries.as_deref() };
         serde_json::to_writer(&mut *out, &record)?;
         out.write_all(b"\n")?;
         sizes.push(out.get_ref().1 + out.buffer().len() as u64 - before);
