@@ -47,22 +47,26 @@ pub struct Listing {
 impl Listing {
     /// A listing of `entries`, as the provider named them.
     pub fn new(entries: Vec<Entry>) -> Self {
+        Self::indexed(Packed::new(entries))
+    }
+
+    /// A listing of `entries`, with its shown names and name index.
+    fn indexed(entries: Packed) -> Self {
         let mut by_name: Vec<u32> = (0..entries.len() as u32).collect();
-        let name = |i: &u32| entries[*i as usize].name.as_str();
+        let name = |i: &u32| entries.name(*i as usize);
         by_name.sort_unstable_by(|a, b| name(a).cmp(name(b)));
         // The common case, seen in the sorted index without a set of (a million) names: every
         // name is shown as it is, and none twice; the index is then sorted by shown name.
-        let as_is = entries.iter().all(|e| names::shown_as_is(&e.name))
+        let as_is = (0..entries.len()).all(|i| names::shown_as_is(entries.name(i)))
             && by_name.windows(2).all(|pair| name(&pair[0]) != name(&pair[1]));
-        let renamed = if as_is { Vec::new() } else { names::renamed(&entries) };
+        let mut listing = Listing { entries, by_name, ..Listing::default() };
         if !as_is {
-            let shown = |i: u32| match renamed.binary_search_by_key(&i, |(at, _)| *at) {
-                Ok(found) => renamed[found].1.as_str(),
-                Err(_) => entries[i as usize].name.as_str(),
-            };
-            by_name.sort_unstable_by(|&a, &b| shown(a).cmp(shown(b)));
+            listing.renamed = names::renamed(&listing.to_vec());
+            let mut by_name = std::mem::take(&mut listing.by_name);
+            by_name.sort_unstable_by(|&a, &b| listing.shown(a as usize).cmp(listing.shown(b as usize)));
+            listing.by_name = by_name;
         }
-        Listing { entries: Packed::new(entries), renamed, by_name, base: OnceLock::new() }
+        listing
     }
 
     pub fn len(&self) -> usize {
@@ -102,7 +106,7 @@ impl Listing {
     pub fn shown(&self, index: usize) -> &str {
         match self.renamed.binary_search_by_key(&(index as u32), |(i, _)| *i) {
             Ok(found) => &self.renamed[found].1,
-            Err(_) => self.entries.get(index).name,
+            Err(_) => self.entries.name(index),
         }
     }
 
@@ -138,6 +142,31 @@ impl PartialEq for Listing {
 impl serde::Serialize for Listing {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         serializer.collect_seq(self.iter())
+    }
+}
+
+/// Read from a sequence of driver entries, packed as they are read.
+impl<'de> serde::Deserialize<'de> for Listing {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Entries;
+        impl<'de> serde::de::Visitor<'de> for Entries {
+            type Value = Packed;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a sequence of entries")
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Packed, A::Error> {
+                let mut failed = None;
+                let entries = std::iter::from_fn(|| {
+                    seq.next_element::<Entry>().unwrap_or_else(|e| {
+                        failed = Some(e);
+                        None
+                    })
+                });
+                let packed = Packed::collect(entries);
+                failed.map_or(Ok(packed), Err)
+            }
+        }
+        Ok(Listing::indexed(deserializer.deserialize_seq(Entries)?))
     }
 }
 

@@ -50,7 +50,6 @@ use serde::{Deserialize, Serialize};
 
 use crate::cache::meta::Listing;
 use crate::config::StorageConfig;
-use crate::drivers::Entry;
 
 /// How often changed listings are written. A crash loses at most this much of what was
 /// listed, which only costs listing it again.
@@ -146,7 +145,7 @@ struct RecordOut<'a> {
 struct RecordIn {
     id: String,
     fetched_ms: u64,
-    entries: Option<Vec<Entry>>,
+    entries: Option<Listing>,
 }
 
 /// A record to write: the folder, when it was fetched, and its entries when they changed.
@@ -367,7 +366,7 @@ fn read_records(reader: &mut impl BufRead, path: &Path, state: &mut FileState) {
         match record.entries {
             Some(entries) => {
                 state.set_live(&record.id, len);
-                let entries = Arc::new(Listing::new(entries));
+                let entries = Arc::new(entries);
                 state.dirs.insert(record.id, Stored { fetched, entries, restored: true });
             }
             // Listed again unchanged: only the time moves.

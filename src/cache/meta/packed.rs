@@ -42,42 +42,61 @@ const NAME_IN_ID: u32 = 1 << 31;
 /// while the packed copy grows, so that a big folder is not held twice at the peak.
 const SHRINK_EVERY: usize = 1 << 16;
 
+/// The strings of `e` as stored, one after another: its id, its name unless the id ends with
+/// it, its version.
+fn parts(e: &Entry) -> [&str; 3] {
+    [&e.id, if e.id.ends_with(e.name.as_str()) { "" } else { &e.name }, &e.version]
+}
+
+/// The record of `e`, whose strings ([`parts`]) are stored from `start` on.
+fn record(e: &Entry, start: usize) -> Record {
+    let offset = |at: usize| u32::try_from(at).expect("a folder's ids and names fit in 4 GiB");
+    let [id, name, version] = parts(e);
+    let (secs, nanos) = split(e.mtime);
+    let flags = if e.is_dir { DIR } else { 0 } | if e.size.is_some() { SIZED } else { 0 };
+    Record {
+        size: e.size.unwrap_or(0),
+        secs,
+        id_end: offset(start + id.len()),
+        name_len: offset(e.name.len()) | if name.is_empty() { NAME_IN_ID } else { 0 },
+        end: offset(start + id.len() + name.len() + version.len()),
+        nanos: nanos | flags,
+    }
+}
+
 impl Packed {
     pub fn new(mut entries: Vec<Entry>) -> Packed {
-        let name_in_id = |e: &Entry| e.id.ends_with(e.name.as_str());
-        let stored = |e: &Entry| e.id.len() + if name_in_id(e) { 0 } else { e.name.len() } + e.version.len();
+        let stored = |e: &Entry| parts(e).iter().map(|p| p.len()).sum::<usize>();
         let total: usize = entries.iter().map(stored).sum();
-        let offset = |at: usize| u32::try_from(at).expect("a folder's ids and names fit in 4 GiB");
-        offset(total);
         let mut text = vec![0u8; total];
         let mut records = vec![Record::default(); entries.len()];
         // From the last entry back, so that the vector can shrink as it goes.
         let mut end = total;
         while let Some(e) = entries.pop() {
             let start = end - stored(&e);
-            let in_id = name_in_id(&e);
-            let parts = [e.id.as_str(), if in_id { "" } else { e.name.as_str() }, e.version.as_str()];
             let mut at = start;
-            for part in parts {
+            for part in parts(&e) {
                 text[at..at + part.len()].copy_from_slice(part.as_bytes());
                 at += part.len();
             }
-            let (secs, nanos) = split(e.mtime);
-            let flags = if e.is_dir { DIR } else { 0 } | if e.size.is_some() { SIZED } else { 0 };
-            records[entries.len()] = Record {
-                size: e.size.unwrap_or(0),
-                secs,
-                id_end: offset(start + e.id.len()),
-                name_len: offset(e.name.len()) | if in_id { NAME_IN_ID } else { 0 },
-                end: offset(end),
-                nanos: nanos | flags,
-            };
+            records[entries.len()] = record(&e, start);
             end = start;
             if entries.len() % SHRINK_EVERY == 0 {
                 entries.shrink_to_fit();
             }
         }
         let text = String::from_utf8(text).expect("whole strings, one after another");
+        Packed { text: text.into_boxed_str(), records: records.into_boxed_slice() }
+    }
+
+    /// Entries packed one at a time, as they arrive (a listing read from the store: no vector
+    /// of a million driver entries first).
+    pub fn collect(entries: impl IntoIterator<Item = Entry>) -> Packed {
+        let (mut text, mut records) = (String::new(), Vec::new());
+        for e in entries {
+            records.push(record(&e, text.len()));
+            parts(&e).iter().for_each(|part| text.push_str(part));
+        }
         Packed { text: text.into_boxed_str(), records: records.into_boxed_slice() }
     }
 
@@ -89,20 +108,28 @@ impl Packed {
     pub fn get(&self, index: usize) -> EntryRef<'_> {
         let r = &self.records[index];
         let start = index.checked_sub(1).map_or(0, |before| self.records[before].end as usize);
-        let id_end = r.id_end as usize;
-        let id = &self.text[start..id_end];
-        let name_len = (r.name_len & !NAME_IN_ID) as usize;
-        let (name, version_start) = match r.name_len & NAME_IN_ID {
-            0 => (&self.text[id_end..id_end + name_len], id_end + name_len),
-            _ => (&id[id.len() - name_len..], id_end),
+        let name = self.name(index);
+        let version_start = match r.name_len & NAME_IN_ID {
+            0 => r.id_end as usize + name.len(),
+            _ => r.id_end as usize,
         };
         EntryRef {
-            id,
+            id: &self.text[start..r.id_end as usize],
             name,
             is_dir: r.nanos & DIR != 0,
             size: (r.nanos & SIZED != 0).then_some(r.size),
             mtime: join(r.secs, r.nanos & !(DIR | SIZED)),
             version: &self.text[version_start..r.end as usize],
+        }
+    }
+
+    /// The name of the entry at `index` (a name index sorts by it: only what it needs).
+    pub fn name(&self, index: usize) -> &str {
+        let r = &self.records[index];
+        let (id_end, len) = (r.id_end as usize, (r.name_len & !NAME_IN_ID) as usize);
+        match r.name_len & NAME_IN_ID {
+            0 => &self.text[id_end..id_end + len],
+            _ => &self.text[id_end - len..id_end],
         }
     }
 }
@@ -159,6 +186,7 @@ mod tests {
                 assert_eq!(packed.get(i), e.view(), "{i}");
                 assert_eq!(packed.get(i).to_entry(), *e);
             }
+            assert_eq!(packed, Packed::collect(list.clone()), "one at a time: the same");
             assert_eq!(packed, Packed::new(list), "the same entries pack the same");
         }
     }

@@ -1,6 +1,7 @@
 use std::os::unix::fs::PermissionsExt;
 
 use super::*;
+use crate::drivers::Entry;
 
 fn entry(name: &str, is_dir: bool) -> Entry {
     Entry {
