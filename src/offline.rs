@@ -89,7 +89,8 @@ async fn resolve_folder(storage: &Storage, dir: &str) -> Result<Entry, Error> {
     let mut current = storage.driver.root();
     for part in dir.split('/').filter(|p| !p.is_empty() && *p != ".") {
         let children = storage.driver.list(&current).await?;
-        current = crate::cache::meta::Listing::new(children).named(part).cloned().ok_or(Error::NotFound)?;
+        current =
+            crate::cache::meta::Listing::new(children).named(part).map(|e| e.to_entry()).ok_or(Error::NotFound)?;
         if !current.is_dir {
             return Err(Error::NotDir);
         }

@@ -19,19 +19,23 @@ use std::time::{Duration, Instant};
 use lru::LruCache;
 
 use super::FileKey;
-use crate::drivers::Entry;
+use crate::drivers::{Entry, EntryRef};
 use crate::names;
+
+mod packed;
+use packed::Packed;
 
 /// Which folder of which storage.
 pub type DirKey = (usize, String);
 
 /// One folder's entries, with the provider's names, and the names the mount shows them under
 /// (valid and unique: `crate::names`), derived once when the listing is built. The entries
+/// are packed in one buffer ([`packed`]) and handed out as views ([`EntryRef`]). The entries
 /// shown under their own name (nearly all) cost nothing more; the name index, sorted by shown
 /// name, costs 4 bytes an entry, where a map of names would copy every name.
 #[derive(Debug, Default)]
 pub struct Listing {
-    entries: Vec<Entry>,
+    entries: Packed,
     /// The entries shown under another name than their own, by index, in index order.
     renamed: Vec<(u32, String)>,
     by_name: Vec<u32>,
@@ -43,16 +47,21 @@ pub struct Listing {
 impl Listing {
     /// A listing of `entries`, as the provider named them.
     pub fn new(entries: Vec<Entry>) -> Self {
+        Self::indexed(Packed::new(entries))
+    }
+
+    /// A listing of `entries`, with its shown names and name index.
+    fn indexed(entries: Packed) -> Self {
         let mut by_name: Vec<u32> = (0..entries.len() as u32).collect();
-        let name = |i: &u32| entries[*i as usize].name.as_str();
+        let name = |i: &u32| entries.name(*i as usize);
         by_name.sort_unstable_by(|a, b| name(a).cmp(name(b)));
         // The common case, seen in the sorted index without a set of (a million) names: every
         // name is shown as it is, and none twice; the index is then sorted by shown name.
-        let as_is = entries.iter().all(|e| names::shown_as_is(&e.name))
+        let as_is = (0..entries.len()).all(|i| names::shown_as_is(entries.name(i)))
             && by_name.windows(2).all(|pair| name(&pair[0]) != name(&pair[1]));
         let mut listing = Listing { entries, by_name, ..Listing::default() };
         if !as_is {
-            listing.renamed = names::renamed(&listing.entries);
+            listing.renamed = names::renamed(&listing.to_vec());
             let mut by_name = std::mem::take(&mut listing.by_name);
             by_name.sort_unstable_by(|&a, &b| listing.shown(a as usize).cmp(listing.shown(b as usize)));
             listing.by_name = by_name;
@@ -60,22 +69,55 @@ impl Listing {
         listing
     }
 
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The entry at `index`, if there is one.
+    pub fn get(&self, index: usize) -> Option<EntryRef<'_>> {
+        (index < self.len()).then(|| self.entries.get(index))
+    }
+
+    /// The entry at `index` (which must be below `len`).
+    pub fn at(&self, index: usize) -> EntryRef<'_> {
+        self.entries.get(index)
+    }
+
+    /// Each entry, in the order of the fetch.
+    pub fn iter(&self) -> impl Iterator<Item = EntryRef<'_>> {
+        (0..self.len()).map(|i| self.entries.get(i))
+    }
+
+    /// Each entry, as a driver's entry.
+    pub fn to_vec(&self) -> Vec<Entry> {
+        self.iter().map(|e| e.to_entry()).collect()
+    }
+
+    /// Whether this listing holds `entries`, in that order.
+    pub fn holds(&self, entries: &[Entry]) -> bool {
+        self.len() == entries.len() && self.iter().zip(entries).all(|(mine, e)| mine == e.view())
+    }
+
     /// The name the entry at `index` is shown under.
     pub fn shown(&self, index: usize) -> &str {
         match self.renamed.binary_search_by_key(&(index as u32), |(i, _)| *i) {
             Ok(found) => &self.renamed[found].1,
-            Err(_) => &self.entries[index].name,
+            Err(_) => self.entries.name(index),
         }
     }
 
     /// Each entry with the name it is shown under, in the order of the fetch.
-    pub fn iter_shown(&self) -> impl Iterator<Item = (&str, &Entry)> {
-        self.entries.iter().enumerate().map(|(i, e)| (self.shown(i), e))
+    pub fn iter_shown(&self) -> impl Iterator<Item = (&str, EntryRef<'_>)> {
+        self.iter().enumerate().map(|(i, e)| (self.shown(i), e))
     }
 
     /// The entry shown as `name`.
-    pub fn named(&self, name: &str) -> Option<&Entry> {
-        self.position(name).map(|i| &self.entries[i])
+    pub fn named(&self, name: &str) -> Option<EntryRef<'_>> {
+        self.position(name).map(|i| self.entries.get(i))
     }
 
     /// The index of the entry shown as `name`.
@@ -86,20 +128,45 @@ impl Listing {
 
     /// The first number of this listing's block; `reserve(n)` reserves `n` numbers once.
     pub fn numbers(&self, reserve: impl FnOnce(u64) -> u64) -> u64 {
-        *self.base.get_or_init(|| reserve(self.entries.len() as u64))
-    }
-}
-
-impl std::ops::Deref for Listing {
-    type Target = [Entry];
-    fn deref(&self) -> &[Entry] {
-        &self.entries
+        *self.base.get_or_init(|| reserve(self.len() as u64))
     }
 }
 
 impl PartialEq for Listing {
     fn eq(&self, other: &Self) -> bool {
         self.entries == other.entries
+    }
+}
+
+/// Serialised as the driver's entries it was made of.
+impl serde::Serialize for Listing {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_seq(self.iter())
+    }
+}
+
+/// Read from a sequence of driver entries, packed as they are read.
+impl<'de> serde::Deserialize<'de> for Listing {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Entries;
+        impl<'de> serde::de::Visitor<'de> for Entries {
+            type Value = Packed;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a sequence of entries")
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Packed, A::Error> {
+                let mut failed = None;
+                let entries = std::iter::from_fn(|| {
+                    seq.next_element::<Entry>().unwrap_or_else(|e| {
+                        failed = Some(e);
+                        None
+                    })
+                });
+                let packed = Packed::collect(entries);
+                failed.map_or(Ok(packed), Err)
+            }
+        }
+        Ok(Listing::indexed(deserializer.deserialize_seq(Entries)?))
     }
 }
 
@@ -247,17 +314,17 @@ mod tests {
         let names = ["b", "a", "c.mkv", "字幕.srt", "A"];
         let listing = Listing::new(names.iter().map(|n| entry(n)).collect());
         assert_eq!(listing.len(), names.len());
-        assert_eq!(listing[0].name, "b", "the order of the fetch is kept");
+        assert_eq!(listing.at(0).name, "b", "the order of the fetch is kept");
         for n in names {
-            assert_eq!(listing.named(n).map(|e| e.name.as_str()), Some(n));
+            assert_eq!(listing.named(n).map(|e| e.name), Some(n));
         }
         for n in ["d", "c", "a ", "B"] {
             assert!(listing.named(n).is_none(), "{n}");
         }
         // A name the kernel cannot take is found under the name it is shown as, and kept.
         let listing = Listing::new(names.iter().chain(&["", "x/y"]).map(|n| entry(n)).collect());
-        assert_eq!(listing.named("‛").map(|e| e.name.as_str()), Some(""));
-        assert_eq!(listing.named("x／y").map(|e| e.name.as_str()), Some("x/y"));
+        assert_eq!(listing.named("‛").map(|e| e.name), Some(""));
+        assert_eq!(listing.named("x／y").map(|e| e.name), Some("x/y"));
         assert_eq!(listing.shown(6), "x／y");
         assert_eq!(listing.shown(0), "b");
         assert!(listing.named("").is_none() && listing.named("x/y").is_none());
@@ -275,7 +342,7 @@ mod tests {
         let key = (0, "/".to_string());
         cache.put_dir(key.clone(), Arc::new(Listing::new(vec![entry("a")])));
         let (entries, left) = cache.dir(&key).unwrap();
-        assert_eq!(entries[0].name, "a");
+        assert_eq!(entries.at(0).name, "a");
         assert!(left <= Duration::from_millis(50));
         std::thread::sleep(Duration::from_millis(60));
         assert!(cache.dir(&key).is_none());

@@ -50,7 +50,6 @@ use serde::{Deserialize, Serialize};
 
 use crate::cache::meta::Listing;
 use crate::config::StorageConfig;
-use crate::drivers::Entry;
 
 /// How often changed listings are written. A crash loses at most this much of what was
 /// listed, which only costs listing it again.
@@ -139,14 +138,14 @@ struct RecordOut<'a> {
     id: &'a str,
     fetched_ms: u64,
     #[serde(skip_serializing_if = "Option::is_none")]
-    entries: Option<&'a [Entry]>,
+    entries: Option<&'a Listing>,
 }
 
 #[derive(Deserialize)]
 struct RecordIn {
     id: String,
     fetched_ms: u64,
-    entries: Option<Vec<Entry>>,
+    entries: Option<Listing>,
 }
 
 /// A record to write: the folder, when it was fetched, and its entries when they changed.
@@ -299,7 +298,7 @@ fn write_records<W: Write>(out: &mut BufWriter<Counted<W>>, pending: &[Pending])
     let mut sizes = Vec::with_capacity(pending.len());
     for (id, fetched, entries) in pending {
         let before = out.get_ref().1 + out.buffer().len() as u64;
-        let record = RecordOut { id, fetched_ms: unix_ms(*fetched), entries: entries.as_deref().map(|l| &**l) };
+        let record = RecordOut { id, fetched_ms: unix_ms(*fetched), entries: entries.as_deref() };
         serde_json::to_writer(&mut *out, &record)?;
         out.write_all(b"\n")?;
         sizes.push(out.get_ref().1 + out.buffer().len() as u64 - before);
@@ -367,7 +366,7 @@ fn read_records(reader: &mut impl BufRead, path: &Path, state: &mut FileState) {
         match record.entries {
             Some(entries) => {
                 state.set_live(&record.id, len);
-                let entries = Arc::new(Listing::new(entries));
+                let entries = Arc::new(entries);
                 state.dirs.insert(record.id, Stored { fetched, entries, restored: true });
             }
             // Listed again unchanged: only the time moves.

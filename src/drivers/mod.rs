@@ -43,7 +43,43 @@ pub struct Entry {
     pub version: String,
 }
 
+/// An [`Entry`] borrowed from where it is kept (a cached listing keeps its entries packed,
+/// `crate::cache::meta::Listing`), serialised as an `Entry` is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub struct EntryRef<'a> {
+    pub id: &'a str,
+    pub name: &'a str,
+    pub is_dir: bool,
+    pub size: Option<u64>,
+    pub mtime: SystemTime,
+    pub version: &'a str,
+}
+
+impl EntryRef<'_> {
+    pub fn to_entry(&self) -> Entry {
+        Entry {
+            id: self.id.to_string(),
+            name: self.name.to_string(),
+            is_dir: self.is_dir,
+            size: self.size,
+            mtime: self.mtime,
+            version: self.version.to_string(),
+        }
+    }
+}
+
 impl Entry {
+    pub fn view(&self) -> EntryRef<'_> {
+        EntryRef {
+            id: &self.id,
+            name: &self.name,
+            is_dir: self.is_dir,
+            size: self.size,
+            mtime: self.mtime,
+            version: &self.version,
+        }
+    }
+
     /// A storage's root folder, known by its id alone (no name, size 0, no time: the core shows
     /// the mount's start time for it).
     pub fn root_folder(id: &str) -> Entry {

@@ -9,7 +9,7 @@ use std::path::PathBuf;
 use std::sync::Mutex;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use crate::drivers::Entry;
+use crate::drivers::{Entry, EntryRef};
 
 /// Past this many, the oldest half is dropped (a time is a nicety, never data).
 const MAX_TIMES: usize = 1_000_000;
@@ -31,9 +31,9 @@ impl Times {
         Times { path, map: Mutex::new((map, next)) }
     }
 
-    pub fn get(&self, entry: &Entry) -> Option<SystemTime> {
+    pub fn get(&self, entry: EntryRef<'_>) -> Option<SystemTime> {
         let map = self.map.lock().unwrap();
-        map.0.get(&key(entry)).map(|&(ns, _)| UNIX_EPOCH + Duration::from_nanos(ns))
+        map.0.get(&key(entry.id, entry.version)).map(|&(ns, _)| UNIX_EPOCH + Duration::from_nanos(ns))
     }
 
     /// Keep `time` for `entry` and persist (blocking: a small file written atomically).
@@ -42,7 +42,7 @@ impl Times {
         let json = {
             let mut guard = self.map.lock().unwrap();
             let (map, next) = &mut *guard;
-            map.insert(key(entry), (ns, *next));
+            map.insert(key(&entry.id, &entry.version), (ns, *next));
             *next += 1;
             if map.len() > MAX_TIMES {
                 let mut order: Vec<u64> = map.values().map(|v| v.1).collect();
@@ -58,8 +58,8 @@ impl Times {
     }
 }
 
-fn key(entry: &Entry) -> String {
-    format!("{}\0{}", entry.id, entry.version)
+fn key(id: &str, version: &str) -> String {
+    format!("{id}\0{version}")
 }
 
 #[cfg(test)]
@@ -84,7 +84,7 @@ mod tests {
         let t = UNIX_EPOCH + Duration::from_nanos(1_600_000_000_123_456_789);
         Times::load(path.clone()).set(&entry("v1"), t);
         let again = Times::load(path);
-        assert_eq!(again.get(&entry("v1")), Some(t));
-        assert_eq!(again.get(&entry("v2")), None);
+        assert_eq!(again.get(entry("v1").view()), Some(t));
+        assert_eq!(again.get(entry("v2").view()), None);
     }
 }

@@ -1,6 +1,7 @@
 use std::os::unix::fs::PermissionsExt;
 
 use super::*;
+use crate::drivers::Entry;
 
 fn entry(name: &str, is_dir: bool) -> Entry {
     Entry {
@@ -34,7 +35,7 @@ fn round_trip() {
     let got = again.restored(0, "root").expect("restored");
     assert_eq!(*got.entries, *listing());
     assert!(got.fetched.elapsed().unwrap() < Duration::from_secs(60));
-    assert_eq!(again.restored(1, "other").unwrap().entries[0].name, "x");
+    assert_eq!(again.restored(1, "other").unwrap().entries.at(0).name, "x");
     assert!(again.restored(1, "root").is_none(), "storages do not share listings");
     assert_eq!(again.restored_dirs(0).len(), 1);
     // SIGHUP: restored listings are no longer served, but stay on disk.
@@ -60,11 +61,11 @@ fn remote_names_are_stored_and_shown_names_derived_again() {
     assert!(text.contains(r#""name":"a/b""#) && !text.contains("a／b"), "remote names on disk: {text}");
 
     let got = MetaStore::open(dir.path(), vec!["a".into()]).restored(0, "root").expect("restored");
-    let names: Vec<&str> = got.entries.iter().map(|e| e.name.as_str()).collect();
+    let names: Vec<&str> = got.entries.iter().map(|e| e.name).collect();
     assert_eq!(names, ["a/b", "..", "a/b", "plain.mkv"], "the provider's names, kept");
     assert_eq!(got.entries.iter_shown().map(|(n, _)| n).collect::<Vec<_>>(), shown);
-    assert_eq!(got.entries.named("a／b").map(|e| e.id.as_str()), Some("id-2"), "the oldest keeps the name");
-    assert_eq!(got.entries.named("a／b (2)").map(|e| e.id.as_str()), Some("id-0"));
+    assert_eq!(got.entries.named("a／b").map(|e| e.id), Some("id-2"), "the oldest keeps the name");
+    assert_eq!(got.entries.named("a／b (2)").map(|e| e.id), Some("id-0"));
     assert!(got.entries.named("a/b").is_none(), "a remote name that cannot be shown is not found");
 }
 

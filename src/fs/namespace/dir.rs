@@ -9,7 +9,7 @@ use futures_util::future::join_all;
 use super::inode::{Kind, RemoteEntry};
 use super::{Namespace, VIRTUAL_TTL};
 use crate::cache::meta::Listing;
-use crate::drivers::Entry;
+use crate::drivers::{Entry, EntryRef};
 use crate::error::{Error, Result};
 use crate::fs::{Attr, DirItem};
 
@@ -34,7 +34,7 @@ pub enum DirSlot<'a> {
     /// `.`, `..` or a virtual child: its inode.
     Fixed(&'a str, u64),
     /// A remote entry, and the name it is shown under.
-    Remote(&'a str, &'a Entry),
+    Remote(&'a str, EntryRef<'a>),
 }
 
 impl DirSnapshot {
@@ -83,9 +83,9 @@ impl Namespace {
                 fixed.extend(children);
                 None
             }
-            Kind::Remote { entry, .. } if !entry.is_dir => return Err(Error::NotDir),
+            Kind::Remote { entry, .. } if !entry.view().is_dir => return Err(Error::NotDir),
             Kind::Stats => return Err(Error::NotDir),
-            Kind::Remote { storage, entry } => Some(self.list(storage, &entry).await?.0),
+            Kind::Remote { storage, entry } => Some(self.list(storage, &entry.view().to_entry()).await?.0),
         };
         let snapshot = DirSnapshot { fixed, remote };
         let digest = snapshot.digest();
@@ -134,7 +134,7 @@ impl Namespace {
             let sized: Vec<Option<Result<Entry>>> = join_all((start..end).map(|i| async move {
                 match (snapshot.get(i), storage) {
                     (Some(DirSlot::Remote(_, e)), Some(s)) if plus && e.size.is_none() => {
-                        Some(self.with_size(s, e.clone()).await)
+                        Some(self.with_size(s, e.to_entry()).await)
                     }
                     _ => None,
                 }
@@ -162,7 +162,7 @@ impl Namespace {
                             Some(Ok(sized)) => RemoteEntry::at(listing, index, sized),
                             _ => RemoteEntry::Listed { listing: listing.clone(), index: index as u32 },
                         };
-                        let attr = self.remote_attr(0, &entry);
+                        let attr = self.remote_attr(0, entry.view());
                         let kind = Kind::Remote { storage: storage.expect("remote child of a remote folder"), entry };
                         let child = self.inodes.lock().unwrap().upsert_numbered(ino, name, kind, number(i));
                         (name, Attr { ino: child, ..attr }, dir_ttl)

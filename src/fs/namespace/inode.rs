@@ -23,7 +23,7 @@ use std::sync::Arc;
 use hashbrown::HashTable;
 
 use crate::cache::meta::Listing;
-use crate::drivers::Entry;
+use crate::drivers::{Entry, EntryRef};
 use crate::error::{Error, Result};
 
 pub const ROOT: u64 = 1;
@@ -45,7 +45,7 @@ impl RemoteEntry {
     /// The entry at `index` of `listing`, as `sized` (the same entry with its size made real):
     /// pointed into when the listing already had that size, else a copy.
     pub fn at(listing: &Arc<Listing>, index: usize, sized: Entry) -> Self {
-        if listing[index].size == sized.size {
+        if listing.at(index).size == sized.size {
             RemoteEntry::Listed { listing: listing.clone(), index: index as u32 }
         } else {
             RemoteEntry::Own(Box::new((listing.shown(index).to_string(), sized)))
@@ -72,14 +72,12 @@ impl RemoteEntry {
             RemoteEntry::Own(own) => &own.0,
         }
     }
-}
 
-impl std::ops::Deref for RemoteEntry {
-    type Target = Entry;
-    fn deref(&self) -> &Entry {
+    /// The entry.
+    pub fn view(&self) -> EntryRef<'_> {
         match self {
-            RemoteEntry::Listed { listing, index } => &listing[*index as usize],
-            RemoteEntry::Own(own) => &own.1,
+            RemoteEntry::Listed { listing, index } => listing.at(*index as usize),
+            RemoteEntry::Own(own) => own.1.view(),
         }
     }
 }
@@ -107,7 +105,7 @@ impl Node {
     pub fn is_dir(&self) -> bool {
         match &self.kind {
             Kind::Virtual { .. } => true,
-            Kind::Remote { entry, .. } => entry.is_dir,
+            Kind::Remote { entry, .. } => entry.view().is_dir,
             Kind::Stats => false,
         }
     }
@@ -233,7 +231,7 @@ impl InodeTable {
     /// The inodes of the folder `id` of `storage` (a scan: used only when a background listing
     /// found a change to tell the kernel about).
     pub fn folders(&self, storage: usize, id: &str) -> Vec<u64> {
-        let named = |n: &Node| matches!(&n.kind, Kind::Remote { storage: s, entry } if *s == storage && entry.is_dir && entry.id == id);
+        let named = |n: &Node| matches!(&n.kind, Kind::Remote { storage: s, entry } if *s == storage && entry.view().is_dir && entry.view().id == id);
         self.nodes.iter().filter(|(_, n)| named(n)).map(|(&ino, _)| ino).collect()
     }
 
@@ -263,7 +261,7 @@ impl InodeTable {
         match &mut node.kind {
             // The name of a listed entry is its listing's: it now has its own until its folder
             // is listed again.
-            Kind::Remote { entry, .. } => *entry = RemoteEntry::own(new_name, (**entry).clone()),
+            Kind::Remote { entry, .. } => *entry = RemoteEntry::own(new_name, entry.view().to_entry()),
             Kind::Virtual { .. } | Kind::Stats => node.label = new_name.into(),
         }
         let hash = self.hash(new_parent, new_name);
@@ -333,7 +331,7 @@ impl Default for InodeTable {
 fn kind_is_dir(kind: &Kind) -> bool {
     match kind {
         Kind::Virtual { .. } => true,
-        Kind::Remote { entry, .. } => entry.is_dir,
+        Kind::Remote { entry, .. } => entry.view().is_dir,
         Kind::Stats => false,
     }
 }
@@ -427,7 +425,7 @@ mod tests {
     fn listed_inodes_take_name_and_entry_from_their_listing() {
         let listing = Arc::new(Listing::new(vec![entry("a", false), entry("x/y", false), entry("d", true)]));
         let mut t = InodeTable::new();
-        let at = |i: usize| Kind::Remote { storage: 0, entry: RemoteEntry::at(&listing, i, listing[i].clone()) };
+        let at = |i: usize| Kind::Remote { storage: 0, entry: RemoteEntry::at(&listing, i, listing.at(i).to_entry()) };
         let a = t.upsert(ROOT, "a", at(0));
         let slash = t.upsert(ROOT, "x／y", at(1));
         assert!(matches!(t.get(a).unwrap().kind, Kind::Remote { entry: RemoteEntry::Listed { index: 0, .. }, .. }));
@@ -437,12 +435,12 @@ mod tests {
         assert!(t.upsert(ROOT, "d", at(2)) > slash);
         assert!(t.get(t.child(ROOT, "d").unwrap()).unwrap().is_dir());
         // A size the listing did not have makes a copy of the entry, under the same name.
-        let mut sized = listing[0].clone();
+        let mut sized = listing.at(0).to_entry();
         sized.size = Some(7);
         let kind = Kind::Remote { storage: 0, entry: RemoteEntry::at(&listing, 0, sized) };
         assert_eq!(t.upsert(ROOT, "a", kind), a);
         let Kind::Remote { entry, .. } = &t.get(a).unwrap().kind else { panic!() };
-        assert!(matches!(entry, RemoteEntry::Own(_)) && entry.size == Some(7));
+        assert!(matches!(entry, RemoteEntry::Own(_)) && entry.view().size == Some(7));
         assert_eq!(t.get(a).unwrap().name(), "a");
         // The page-cache version is per inode and goes with it.
         t.add_lookup(a);

@@ -96,7 +96,7 @@ impl Namespace {
         let key = (storage, dir.id.clone());
         let last = self.meta.last_dir(&key).or_else(|| Some(self.store.as_ref()?.restored(storage, &dir.id)?.entries));
         let entries = match last {
-            Some(last) if **last == *entries => last,
+            Some(last) if last.holds(&entries) => last,
             _ => Arc::new(Listing::new(entries)),
         };
         self.meta.put_dir(key, entries.clone());

@@ -27,7 +27,7 @@ use crate::cache::link::LinkCache;
 use crate::cache::meta::{DirKey, MetaCache};
 use crate::cache::store::MetaStore;
 use crate::cache::{FileKey, KeyedLock};
-use crate::drivers::Entry;
+use crate::drivers::{Entry, EntryRef};
 use crate::error::{Error, Result};
 pub use dir::{DirSlot, DirSnapshot};
 use inode::{InodeTable, Kind, ROOT, RemoteEntry};
@@ -125,8 +125,9 @@ impl Namespace {
                 None => Ok(Lookup::Missing { ttl: VIRTUAL_TTL }),
             },
             Kind::Stats => Err(Error::NotDir),
-            Kind::Remote { entry, .. } if !entry.is_dir => Err(Error::NotDir),
+            Kind::Remote { entry, .. } if !entry.view().is_dir => Err(Error::NotDir),
             Kind::Remote { storage, entry } => {
+                let entry = entry.view().to_entry();
                 let key = (storage, entry.id.clone());
                 if let Some(ttl) = self.meta.negative(&key, name) {
                     return Ok(Lookup::Missing { ttl });
@@ -136,10 +137,10 @@ impl Namespace {
                     self.meta.put_negative(key, name);
                     return Ok(Lookup::Missing { ttl: self.meta.negative_ttl() });
                 };
-                let child = self.with_size(storage, children[index].clone()).await?;
+                let child = self.with_size(storage, children.at(index).to_entry()).await?;
                 let number = children.numbers(|n| self.inodes.lock().unwrap().reserve(n)) + index as u64;
                 let mut inodes = self.inodes.lock().unwrap();
-                let attr = |ino| self.remote_attr(ino, &child);
+                let attr = |ino| self.remote_attr(ino, child.view());
                 let kind = Kind::Remote { storage, entry: RemoteEntry::at(&children, index, child.clone()) };
                 let ino = inodes.upsert_numbered(parent, name, kind, Some(number));
                 inodes.add_lookup(ino);
@@ -163,11 +164,11 @@ impl Namespace {
         let parent = self.inodes.lock().unwrap().get(node.parent).map(|p| p.kind.clone());
         let (entry, ttl) = match parent {
             Ok(Kind::Remote { storage: ps, entry: parent_entry }) if ino != ROOT && ps == *storage => {
-                let (children, ttl) = self.list(*storage, &parent_entry).await?;
+                let (children, ttl) = self.list(*storage, &parent_entry.view().to_entry()).await?;
                 let index = children.position(node.name()).ok_or(Error::NotFound)?;
-                let fresh = self.with_size(*storage, children[index].clone()).await?;
+                let fresh = self.with_size(*storage, children.at(index).to_entry()).await?;
                 // Also when only the listing is new: an inode must not keep an old one alive.
-                if fresh != **entry || !entry.is_from(&children) {
+                if fresh.view() != entry.view() || !entry.is_from(&children) {
                     let kind =
                         Kind::Remote { storage: *storage, entry: RemoteEntry::at(&children, index, fresh.clone()) };
                     self.inodes.lock().unwrap().upsert(node.parent, node.name(), kind);
@@ -175,16 +176,16 @@ impl Namespace {
                 (fresh, ttl)
             }
             // A storage root: its attributes are the driver's, and do not change.
-            _ => (Entry::clone(entry), VIRTUAL_TTL),
+            _ => (entry.view().to_entry(), VIRTUAL_TTL),
         };
-        Ok((self.remote_attr(ino, &entry), ttl.max(MIN_TTL)))
+        Ok((self.remote_attr(ino, entry.view()), ttl.max(MIN_TTL)))
     }
 
     /// What opening `ino` opens: the file's entry with its size made real.
     pub async fn openable(&self, ino: u64) -> Result<Openable> {
         let node = self.inodes.lock().unwrap().get(ino)?.clone();
         let (storage, entry) = match node.kind {
-            Kind::Remote { storage, entry } => (storage, Entry::clone(&entry)),
+            Kind::Remote { storage, entry } => (storage, entry.view().to_entry()),
             Kind::Stats => return Ok(Openable::Stats),
             Kind::Virtual { .. } => return Err(Error::IsDir),
         };
@@ -219,12 +220,12 @@ impl Namespace {
         attr
     }
 
-    fn remote_attr(&self, ino: u64, entry: &Entry) -> Attr {
+    fn remote_attr(&self, ino: u64, entry: EntryRef<'_>) -> Attr {
         let mut mtime = if entry.mtime == SystemTime::UNIX_EPOCH { self.started } else { entry.mtime };
         let mut size = entry.size.unwrap_or(0);
         if let Some(writes) = self.writes.get() {
             // A pending file grows while it is written; a time set by `utimens` wins.
-            if let Some(upload) = crate::write::upload_of(&entry.id).and_then(|id| writes.get(id)) {
+            if let Some(upload) = crate::write::upload_of(entry.id).and_then(|id| writes.get(id)) {
                 size = upload.staging.size();
             }
             mtime = writes.times.get(entry).unwrap_or(mtime);
@@ -239,7 +240,7 @@ impl Namespace {
         let node = inodes.get(ino)?;
         Ok(match &node.kind {
             Kind::Virtual { .. } => self.owner.attr(ino, true, 0, self.started),
-            Kind::Remote { entry, .. } => self.remote_attr(ino, entry),
+            Kind::Remote { entry, .. } => self.remote_attr(ino, entry.view()),
             Kind::Stats => self.stats_attr(0),
         })
     }

@@ -43,8 +43,8 @@ impl Namespace {
         let inodes = self.inodes.lock().unwrap();
         let node = inodes.get(ino)?;
         match &node.kind {
-            Kind::Remote { storage, entry } if entry.is_dir => {
-                Ok(Folder { ino, storage: *storage, entry: (**entry).clone(), path: inodes.path(ino) })
+            Kind::Remote { storage, entry } if entry.view().is_dir => {
+                Ok(Folder { ino, storage: *storage, entry: entry.view().to_entry(), path: inodes.path(ino) })
             }
             Kind::Remote { .. } => Err(Error::NotDir),
             Kind::Virtual { .. } | Kind::Stats => Err(Error::ReadOnly),
@@ -57,7 +57,9 @@ impl Namespace {
             let inodes = self.inodes.lock().unwrap();
             let node = inodes.get(ino)?;
             match &node.kind {
-                Kind::Remote { entry, .. } if ino != ROOT => (node.parent, node.name().to_string(), (**entry).clone()),
+                Kind::Remote { entry, .. } if ino != ROOT => {
+                    (node.parent, node.name().to_string(), entry.view().to_entry())
+                }
                 _ => return Err(Error::ReadOnly),
             }
         };
@@ -67,13 +69,13 @@ impl Namespace {
     /// What `name` (as shown) in `folder` is now, pending files included.
     pub async fn child(&self, folder: &Folder, name: &str) -> Result<Option<Entry>> {
         let (children, _) = self.list(folder.storage, &folder.entry).await?;
-        Ok(children.named(name).cloned())
+        Ok(children.named(name).map(|e| e.to_entry()))
     }
 
     /// The provider's entry named `remote_name` in `folder`, under any pending file.
     pub async fn remote_child(&self, folder: &Folder, remote_name: &str) -> Result<Option<Entry>> {
         let (children, _) = self.list_remote(folder.storage, &folder.entry).await?;
-        Ok(children.iter().find(|e| e.name == remote_name).cloned())
+        Ok(children.iter().find(|e| e.name == remote_name).map(|e| e.to_entry()))
     }
 
     /// Whether `dir` (of `storage`) holds anything, pending files included.

@@ -57,7 +57,8 @@ impl Overlay {
         {
             return merged.clone();
         }
-        let mut entries: Vec<_> = listing.iter().filter(|e| !pending.files.contains_key(&e.name)).cloned().collect();
+        let mut entries: Vec<_> =
+            listing.iter().filter(|e| !pending.files.contains_key(e.name)).map(|e| e.to_entry()).collect();
         entries.extend(pending.files.values().map(|u| u.entry()));
         let merged = Arc::new(Listing::new(entries));
         pending.merged = Some((listing, merged.clone()));

@@ -23,7 +23,7 @@ use tokio::sync::{Notify, Semaphore, watch};
 use super::Namespace;
 use super::inode::{Kind, RemoteEntry};
 use crate::cache::meta::{DirKey, Listing};
-use crate::drivers::Entry;
+use crate::drivers::{Entry, EntryRef};
 use crate::stats::StorageStats;
 
 /// Background listings at once.
@@ -163,7 +163,7 @@ impl Namespace {
                 if !seen.insert(dir.id.clone()) {
                     continue;
                 }
-                next.extend(entries.iter().filter(|e| e.is_dir).cloned());
+                next.extend(entries.iter().filter(|e| e.is_dir).map(|e| e.to_entry()));
                 self.background.enqueue(i, &dir, false);
             }
         }
@@ -213,8 +213,8 @@ impl Namespace {
     /// or not (an inode pointing into the old one would keep all of it in memory); a size
     /// learned from the server stays where the entry did not change.
     fn announce(&self, storage: usize, dir_id: &str, old: &Listing, listing: &Arc<Listing>) {
-        let old: HashMap<&str, &Entry> = old.iter_shown().collect();
-        let new: HashMap<&str, (usize, &Entry)> =
+        let old: HashMap<&str, EntryRef> = old.iter_shown().collect();
+        let new: HashMap<&str, (usize, EntryRef)> =
             listing.iter_shown().enumerate().map(|(i, (n, e))| (n, (i, e))).collect();
         let changed = |name: &str| new.get(name).map(|(_, e)| *e) != old.get(name).copied();
         let mut names: Vec<&str> = old.keys().copied().filter(|n| changed(n)).collect();

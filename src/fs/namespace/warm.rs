@@ -32,7 +32,7 @@ impl Namespace {
     pub fn walk_starts(&self, ino: u64, path: &str) -> Result<Vec<(usize, Entry)>> {
         let kind = self.inodes.lock().unwrap().get(ino)?.kind.clone();
         match kind {
-            Kind::Remote { storage, entry } if entry.is_dir => Ok(vec![(storage, Entry::clone(&entry))]),
+            Kind::Remote { storage, entry } if entry.view().is_dir => Ok(vec![(storage, entry.view().to_entry())]),
             Kind::Remote { .. } | Kind::Stats => Err(Error::NotDir),
             Kind::Virtual { .. } => {
                 let prefix: String = path.split('/').filter(|p| !p.is_empty()).map(|p| format!("/{p}")).collect();
@@ -59,7 +59,7 @@ impl Namespace {
                 Ok(entries) => {
                     count.folders.fetch_add(1, Ordering::Relaxed);
                     count.entries.fetch_add(entries.len() as u64, Ordering::Relaxed);
-                    pending.extend(entries.iter().filter(|e| e.is_dir).cloned());
+                    pending.extend(entries.iter().filter(|e| e.is_dir).map(|e| e.to_entry()));
                 }
                 Err(err) => {
                     count.failures.fetch_add(1, Ordering::Relaxed);
