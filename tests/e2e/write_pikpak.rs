@@ -496,7 +496,8 @@ fn an_upload_that_fails_for_good_is_eio_at_fsync_kept_and_listed() {
     let bytes = random_bytes(1 << 20, 13);
     let mut f = std::fs::File::create(mount.path("/pikpak/refused.bin")).unwrap();
     f.write_all(&bytes).unwrap();
-    assert_eq!(errno_of(f.sync_all()), libc::EIO);
+    let synced = f.sync_all();
+    assert_eq!(errno_of(synced), libc::EIO, "{}", mount.log());
     drop(f);
     let (code, out, _) = common::run(&["uploads", config_path.to_str().unwrap()]);
     let table = String::from_utf8_lossy(&out);
