@@ -17,8 +17,9 @@ use sha1::Sha1;
 
 use crate::error::{Error, Result};
 
-/// One request as the signature sees it. Sub-resource values are the decoded ones.
-#[derive(Debug, Clone, Copy)]
+/// One request as the signature sees it. Sub-resource values are the decoded ones. No
+/// `Debug`: the `x-oss-*` headers carry the security token.
+#[derive(Clone, Copy)]
 pub struct Request<'a> {
     pub method: &'a str,
     pub content_md5: &'a str,

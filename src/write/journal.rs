@@ -171,10 +171,6 @@ pub fn new_id() -> String {
     format!("{:012x}-{:08x}", now.as_millis(), rand::random::<u32>())
 }
 
-pub fn unix_now() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

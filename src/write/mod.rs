@@ -73,6 +73,9 @@ pub struct Upload {
     /// The uploaded file is where its record says, under its name: the record no longer
     /// changes (a rename now is a rename on the provider). Set under the record's lock.
     settled: AtomicBool,
+    /// A record of this upload is on disk (a `close` committed it, or a replay found it): a
+    /// rename or a time set changes it at once.
+    journaled: AtomicBool,
 }
 
 impl Upload {
@@ -201,6 +204,10 @@ impl Writes {
                 }
             };
             record.failed = false;
+            if staging.size() != record.size {
+                record.size = staging.size();
+                record.hash = None;
+            }
             let upload = Arc::new(Upload {
                 id: record.id.clone(),
                 storage,
@@ -211,6 +218,7 @@ impl Writes {
                 discard: AtomicBool::new(false),
                 syncing: Default::default(),
                 settled: AtomicBool::new(false),
+                journaled: AtomicBool::new(true),
             });
             self.uploads.lock().unwrap().insert(upload.id.clone(), upload.clone());
             out.push(upload);
@@ -262,7 +270,7 @@ impl Writes {
             attempts: 0,
             last_error: None,
             failed: false,
-            created: journal::unix_now(),
+            created: crate::time::unix_now(),
         };
         let upload = Arc::new(Upload {
             id: id.clone(),
@@ -274,6 +282,7 @@ impl Writes {
             discard: AtomicBool::new(false),
             syncing: Default::default(),
             settled: AtomicBool::new(false),
+            journaled: AtomicBool::new(false),
         });
         self.uploads.lock().unwrap().insert(id, upload.clone());
         Ok(upload)
@@ -356,8 +365,9 @@ impl Writes {
         })
         .await
         .map_err(|e| Error::internal(e.to_string()))?;
-        if result.is_err() {
-            upload.staging.mark_dirty();
+        match &result {
+            Ok(()) => upload.journaled.store(true, Ordering::SeqCst),
+            Err(_) => upload.staging.mark_dirty(),
         }
         result
     }
@@ -451,8 +461,8 @@ impl Writes {
             record.name = name.to_string();
             record.clone()
         };
-        if upload.phase() == Phase::Writing && upload.staging.has_writers() {
-            // Not committed yet: the close records it.
+        if !upload.journaled.load(Ordering::SeqCst) {
+            // Never closed yet: its first close records it, under the new name.
             return Ok(());
         }
         self.put_record(record).await
@@ -470,7 +480,7 @@ impl Writes {
             record.mtime_ns = Some(ns);
             record.clone()
         };
-        if upload.staging.has_writers() {
+        if !upload.journaled.load(Ordering::SeqCst) {
             return Ok(());
         }
         self.put_record(record).await

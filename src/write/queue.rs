@@ -71,7 +71,8 @@ async fn work(writes: &Arc<Writes>, upload: &Arc<Upload>) {
     tracing::info!(path = %path, size = record.size, "upload started");
     let progress = Arc::new(Progress::new(0));
     let reporter = tokio::spawn(report_progress(writes.clone(), upload.id.clone(), progress.clone()));
-    let result = upload_once(writes, upload, &progress).await;
+    // Uploads share the providers' rate limits with reads, and reads keep priority.
+    let result = crate::http::limit::background(upload_once(writes, upload, &progress)).await;
     reporter.abort();
     writes.journal.clear_running(&upload.id);
     let sent = progress.load(Ordering::Relaxed);

@@ -49,10 +49,10 @@ impl Staging {
         let file = std::fs::OpenOptions::new().read(true).write(true).open(&path).map_err(io)?;
         let actual = file.metadata().map_err(io)?.len();
         if actual != size {
-            return Err(Error::internal(format!(
-                "staging file {} holds {actual} bytes, its record says {size}",
-                path.display()
-            )));
+            // Written on after its last close, then the process died: the file holds the newest
+            // bytes, which is what goes up (hashed again); nothing is dropped.
+            tracing::warn!(path = %path.display(), recorded = size, actual, "a staged file changed after its last close; uploading what it holds");
+            return Ok(Staging::with_file(path, file, actual, Hash::Lost));
         }
         Ok(Staging::with_file(path, file, size, hash.map_or(Hash::Lost, Hash::Done)))
     }
@@ -225,5 +225,17 @@ mod tests {
         u.truncate(2).unwrap();
         assert_eq!(u.finish_hash(), None, "a truncate below what was hashed loses the hash");
         assert_eq!(u.size(), 2);
+    }
+
+    #[test]
+    fn a_staged_file_that_grew_after_its_record_is_resumed_whole_and_hashed_again() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("a"), b"abcdef").unwrap();
+        let same = Staging::reopen(dir.path().join("a"), 6, Some("H".into())).unwrap();
+        assert_eq!(same.finish_hash().as_deref(), Some("H"));
+        let grown = Staging::reopen(dir.path().join("a"), 4, Some("H".into())).unwrap();
+        assert_eq!(grown.size(), 6);
+        assert_eq!(grown.finish_hash(), None);
+        assert_eq!(grown.read(0, 10).unwrap(), b"abcdef");
     }
 }

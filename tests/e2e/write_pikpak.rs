@@ -466,6 +466,7 @@ fn a_name_the_mount_escapes_round_trips_through_the_provider() {
         assert!(Instant::now() < deadline, "never stored as AC/DC.txt:\n{}", mount.log());
         std::thread::sleep(Duration::from_millis(100));
     }
+    assert!(sim.handle().pikpak.node("/AC").is_none(), "one file named AC/DC.txt, not a folder AC");
     assert!(mount.stop().success());
     let fresh = tempfile::tempdir().unwrap();
     let mount = Mount::start(&config(&sim, fresh.path(), ""));

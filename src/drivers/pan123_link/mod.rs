@@ -55,7 +55,7 @@ impl Pan123Link {
         // client that fetches these links is built elsewhere.
         let _proxy = options.str("proxy")?;
 
-        let tree = tree::parse(&text, unix_now() as i64)
+        let tree = tree::parse(&text, crate::time::unix_now() as i64)
             .map_err(|e| options.error("origin_urls", format!("line {} of origin_urls: {}", e.line, e.message)))?;
         if !private_key.is_empty() {
             // Find unsignable URLs now rather than at the first read.
@@ -133,17 +133,13 @@ impl Driver for Pan123Link {
         if self.private_key.is_empty() {
             return Ok(Link { url: info.url, headers: Vec::new(), expires_at: None });
         }
-        let expires = unix_now().saturating_add(self.valid_duration.as_secs());
+        let expires = crate::time::unix_now().saturating_add(self.valid_duration.as_secs());
         // Non-negative, up to 2^63-1, like Go's rand.Int() in OpenList.
         let rand = rand::random::<u64>() >> 1;
         let url = auth_key::sign(&info.url, &self.private_key, self.uid, expires, rand)
             .map_err(|e| Error::internal(format!("{}: {e}", node.path())))?;
         Ok(Link { url, headers: Vec::new(), expires_at: Some(UNIX_EPOCH + Duration::from_secs(expires)) })
     }
-}
-
-fn unix_now() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
 }
 
 fn unix_to_system_time(secs: i64) -> SystemTime {

@@ -5,6 +5,7 @@ use std::path::Path;
 use super::*;
 use crate::config::Config;
 use crate::http::HttpClient;
+use crate::time::unix_now;
 
 const TREE: &str = "Movies:
   1073741824:1700000000:https://vip.123pan.cn/1814435971/movies/a.mp4

@@ -1,9 +1,10 @@
 //! The object store an upload's bytes go to (pikpak-protocol.md §8.7 step 2): OSS V1 requests
 //! signed with the temporary credentials of one upload init (`crate::http::oss`).
 //!
-//! Each request is retried on its own with back-off after a 5xx, a 429, a reset, or a 403
-//! `SignatureDoesNotMatch` (a store that refused a good signature once accepts it again;
-//! the clocks may also disagree for a moment). Credentials that expired or that the store
+//! Each PUT (an object, a part) is retried on its own with back-off after a 5xx, a 429, a
+//! reset, or a 403 `SignatureDoesNotMatch` (a store that refused a good signature once accepts
+//! it again; the clocks may also disagree for a moment); a POST (initiate, complete) only after
+//! a 429, since it may have been carried out. Credentials that expired or that the store
 //! no longer knows end the upload attempt ([`StoreError::expired`]): the caller starts over with
 //! a new init, since the service has no endpoint to renew them.
 //!
@@ -124,7 +125,16 @@ impl Store<'_> {
         body: Body<'_>,
     ) -> Result<(reqwest::header::HeaderMap, String), StoreError> {
         let what = sub_resources.first().map_or("object", |(name, _)| *name);
-        retry(&Policy::read(what, REQUEST_RETRIES), || self.send_once(method.clone(), sub_resources, body)).await
+        // A PUT of an object or a part replaces what its key or part number holds: sending it
+        // again is harmless. A POST starts or completes a multipart upload: not sent again
+        // after a failure that may have come after the store acted (the attempt fails and the
+        // upload starts over instead).
+        let policy = if method == Method::POST {
+            Policy::write(what, REQUEST_RETRIES)
+        } else {
+            Policy::read(what, REQUEST_RETRIES)
+        };
+        retry(&policy, || self.send_once(method.clone(), sub_resources, body)).await
     }
 
     async fn send_once(
@@ -177,10 +187,12 @@ impl Store<'_> {
         let response = builder.send().await.map_err(Error::from)?;
         let status = response.status().as_u16();
         let headers = response.headers().clone();
-        let text = String::from_utf8_lossy(&crate::http::api_body(response).await?).into_owned();
+        // The status first: a refusal whose body cannot be read is still what its status says.
+        let body = crate::http::api_body(response).await;
         if status::is_success(status) {
-            return Ok((headers, text));
+            return Ok((headers, String::from_utf8_lossy(&body?).into_owned()));
         }
+        let text = body.map(|b| String::from_utf8_lossy(&b).into_owned()).unwrap_or_default();
         let err = refusal(status, &headers, &text);
         tracing::debug!(method = %method, status, code = xml_text(&text, "Code").unwrap_or(""), "object store refused");
         Err(err)
