@@ -21,7 +21,7 @@ pub mod times;
 
 use std::collections::{HashMap, VecDeque};
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -76,9 +76,32 @@ pub struct Upload {
     /// A record of this upload is on disk (a `close` committed it, or a replay found it): a
     /// rename or a time set changes it at once.
     journaled: AtomicBool,
+    /// The staging version the provider has (0: none yet); `fsync` waits for it.
+    sent: AtomicU64,
+    /// An upload that landed while a handle was still open for writing (an `fsync`), and the
+    /// folder it landed in: the file stays pending until the last writer closes, and then
+    /// either this copy is shown or a newer upload replaces it (see `queue::work`).
+    interim: Mutex<Option<(Entry, String)>>,
 }
 
 impl Upload {
+    fn new(id: String, storage: usize, staging: Staging, record: Record, phase: Phase) -> Upload {
+        Upload {
+            id,
+            storage,
+            staging,
+            record: Mutex::new(record),
+            phase: watch::Sender::new(phase),
+            cancelled: AtomicBool::new(false),
+            discard: AtomicBool::new(false),
+            syncing: Default::default(),
+            settled: AtomicBool::new(false),
+            journaled: AtomicBool::new(false),
+            sent: AtomicU64::new(0),
+            interim: Mutex::new(None),
+        }
+    }
+
     pub fn record(&self) -> Record {
         self.record.lock().unwrap().clone()
     }
@@ -208,18 +231,8 @@ impl Writes {
                 record.size = staging.size();
                 record.hash = None;
             }
-            let upload = Arc::new(Upload {
-                id: record.id.clone(),
-                storage,
-                staging,
-                record: Mutex::new(record),
-                phase: watch::Sender::new(Phase::Queued),
-                cancelled: AtomicBool::new(false),
-                discard: AtomicBool::new(false),
-                syncing: Default::default(),
-                settled: AtomicBool::new(false),
-                journaled: AtomicBool::new(true),
-            });
+            let upload = Arc::new(Upload::new(record.id.clone(), storage, staging, record, Phase::Queued));
+            upload.journaled.store(true, Ordering::SeqCst);
             self.uploads.lock().unwrap().insert(upload.id.clone(), upload.clone());
             out.push(upload);
         }
@@ -257,7 +270,6 @@ impl Writes {
         let id = journal::new_id();
         let staging = Staging::create(self.journal.staging_path(&id), writable.hasher())?;
         staging.add_writer();
-        staging.mark_dirty();
         let record = Record {
             id: id.clone(),
             storage: self.storages[storage].path.clone(),
@@ -272,18 +284,7 @@ impl Writes {
             failed: false,
             created: crate::time::unix_now(),
         };
-        let upload = Arc::new(Upload {
-            id: id.clone(),
-            storage,
-            staging,
-            record: Mutex::new(record),
-            phase: watch::Sender::new(Phase::Writing),
-            cancelled: AtomicBool::new(false),
-            discard: AtomicBool::new(false),
-            syncing: Default::default(),
-            settled: AtomicBool::new(false),
-            journaled: AtomicBool::new(false),
-        });
+        let upload = Arc::new(Upload::new(id.clone(), storage, staging, record, Phase::Writing));
         self.uploads.lock().unwrap().insert(id, upload.clone());
         Ok(upload)
     }
@@ -350,11 +351,12 @@ impl Writes {
     /// returns. Nothing to do when nothing was written since the last commit.
     pub async fn commit(&self, upload: &Arc<Upload>) -> Result<()> {
         // A file deleted while open keeps its bytes for its handles, but nothing is recorded.
-        if !upload.staging.take_dirty() || upload.cancelled.load(Ordering::SeqCst) {
+        let version = upload.staging.version();
+        if version == upload.staging.committed() || upload.cancelled.load(Ordering::SeqCst) {
             return Ok(());
         }
         let (up, journal) = (upload.clone(), self.journal.clone());
-        let result = tokio::task::spawn_blocking(move || {
+        tokio::task::spawn_blocking(move || {
             up.staging.sync()?;
             let record = {
                 let mut record = up.record.lock().unwrap();
@@ -364,12 +366,10 @@ impl Writes {
             journal.put(&record).map_err(staging::io)
         })
         .await
-        .map_err(|e| Error::internal(e.to_string()))?;
-        match &result {
-            Ok(()) => upload.journaled.store(true, Ordering::SeqCst),
-            Err(_) => upload.staging.mark_dirty(),
-        }
-        result
+        .map_err(|e| Error::internal(e.to_string()))??;
+        upload.journaled.store(true, Ordering::SeqCst);
+        upload.staging.set_committed(version);
+        Ok(())
     }
 
     /// A handle open for writing closed. The last one commits what is left, finishes the hash
@@ -398,6 +398,19 @@ impl Writes {
         if let Some(record) = changed {
             self.put_record(record).await?;
         }
+        if upload.sent.load(Ordering::SeqCst) == upload.staging.version() {
+            // An `fsync` sent these very bytes: show that copy, if it is still where the
+            // record says (else the next upload, instant, puts it there).
+            let mut interim = upload.interim.lock().unwrap();
+            if let Some((entry, parent_id)) = interim.as_ref()
+                && matches!(upload.settle_if_unchanged(parent_id, &entry.name), Settle::Done)
+            {
+                let (entry, _) = interim.take().expect("checked above");
+                drop(interim);
+                self.land(upload, &entry);
+                return Ok(());
+            }
+        }
         let queued = upload.phase.send_if_modified(|p| {
             let idle = matches!(p, Phase::Writing | Phase::Failed(_));
             if idle {
@@ -412,34 +425,49 @@ impl Writes {
         Ok(())
     }
 
+    /// The provider's `entry` is this file now: shown in place of the pending one, and the
+    /// upload is done.
+    fn land(&self, upload: &Upload, entry: &Entry) {
+        if let Some(landing) = self.landing.get() {
+            landing.landed(upload, &upload.record(), entry);
+        }
+        upload.phase.send_replace(Phase::Landed);
+        self.forget(upload);
+    }
+
     /// `fsync`: what was written so far reaches the provider before this returns (`EIO` when
-    /// that failed for good). A handle still open for writing keeps writing to the same file;
-    /// what it writes after this goes up at its close.
+    /// that failed for good). A handle still open for writing keeps writing; the file stays
+    /// pending until its last close, which uploads what came after (or shows this copy).
+    ///
+    /// What counts is the staging version the provider has, not whether this descriptor's
+    /// writes were already recorded: a `close` of another descriptor of the file (a forked
+    /// child's copy closing on exec, say) commits them too, and must not make `fsync` a no-op.
     pub async fn sync(&self, upload: &Arc<Upload>) -> Result<()> {
-        let dirty = upload.staging.take_dirty();
-        if dirty {
-            upload.staging.mark_dirty();
-            self.commit(upload).await?;
-            // An upload may read the file while this handle writes on: it is checked against
-            // the hash of what it read, and a later close uploads again.
-            upload.phase.send_if_modified(|p| {
+        self.commit(upload).await?;
+        let target = upload.staging.version();
+        if upload.sent.load(Ordering::SeqCst) < target {
+            let queued = upload.phase.send_if_modified(|p| {
                 let writing = *p == Phase::Writing;
                 if writing {
                     *p = Phase::Queued;
                 }
                 writing
             });
-            self.queue.lock().unwrap().push_back(upload.id.clone());
-            self.queued.notify_one();
+            if queued {
+                self.queue.lock().unwrap().push_back(upload.id.clone());
+                self.queued.notify_one();
+            }
         }
         upload.syncing.fetch_add(1, Ordering::SeqCst);
         let _done = scopeguard(|| upload.syncing.fetch_sub(1, Ordering::SeqCst));
         let mut phase = upload.phase.subscribe();
         loop {
+            if upload.sent.load(Ordering::SeqCst) >= target {
+                return Ok(());
+            }
             match &*phase.borrow_and_update() {
                 Phase::Landed | Phase::Cancelled => return Ok(()),
                 Phase::Failed(err) => return Err(Error::Remote(format!("upload failed: {err}"))),
-                Phase::Writing if !dirty => return Ok(()),
                 _ => {}
             }
             if phase.changed().await.is_err() {
@@ -499,6 +527,19 @@ impl Writes {
         }
         let uploading = upload.phase() == Phase::Uploading;
         upload.phase.send_replace(Phase::Cancelled);
+        if let Some((entry, _)) = upload.interim.lock().unwrap().take() {
+            // An `fsync` had sent it while it was open: that copy goes to the trash.
+            let storage = self.storages[upload.storage].clone();
+            tokio::spawn(async move {
+                let trashed = match storage.writer() {
+                    Ok(writable) => writable.trash(&entry).await,
+                    Err(err) => Err(err),
+                };
+                if let Err(err) = trashed {
+                    tracing::warn!(name = %entry.name, error = %err, "cannot trash the synced copy of a deleted file");
+                }
+            });
+        }
         if !uploading {
             self.forget(upload);
         }

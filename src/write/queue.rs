@@ -67,6 +67,9 @@ async fn work(writes: &Arc<Writes>, upload: &Arc<Upload>) {
     let record = upload.record();
     let path = record.shown_path();
     let started = Instant::now();
+    // What the provider gets is at least this version of the staged file (writes may go on
+    // while it is read: then it is uploaded again, see below).
+    let version = upload.staging.version();
     StorageStats::add(&storage.stats.uploads_started, 1);
     tracing::info!(path = %path, size = record.size, "upload started");
     let progress = Arc::new(Progress::new(0));
@@ -80,9 +83,6 @@ async fn work(writes: &Arc<Writes>, upload: &Arc<Upload>) {
     match result {
         Ok(entry) => {
             let record = upload.record();
-            if let Some(landing) = writes.landing.get() {
-                landing.landed(upload, &record, &entry);
-            }
             StorageStats::add(&storage.stats.uploads_done, 1);
             if sent == 0 && record.size > 0 {
                 StorageStats::add(&storage.stats.uploads_instant, 1);
@@ -91,14 +91,42 @@ async fn work(writes: &Arc<Writes>, upload: &Arc<Upload>) {
                 let secs = started.elapsed().as_secs_f64();
                 tracing::info!(path = %record.shown_path(), size = record.size, secs = format!("{secs:.1}"), "uploaded");
             }
-            upload.phase.send_replace(Phase::Landed);
-            writes.forget(upload);
+            if upload.staging.has_writers() || upload.staging.version() != version {
+                interim(writes, upload, entry, version).await;
+            } else {
+                upload.sent.fetch_max(version, Ordering::SeqCst);
+                writes.land(upload, &entry);
+            }
         }
         Err(_) if upload.cancelled.load(Ordering::SeqCst) => {
             tracing::info!(path = %path, "upload of a deleted file stopped");
             writes.forget(upload);
         }
         Err(err) => failed(writes, upload, err).await,
+    }
+}
+
+/// The upload landed while a handle still writes to the file (an `fsync` started it), or
+/// after writes it did not read: the copy is kept aside and the file stays pending. The last
+/// close shows that copy when nothing changed since, or uploads again, and the newer copy
+/// replaces it ([`upload_once`]).
+async fn interim(writes: &Arc<Writes>, upload: &Arc<Upload>, entry: Entry, version: u64) {
+    {
+        let record = upload.record.lock().unwrap();
+        *upload.interim.lock().unwrap() = Some((entry, record.parent_id.clone()));
+        upload.settled.store(false, Ordering::SeqCst);
+    }
+    upload.sent.fetch_max(version, Ordering::SeqCst);
+    upload.phase.send_if_modified(|p| {
+        let uploading = *p == Phase::Uploading;
+        if uploading {
+            *p = Phase::Writing;
+        }
+        uploading
+    });
+    // The last writer may have closed meanwhile, finding the upload still running.
+    if !upload.staging.has_writers() {
+        let _ = writes.enqueue(upload).await;
     }
 }
 
@@ -149,6 +177,14 @@ async fn upload_once(writes: &Writes, upload: &Upload, progress: &Progress) -> R
     let staged = Staged { path: upload.staging.path.clone(), size: upload.staging.size(), hash };
     let parent = Entry::root_folder(&record.parent_id);
     let entry = storage.checked(writable.upload(&parent, &record.name, &staged, progress).await)?;
+    // The copy an `fsync` sent earlier is replaced by this one.
+    let earlier = upload.interim.lock().unwrap().take();
+    if let Some((old, _)) = earlier
+        && old.id != entry.id
+        && let Err(err) = writable.trash(&old).await
+    {
+        tracing::warn!(path = %record.shown_path(), error = %err, "cannot trash the copy an fsync sent; replacing it by name");
+    }
     // Renamed while this ran? Settle again, until the record stays as it was. Deleted? Trash.
     let (mut entry, mut at) = (entry, record.parent_id.clone());
     loop {

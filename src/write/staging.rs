@@ -10,7 +10,7 @@ use std::fs::File;
 use std::os::unix::fs::FileExt;
 use std::path::PathBuf;
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
 use crate::drivers::{ContentHasher, Writable};
 use crate::error::{Error, Result};
@@ -33,15 +33,22 @@ pub struct Staging {
     hash: Mutex<Hash>,
     /// Handles open for writing.
     writers: AtomicUsize,
-    /// Written since the journal last recorded it.
-    dirty: AtomicBool,
+    /// Counts changes (writes, size changes; a new file starts at 1): the journal and the
+    /// upload each remember the version they have, so a `close` or `fsync` knows what is new
+    /// to it even when another descriptor's `close` committed in between.
+    version: AtomicU64,
+    /// The version the journal's record and the fsynced staging file hold.
+    committed: AtomicU64,
 }
 
 impl Staging {
     /// A new, empty staging file at `path`.
     pub fn create(path: PathBuf, hasher: Box<dyn ContentHasher>) -> Result<Staging> {
         let file = std::fs::OpenOptions::new().read(true).write(true).create_new(true).open(&path).map_err(io)?;
-        Ok(Staging::with_file(path, file, 0, Hash::Running { hasher, next: 0 }))
+        let staging = Staging::with_file(path, file, 0, Hash::Running { hasher, next: 0 });
+        // Not in the journal yet: even an empty file is recorded at its first close.
+        staging.committed.store(0, Ordering::SeqCst);
+        Ok(staging)
     }
 
     /// A staging file left by an earlier run, whose record says `size` and `hash`.
@@ -64,7 +71,8 @@ impl Staging {
             size: AtomicU64::new(size),
             hash: Mutex::new(hash),
             writers: AtomicUsize::new(0),
-            dirty: AtomicBool::new(false),
+            version: AtomicU64::new(1),
+            committed: AtomicU64::new(1),
         }
     }
 
@@ -78,7 +86,7 @@ impl Staging {
         self.file.write_all_at(data, offset).map_err(io)?;
         let end = offset + data.len() as u64;
         self.size.fetch_max(end, Ordering::SeqCst);
-        self.dirty.store(true, Ordering::SeqCst);
+        self.version.fetch_add(1, Ordering::SeqCst);
         match &mut *hash {
             Hash::Running { hasher, next } if *next == offset => {
                 hasher.update(data);
@@ -108,7 +116,7 @@ impl Staging {
             if !keeps {
                 *hash = Hash::Lost;
             }
-            self.dirty.store(true, Ordering::SeqCst);
+            self.version.fetch_add(1, Ordering::SeqCst);
         }
         Ok(())
     }
@@ -169,13 +177,19 @@ impl Staging {
         self.writers.load(Ordering::SeqCst) > 0
     }
 
-    /// Whether there were writes since the last call.
-    pub fn take_dirty(&self) -> bool {
-        self.dirty.swap(false, Ordering::SeqCst)
+    /// The current version (see [`Staging::version`]'s field).
+    pub fn version(&self) -> u64 {
+        self.version.load(Ordering::SeqCst)
     }
 
-    pub fn mark_dirty(&self) {
-        self.dirty.store(true, Ordering::SeqCst);
+    /// The version the journal holds.
+    pub fn committed(&self) -> u64 {
+        self.committed.load(Ordering::SeqCst)
+    }
+
+    /// The journal now holds `version`.
+    pub fn set_committed(&self, version: u64) {
+        self.committed.fetch_max(version, Ordering::SeqCst);
     }
 }
 
@@ -210,7 +224,7 @@ mod tests {
         let s = Staging::create(dir.path().join("a"), Box::new(Sum(0, 0))).unwrap();
         s.write(0, &[1, 2]).unwrap();
         s.write(2, &[3]).unwrap();
-        assert!(s.take_dirty());
+        assert_eq!((s.version(), s.committed()), (3, 0));
         assert_eq!(s.finish_hash().as_deref(), Some("3:6"));
         assert_eq!(s.read(1, 10).unwrap(), vec![2, 3]);
 

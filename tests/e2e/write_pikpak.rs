@@ -480,6 +480,38 @@ fn a_name_the_mount_escapes_round_trips_through_the_provider() {
 }
 
 #[test]
+fn fsync_sends_what_was_written_even_after_another_close_and_later_writes_follow() {
+    if !fuse_tests_enabled() {
+        return;
+    }
+    let sim = Sim::start(false);
+    let state = tempfile::tempdir().unwrap();
+    let mount = Mount::start(&config(&sim, state.path(), ""));
+    let parts: Vec<Vec<u8>> = (0..3).map(|i| random_bytes(300_000, 30 + i)).collect();
+    let mut f = std::fs::File::create(mount.path("/pikpak/open.bin")).unwrap();
+    f.write_all(&parts[0]).unwrap();
+    // Another descriptor of the file closes (a forked child's copy does, at exec): its close
+    // records the writes, and the fsync after it must still send them.
+    drop(f.try_clone().unwrap());
+    f.sync_all().unwrap();
+    assert_eq!(sim.handle().pikpak.bytes("/open.bin").as_deref(), Some(&parts[0][..]), "{}", mount.log());
+    // Written on after an fsync: the next fsync sends all of it, in place of the first copy.
+    f.write_all(&parts[1]).unwrap();
+    f.sync_all().unwrap();
+    assert_eq!(sim.handle().pikpak.bytes("/open.bin").unwrap(), parts[..2].concat(), "{}", mount.log());
+    // What comes after the last fsync goes up at close.
+    f.write_all(&parts[2]).unwrap();
+    drop(f);
+    let all = parts.concat();
+    wait_stored(&sim, &mount, "/open.bin", &all);
+    let trashed = sim.handle().pikpak.trashed_paths().iter().filter(|p| *p == "/open.bin").count();
+    assert_eq!(trashed, 2, "the copies the fsyncs sent are replaced, not left beside it");
+    assert!(sim.handle().pikpak.node("/open(1).bin").is_none());
+    assert_eq!(read_all(&mount.path("/pikpak/open.bin")).unwrap(), all);
+    assert!(mount.stop().success());
+}
+
+#[test]
 fn an_upload_that_fails_for_good_is_eio_at_fsync_kept_and_listed() {
     if !fuse_tests_enabled() {
         return;
