@@ -95,7 +95,7 @@ impl Entry {
 }
 
 pub use crate::http::Link;
-pub use writable::{ContentHasher, Progress, Staged, Writable};
+pub use writable::{ContentHasher, PARTS_IN_FLIGHT, Progress, Staged, Writable};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Quota {

@@ -84,6 +84,32 @@ pub async fn api_body(mut response: reqwest::Response) -> crate::error::Result<V
     Ok(body)
 }
 
+/// Bytes read from a staging file per upload body chunk: small enough to keep every part in
+/// flight without holding them in memory.
+const FILE_BODY_CHUNK: usize = 256 << 10;
+
+/// `len` bytes of the file at `path` from `offset`, as a request body read in chunks as it is
+/// sent (an upload's object or part, from its staging file).
+pub async fn file_body(path: &std::path::Path, offset: u64, len: u64) -> crate::error::Result<reqwest::Body> {
+    use futures_util::StreamExt;
+    use tokio::io::{AsyncReadExt, AsyncSeekExt};
+    let staging = |e: std::io::Error| crate::error::Error::internal(format!("staging file: {e}"));
+    let mut file = tokio::fs::File::open(path).await.map_err(staging)?;
+    file.seek(std::io::SeekFrom::Start(offset)).await.map_err(staging)?;
+    let chunks = futures_util::stream::unfold((file.take(len), len), |(mut file, left)| async move {
+        if left == 0 {
+            return None;
+        }
+        let n = FILE_BODY_CHUNK.min(left as usize);
+        let mut buf = vec![0; n];
+        match file.read_exact(&mut buf).await {
+            Ok(_) => Some((Ok(bytes::Bytes::from(buf)), (file, left - n as u64))),
+            Err(e) => Some((Err(e), (file, 0))),
+        }
+    });
+    Ok(reqwest::Body::wrap_stream(chunks.boxed()))
+}
+
 /// A URL without its query string or fragment, safe to log (signatures live in the query).
 pub fn redact_url(url: &str) -> String {
     let end = url.find(['?', '#']).unwrap_or(url.len());

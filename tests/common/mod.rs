@@ -101,12 +101,12 @@ impl Drop for Sim {
 }
 
 /// Write `text` as a config file in a fresh temp dir. A config with a storage that takes writes
-/// (`pikpak`) must say where uploads are staged; one that says neither `state_dir` nor
+/// (`pikpak`, `123pan`) must say where uploads are staged; one that says neither `state_dir` nor
 /// `[cache] dir` gets `state_dir` = a `state` folder beside the file, as a user would set.
 pub fn write_config(text: &str) -> (tempfile::TempDir, PathBuf) {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("panmount.toml");
-    let writable = text.contains("driver = \"pikpak\"");
+    let writable = text.contains("driver = \"pikpak\"") || text.contains("driver = \"123pan\"");
     let staged = text.contains("state_dir") || text.lines().any(|l| l.trim_start().starts_with("dir ="));
     let text = if writable && !staged {
         format!("state_dir = \"{}\"\n{text}", dir.path().join("state").display())

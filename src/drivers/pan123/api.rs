@@ -123,6 +123,54 @@ pub struct Redirect {
     pub redirect_url: String,
 }
 
+/// `data` of `POST /b/api/file/upload_request` (§2.7 step 2; for a folder, §2.6). No `Debug`:
+/// it names the object store's bucket and key.
+#[derive(Deserialize)]
+pub struct UploadTicket {
+    /// The service had the content (or the folder): done, nothing to send.
+    #[serde(rename = "Reuse", alias = "reuse", default)]
+    pub reuse: bool,
+    #[serde(rename = "Key", alias = "key", default, deserialize_with = "string_any")]
+    pub key: String,
+    /// May be 0 with `Reuse` (seen by RC).
+    #[serde(rename = "FileId", alias = "FileID", alias = "fileId", default, deserialize_with = "i64_any_default")]
+    pub file_id: i64,
+    #[serde(rename = "Bucket", alias = "bucket", default, deserialize_with = "string_any")]
+    pub bucket: String,
+    #[serde(rename = "StorageNode", alias = "storageNode", default, deserialize_with = "string_any")]
+    pub storage_node: String,
+    #[serde(rename = "UploadId", alias = "uploadId", default, deserialize_with = "string_any")]
+    pub upload_id: String,
+    /// The part size the service suggests (a string on the wire, `"16777216"`).
+    #[serde(rename = "SliceSize", alias = "sliceSize", default, deserialize_with = "opt_i64")]
+    pub slice_size: Option<i64>,
+    /// The new folder, where the answer carries it (unconfirmed, §2.6: OpenList ignores it).
+    #[serde(rename = "Info", alias = "info", default)]
+    pub info: Option<File>,
+}
+
+/// `data` of `s3_upload_object/auth` and `s3_repare_upload_parts_batch`: the decimal part
+/// number to its presigned PUT URL. No `Debug`: the URLs carry signatures.
+#[derive(Deserialize)]
+pub struct PresignedUrls {
+    #[serde(rename = "presignedUrls", alias = "PresignedUrls", alias = "presignedURLs", default)]
+    pub urls: std::collections::HashMap<String, String>,
+}
+
+/// `data` of `upload_complete/v2`: the created file, whose id may differ from the ticket's.
+#[derive(Deserialize)]
+pub struct Completed {
+    #[serde(rename = "file_info", alias = "fileInfo", alias = "FileInfo", default)]
+    pub file_info: Option<File>,
+}
+
+/// `data` of `file/info`.
+#[derive(Deserialize)]
+pub struct FileInfos {
+    #[serde(rename = "infoList", alias = "InfoList", default)]
+    pub info_list: Vec<File>,
+}
+
 #[derive(Deserialize)]
 #[serde(untagged)]
 enum NumOrText {
@@ -206,6 +254,29 @@ mod tests {
         let a: DownloadInfo = serde_json::from_str(r#"{"DownloadUrl":"x"}"#).unwrap();
         let b: DownloadInfo = serde_json::from_str(r#"{"DownloadURL":"y"}"#).unwrap();
         assert_eq!((a.download_url.as_str(), b.download_url.as_str()), ("x", "y"));
+    }
+
+    #[test]
+    fn upload_tickets_as_the_reference_shows_them() {
+        let t: UploadTicket = serde_json::from_str(
+            r#"{"AccessKeyId":null,"SecretAccessKey":null,"SessionToken":null,"Expiration":null,"Bucket":"123-bucket-01",
+               "Key":"1814435971-0/b6d8","FileId":20003,"Reuse":false,"EndPoint":"https://s3.example-123.test",
+               "StorageNode":"m76","UploadId":"2~up-123-abc","SliceSize":"16777216","UploadFileStatus":0}"#,
+        )
+        .unwrap();
+        assert_eq!((t.reuse, t.file_id, t.slice_size), (false, 20003, Some(16_777_216)));
+        assert_eq!(
+            (t.bucket.as_str(), t.storage_node.as_str(), t.upload_id.as_str()),
+            ("123-bucket-01", "m76", "2~up-123-abc")
+        );
+        let t: UploadTicket = serde_json::from_str(r#"{"Reuse":true,"FileId":0,"Key":"k","UploadId":""}"#).unwrap();
+        assert!(t.reuse && t.file_id == 0 && t.slice_size.is_none());
+        let urls: PresignedUrls = serde_json::from_str(r#"{"presignedUrls":{"1":"u1","2":"u2"}}"#).unwrap();
+        assert_eq!(urls.urls["2"], "u2");
+        let done: Completed =
+            serde_json::from_str(r#"{"file_info":{"FileId":"20004","FileName":"n","Size":3,"Etag":"e","Type":0}}"#)
+                .unwrap();
+        assert_eq!(done.file_info.unwrap().file_id, 20004);
     }
 
     #[test]

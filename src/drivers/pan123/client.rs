@@ -255,6 +255,12 @@ impl Client {
         self.call(Policy::read(path, MAX_RETRIES), Method::POST, path, &[], Some(body), None).await
     }
 
+    /// A POST that creates or changes something: sent again only after a refusal that proves
+    /// it was not carried out (a rate limit, a 401 before the re-login), never blindly.
+    pub async fn act<T: DeserializeOwned, B: Serialize + ?Sized>(&self, path: &str, body: &B) -> Result<T> {
+        self.call(Policy::write(path, MAX_RETRIES), Method::POST, path, &[], Some(body), None).await
+    }
+
     /// One API call: signed, with re-login on 401 (once) and retries as `policy` allows.
     async fn call<T: DeserializeOwned, B: Serialize + ?Sized>(
         &self,

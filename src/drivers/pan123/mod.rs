@@ -26,6 +26,8 @@ pub mod hop;
 pub mod paging;
 pub mod sign;
 pub mod time;
+pub mod upload;
+pub mod write;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -66,6 +68,8 @@ const USER_INFO_PATH: &str = "/b/api/user/info";
 
 pub struct Pan123 {
     client: Client,
+    /// For part uploads: the long read timeout of file bodies, no API headers.
+    upload_http: reqwest::Client,
     root_id: String,
     list_limiter: RateLimiter,
     links: LinkMinter,
@@ -87,7 +91,13 @@ impl Pan123 {
             Some(Credentials { username, password }),
             String::new(),
         );
-        Ok(Pan123 { client, root_id, list_limiter: list_limiter(options)?, links: LinkMinter::from_options(options)? })
+        Ok(Pan123 {
+            client,
+            upload_http: ctx.http.upload.clone(),
+            root_id,
+            list_limiter: list_limiter(options)?,
+            links: LinkMinter::from_options(options)?,
+        })
     }
 }
 
@@ -156,6 +166,10 @@ impl Driver for Pan123 {
     async fn quota(&self) -> Result<Option<Quota>> {
         let info: UserInfo = self.client.get(USER_INFO_PATH, &[], None).await?;
         Ok(Some(Quota { total: info.space_permanent.saturating_add(info.space_temp), used: info.space_used }))
+    }
+
+    fn writable(&self) -> Option<&dyn crate::drivers::Writable> {
+        Some(self)
     }
 }
 

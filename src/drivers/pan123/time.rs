@@ -18,6 +18,14 @@ pub fn parse_update_at(text: &str) -> Option<i64> {
     crate::time::parse_datetime(t, Some(8 * 3600))
 }
 
+/// `UpdateAt` as the service writes it: RFC 3339 in its zone, UTC+8.
+pub fn format_update_at(unix: i64) -> String {
+    let local = unix + 8 * 3600;
+    let (y, m, d) = civil_from_days(local.div_euclid(86_400));
+    let s = local.rem_euclid(86_400);
+    format!("{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}+08:00", s / 3600, s / 60 % 60, s % 60)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -41,6 +49,8 @@ mod tests {
         assert_eq!(parse_update_at("1700000000"), Some(1_700_000_000));
         assert_eq!(parse_update_at(""), None);
         assert_eq!(parse_update_at("yesterday"), None);
+        assert_eq!(format_update_at(1_700_000_000), "2023-11-15T06:13:20+08:00");
+        assert_eq!(parse_update_at(&format_update_at(-1)), Some(-1));
         assert_eq!(parse_update_at("2023-13-15T06:13:20Z"), None);
     }
 }

@@ -14,10 +14,7 @@
 use std::path::Path;
 use std::time::SystemTime;
 
-use bytes::Bytes;
-use futures_util::StreamExt;
 use reqwest::Method;
-use tokio::io::{AsyncReadExt, AsyncSeekExt};
 
 use super::api::UploadParams;
 use super::links;
@@ -27,9 +24,6 @@ use crate::http::{HttpClient, oss, status};
 
 /// Tries of one store request after the first (the Aliyun SDK in OpenList tries a part 3 times).
 const REQUEST_RETRIES: u32 = 4;
-/// Bytes read from the staging file per body chunk: small enough to keep every part in flight
-/// without holding them in memory.
-const READ_CHUNK: usize = 256 << 10;
 /// The OSS codes that mean the credentials are spent or unknown: start over with a new init.
 const CREDENTIAL_CODES: [&str; 3] = ["SecurityTokenExpired", "InvalidSecurityToken", "InvalidAccessKeyId"];
 
@@ -85,24 +79,6 @@ fn refusal(status: u16, headers: &reqwest::header::HeaderMap, body: &str) -> Sto
         return Error::ServerError { status }.into();
     }
     Error::Remote(format!("the object store refused the upload: HTTP {status} {code}")).into()
-}
-
-/// A range of a file as a request body, read in chunks as it is sent.
-async fn file_body(path: &Path, offset: u64, len: u64) -> Result<reqwest::Body> {
-    let mut file = tokio::fs::File::open(path).await.map_err(|e| Error::internal(format!("staging file: {e}")))?;
-    file.seek(std::io::SeekFrom::Start(offset)).await.map_err(|e| Error::internal(format!("staging file: {e}")))?;
-    let chunks = futures_util::stream::unfold((file.take(len), len), |(mut file, left)| async move {
-        if left == 0 {
-            return None;
-        }
-        let n = READ_CHUNK.min(left as usize);
-        let mut buf = vec![0; n];
-        match file.read_exact(&mut buf).await {
-            Ok(_) => Some((Ok(Bytes::from(buf)), (file, left - n as u64))),
-            Err(e) => Some((Err(e), (file, 0))),
-        }
-    });
-    Ok(reqwest::Body::wrap_stream(chunks.boxed()))
 }
 
 /// One upload's credentials and where they point.
@@ -180,7 +156,7 @@ impl Store<'_> {
             Body::Empty => builder.header("Content-Length", "0"),
             Body::Xml(xml) => builder.body(xml.to_owned()),
             Body::File { path, offset, len } => {
-                builder.header("Content-Length", len.to_string()).body(file_body(path, offset, len).await?)
+                builder.header("Content-Length", len.to_string()).body(crate::http::file_body(path, offset, len).await?)
             }
         };
         tracing::trace!(method = %method, what = ?sub_resources.iter().map(|(n, _)| *n).collect::<Vec<_>>(), "object store request");

@@ -26,7 +26,7 @@ use super::PikPak;
 use super::api::{File, NewFile, UploadParams};
 use super::store::{Body, Store, StoreError, xml_text};
 use super::write::{PHASE_COMPLETE, Poll};
-use crate::drivers::{Entry, Progress, Staged, decode};
+use crate::drivers::{Entry, PARTS_IN_FLIGHT, Progress, Staged, decode};
 use crate::error::{Error, Result};
 
 const MIB: u64 = 1 << 20;
@@ -36,11 +36,6 @@ pub const SINGLE_PUT_MAX: u64 = 10 * MIB;
 const MIN_PART: u64 = 4 * MIB;
 /// ... and there are at most about this many (OSS allows 10000; OpenList plans up to 1000).
 const TARGET_PARTS: u64 = 1000;
-/// Parts uploading at once. Each part waits a round trip for its answer before the next one
-/// starts on that connection, so over a 60 ms path 4 parts of 4 MiB capped at 20 MB/s each
-/// moved 46 MiB/s of their 76 ceiling (tests/bench/upload.py); OpenList runs 10. Bodies stream
-/// from the staging file, so a part in flight costs a connection, not its size in memory.
-pub const PARTS_IN_FLIGHT: usize = 8;
 /// New inits after the credentials expired mid-upload, before giving up (transiently).
 const MAX_RESTARTS: u32 = 3;
 /// How long the service may take to flip an uploaded file to COMPLETE.
