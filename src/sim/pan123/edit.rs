@@ -195,15 +195,11 @@ impl Tree {
         self.relocate(id, to, &node.name)
     }
 
+    /// Where trashed items keep their bytes (made now).
     fn trash_dir_made(&self) -> Result<PathBuf, Refusal> {
-        let dir = self.trash_dir();
+        let dir = self.staging.file("trash").map_err(disk_err)?;
         std::fs::create_dir_all(&dir).map_err(disk_err)?;
         Ok(dir)
-    }
-
-    /// Where trashed items keep their bytes.
-    pub(super) fn trash_dir(&self) -> PathBuf {
-        self.staging.file("trash").unwrap_or_else(|_| self.data_dir.join(".pan123-trash-unavailable"))
     }
 
     pub fn trash(&self, id: i64) -> Result<(), Refusal> {

@@ -19,7 +19,6 @@
 //!   "too frequent"), `inject_code` for the next `inject_count` `/b/api` calls (401, 429, ...).
 //! - Shares ([`Pan123Sim::add_share`]) work without a token; a wrong or missing password is
 //!   code 5103. A bearer token sent to a share endpoint is counted, not checked.
-//!
 //! - Writes (§2.6, §2.7): mkdir, rename, move, trash/restore and `file/info` in `mutate`;
 //!   uploads (`upload_request`, presigning, completion) in `upload`; the presigned part PUTs in
 //!   `objects`; the drive changes themselves in `edit`. Knobs and counters in `knobs`, also
@@ -48,7 +47,10 @@ use std::time::{Duration, Instant};
 use axum::Router;
 
 pub use knobs::{LoginFault, Pan123Counters, Pan123Knobs, PutFault};
+/// Error codes of the write side; all but `NOT_FOUND` are guesses (see `mutate`, `upload`).
+pub use mutate::{INVALID, NAME_TAKEN, NOT_FOUND};
 pub use tree::UID;
+pub use upload::{EMPTY_MD5, EMPTY_REFUSED, MD5_MISMATCH, PARTS_INCOMPLETE, SPACE_FULL};
 
 /// The simulated account (phone form) and its password; the e-mail form works too.
 pub const PHONE: &str = "13800138000";

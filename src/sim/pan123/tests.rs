@@ -242,8 +242,18 @@ async fn part_puts_refuse_expired_forged_and_authorized_requests() {
         k.put_fault = super::PutFault::ServerError;
     });
     assert_eq!(rig.put(&json!(url), &bytes).await.status(), StatusCode::INTERNAL_SERVER_ERROR);
+    rig.sim.pan123.update(|k| {
+        k.put_fault_count = 1;
+        k.put_fault = super::PutFault::Reset;
+    });
+    assert!(rig.http.put(&url).body(bytes.clone()).send().await.is_err(), "the connection is cut");
+    rig.sim.pan123.update(|k| k.store_bytes_per_sec = Some(400));
+    let started = std::time::Instant::now();
     assert_eq!(rig.put(&json!(url), &bytes).await.status(), StatusCode::OK);
-    assert_eq!(rig.complete(&req, 100).await["code"], 0);
+    assert!(started.elapsed() >= std::time::Duration::from_millis(200), "100 bytes at 400 B/s");
+    // No uploadId: the completion is matched by fileId.
+    let done = rig.post("file/upload_complete/v2", json!({"fileId": req["FileId"].to_string(), "fileSize": 100})).await;
+    assert_eq!(done["code"], 0, "{done}");
     assert_eq!(rig.sim.pan123.bytes("/p.bin").unwrap(), bytes);
 }
 
@@ -283,6 +293,7 @@ async fn duplicate_2_replaces_into_the_trash_and_1_keeps_both() {
     rig.upload(0, "a.txt", &content(8, 10), 2, 128).await;
     assert_eq!(rig.names(0).await, ["Docs", "a(1).txt", "a(2).txt", "a.txt", "seed.bin"]);
     assert_eq!(rig.count(|c| &c.trashes), 1);
+    assert_eq!(rig.user_info().await["SpaceUsed"], 3000 + 3 * 300 + 10, "the trash takes space too");
 }
 
 #[tokio::test]

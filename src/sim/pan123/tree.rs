@@ -165,7 +165,7 @@ impl Tree {
     /// space until they are purged, which this simulator never does).
     pub fn usage(&self) -> (u64, u64) {
         let mut acc = (0, 0);
-        for dir in [self.data_dir.clone(), self.trash_dir()] {
+        for dir in std::iter::once(self.data_dir.clone()).chain(self.staging.existing("trash")) {
             walk_files(&dir, &mut |_, len| acc = (acc.0 + len, acc.1 + 1));
         }
         acc

@@ -3,14 +3,17 @@
 //! `s3_repare_upload_parts_batch` (URLs for parts `[partNumberStart, partNumberEnd)`) → part
 //! PUTs (see `objects`) → `upload_complete/v2`, which joins the parts in order, checks their
 //! size and MD5 against the request and creates the file. `s3_list_upload_parts` answers the
-//! parts received so far (`Parts: null` when none).
+//! parts received so far (`Parts: null` when none). Calls name the upload by `uploadId` (and
+//! `key`); a completion without `uploadId` is matched by `fileId`. `SliceSize` is not
+//! enforced: parts may have any size (the service's rule is unknown, §7).
 //!
 //! - A file of the same MD5 and size anywhere in the drive (not in the trash) makes the upload
 //!   instant: the file is created at once and the answer is `Reuse:true` with its `FileId`
 //!   (RC saw `FileId:0` there: knob `reuse_file_id_zero`).
 //! - Names: `duplicate:2` replaces a same-name file (it goes to the trash) while the
 //!   `honor_overwrite` knob is on; otherwise, and for `duplicate` 1, 0 or absent, a taken name
-//!   becomes `name(1)`. Decided when the file is created (completion or instant upload).
+//!   becomes `name(1)`. Decided when the file is created (completion or instant upload); a
+//!   folder of that name is never replaced.
 //! - `new_id_on_complete`: the file gets another FileId than upload_request answered (RC).
 //!
 //! Error codes where the reference has none (§7; all guesses, as constants): 5060 for a
@@ -142,15 +145,18 @@ fn answer(sim: &Pan123Sim, file_id: i64, reuse: bool, key: &str, upload_id: &str
     })
 }
 
-/// The upload a body names by `uploadId` (and `key`, when given).
+/// The upload a body names by `uploadId` (and `key`, when given), or else by `fileId`.
 fn upload_of(sim: &Pan123Sim, body: &Value) -> Result<String, Fail> {
     let id = text(field(body, "uploadId"));
     let key = text(field(body, "key"));
+    let file_id = int(field(body, "fileId"));
     let uploads = sim.uploads.lock().unwrap();
-    match uploads.get(&id) {
-        Some(u) if key.is_empty() || key == u.key => Ok(id),
-        _ => Err(fail(mutate::NOT_FOUND, "上传任务不存在")),
-    }
+    let found = match uploads.get(&id) {
+        Some(u) => (key.is_empty() || key == u.key).then_some(id),
+        None if id.is_empty() => uploads.iter().find(|(_, u)| Some(u.file_id) == file_id).map(|(id, _)| id.clone()),
+        None => None,
+    };
+    found.ok_or_else(|| fail(mutate::NOT_FOUND, "上传任务不存在"))
 }
 
 /// `s3_upload_object/auth` and `s3_repare_upload_parts_batch`: `presignedUrls` for parts
