@@ -12,7 +12,7 @@
 use std::path::{Path, PathBuf};
 
 use super::tree::{Node, Tree};
-use crate::sim::store::{copy_bytes, free_name};
+use crate::sim::store::free_name;
 
 /// Why a change was refused (the handlers turn it into an error code).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -139,10 +139,10 @@ impl Tree {
         Ok((self.node(id).ok_or(Refusal::NotFound)?, false))
     }
 
-    /// File `f` with the bytes at `from` (moved there, or linked/copied when `keep_source`).
+    /// File `f` with the bytes at `from` (moved there).
     /// A taken name is replaced when `f.replace` and the holder is a file (it goes to the
     /// trash: its id is answered second), else the file becomes `name(1)`.
-    pub fn add_file(&self, f: &NewFile, from: &Path, keep_source: bool) -> Result<(Node, Option<i64>), Refusal> {
+    pub fn add_file(&self, f: &NewFile, from: &Path) -> Result<(Node, Option<i64>), Refusal> {
         let (parent, name, id, md5, replace) = (f.parent, f.name, f.id, f.md5, f.replace);
         check_name(name)?;
         let _w = self.writes.lock().unwrap();
@@ -157,7 +157,8 @@ impl Tree {
         let name = free_name(name, |n| self.taken(&dir, n));
         let rel = format!("{}/{name}", dir.rel);
         let target = self.path(&rel);
-        if keep_source { copy_bytes(from, &target) } else { std::fs::rename(from, &target) }.map_err(disk_err)?;
+        std::fs::rename(from, &target).or_else(|_| std::fs::copy(from, &target).map(|_| ())).map_err(disk_err)?;
+        let _ = std::fs::remove_file(from);
         let id = self.register(&rel, id);
         let node = self.node(id).ok_or(Refusal::NotFound)?;
         self.md5.lock().unwrap().insert((rel, node.size, node.mtime), md5.to_string());

@@ -86,6 +86,8 @@ pub struct Pan123Sim {
 /// What a test sees of an item ([`Pan123Sim::node`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NodeInfo {
+    /// Its `FileId` (-1 for an item below a trashed folder that was never listed, so never
+    /// had one).
     pub id: i64,
     pub size: u64,
     /// Lowercase hex MD5 (`""` for folders).

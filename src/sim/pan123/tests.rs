@@ -179,12 +179,17 @@ async fn a_known_md5_and_size_upload_is_instant() {
     // Same MD5 claimed with another size: not instant.
     let body = json!({"etag": md5_hex(&seed), "fileName": "other.bin", "parentFileId": docs, "size": 2999, "type": 0});
     assert_eq!(rig.data("file/upload_request", body).await["Reuse"], false);
+    // The same content again, replacing the copy: instant, and the old copy is in the trash.
+    let again = rig.request(docs, "copy.bin", &seed, 2).await;
+    assert_eq!(again["Reuse"], true);
+    assert_eq!(rig.sim.pan123.trashed_paths(), ["/Docs/copy.bin"]);
+    assert_eq!(rig.sim.pan123.bytes("/Docs/copy.bin").unwrap(), seed);
     rig.sim.pan123.update(|k| k.reuse_file_id_zero = true);
     let again = rig.request(0, "third.bin", &seed, 1).await;
     assert_eq!((again["Reuse"].clone(), again["FileId"].clone()), (json!(true), json!(0)));
     assert!(rig.sim.pan123.node("/third.bin").is_some());
-    assert_eq!(rig.count(|c| &c.instant_uploads), 2);
-    assert_eq!(rig.count(|c| &c.upload_requests), 3);
+    assert_eq!(rig.count(|c| &c.instant_uploads), 3);
+    assert_eq!(rig.count(|c| &c.upload_requests), 4);
 }
 
 #[tokio::test]

@@ -4,7 +4,8 @@
 //! the simulator's life, so a test may add files to the data directory after the simulator
 //! started and before the client lists them (the 1,234-entry folder is made that way).
 //! Ids start at 17,000,000,000 so that a client that squeezes them into 32 bits fails. The
-//! root is `0`. Listings read the disk every time; a file's MD5 (its `Etag`) is cached by
+//! root is `0`. Changes (`edit`) keep ids across renames, moves and the trash. Listings read
+//! the disk every time; a file's MD5 (its `Etag`) is cached by
 //! path, size and mtime.
 
 use std::collections::HashMap;

@@ -37,6 +37,7 @@ use super::edit::NewFile;
 use super::routes::{Fail, Reply, fail, field, int, ok, personal_post, text};
 use super::tree::UID;
 use super::{Pan123Counters, Pan123Sim, mutate, objects};
+use crate::sim::store::copy_bytes;
 
 pub const EMPTY_REFUSED: i64 = 5060;
 pub const SPACE_FULL: i64 = 5054;
@@ -112,15 +113,21 @@ fn request_file(sim: &Pan123Sim, body: &Value) -> Reply {
     }
     let replace = int(field(body, "duplicate")) == Some(2) && k.honor_overwrite;
     let key = format!("{UID}-0/{etag}");
-    let source = if size == 0 {
-        let empty = sim.tree.staging.file(&format!("empty-{:032x}", rand::random::<u128>()));
-        Some(empty.and_then(|p| std::fs::write(&p, b"").map(|_| (p, false))).map_err(|e| fail(1, &e.to_string()))?)
-    } else {
-        sim.tree.find_content(&etag, size).map(|p| (p, true))
-    };
-    if let Some((from, keep_source)) = source {
-        let (node, replaced) =
-            sim.tree.add_file(&NewFile { parent, name: &name, md5: &etag, id: None, replace }, &from, keep_source)?;
+    // Instant: the bytes are staged first, the source may be the very file a replace trashes.
+    let source = if size == 0 { None } else { sim.tree.find_content(&etag, size) };
+    if size == 0 || source.is_some() {
+        let staged = sim.tree.staging.file(&format!("instant-{:032x}", rand::random::<u128>()));
+        let staged = staged
+            .and_then(|p| match &source {
+                Some(from) => copy_bytes(from, &p).map(|_| p),
+                None => std::fs::write(&p, b"").map(|_| p),
+            })
+            .map_err(|e| fail(1, &e.to_string()))?;
+        let made = sim.tree.add_file(&NewFile { parent, name: &name, md5: &etag, id: None, replace }, &staged);
+        if made.is_err() {
+            let _ = std::fs::remove_file(&staged);
+        }
+        let (node, replaced) = made?;
         if replaced.is_some() {
             Pan123Counters::add(&sim.counters.trashes);
         }
@@ -240,11 +247,9 @@ fn create(sim: &Pan123Sim, upload_id: &str, staged: &std::path::Path, md5: &str)
         Err(fail(MD5_MISMATCH, "文件校验失败"))
     } else {
         let id = (!sim.knobs().new_id_on_complete).then_some(upload.file_id);
-        let made = sim.tree.add_file(
-            &NewFile { parent: upload.parent, name: &upload.name, md5, id, replace: upload.replace },
-            staged,
-            false,
-        );
+        let made = sim
+            .tree
+            .add_file(&NewFile { parent: upload.parent, name: &upload.name, md5, id, replace: upload.replace }, staged);
         made.map_err(Fail::from)
     };
     let (node, replaced) = match created {
