@@ -9,7 +9,7 @@
 //! mkdir answers `{FileId, Reuse, Info: <File>}`: the real answer's shape is unconfirmed,
 //! it is what a client needs to learn the folder's id. Rename, move and trash answer
 //! `data: null` (OL ignores `data`); `file/info` lists the live items it knows and skips the
-//! others.
+//! others. The recycle bin is not listable (`trashed=true` listings show the live tree).
 
 use serde_json::{Value, json};
 
