@@ -161,7 +161,7 @@ impl Tree {
         let _ = std::fs::remove_file(from);
         let id = self.register(&rel, id);
         let node = self.node(id).ok_or(Refusal::NotFound)?;
-        self.md5.lock().unwrap().insert((rel, node.size, node.mtime), md5.to_string());
+        self.md5.lock().unwrap().insert((node.id, node.size, node.mtime), md5.to_string());
         Ok((node, replaced))
     }
 

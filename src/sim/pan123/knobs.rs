@@ -67,6 +67,9 @@ pub struct Pan123Knobs {
     pub reuse_file_id_zero: bool,
     /// upload_complete/v2 waits this long before it answers.
     pub completion_delay_ms: u64,
+    /// The next PUT of this part number is refused as expired (then the knob clears): a URL
+    /// that runs out in the middle of an upload.
+    pub expire_part: Option<u32>,
 }
 
 impl Default for Pan123Knobs {
@@ -97,6 +100,7 @@ impl Default for Pan123Knobs {
             new_id_on_complete: false,
             reuse_file_id_zero: false,
             completion_delay_ms: 0,
+            expire_part: None,
         }
     }
 }

@@ -5,7 +5,7 @@
 //! carries the URL it was given).
 //!
 //! Refusals, S3-style (XML body): 403 for an expired URL (`presign_ttl_secs` after it was
-//! made), a wrong signature, or any `Authorization` header (a presigned request carries no
+//! made, or the next PUT of part `expire_part`), a wrong signature, or any `Authorization` header (a presigned request carries no
 //! other credentials); 411 without `Content-Length`; 404 for an upload that is not open. A
 //! stored part answers 200 with `ETag: "<md5 hex>"`; sending a part again replaces it. Knobs:
 //! `store_bytes_per_sec` throttles each body, `put_fault` fails the next `put_fault_count`
@@ -85,7 +85,15 @@ fn refusal(sim: &Pan123Sim, req: &Request, key: &str) -> Option<(StatusCode, &'s
         return forbidden("SignatureDoesNotMatch", "The request signature we calculated does not match");
     }
     let expiry = parse_amz_date(get("X-Amz-Date")).zip(get("X-Amz-Expires").parse::<i64>().ok()).map(|(d, t)| d + t);
-    if expiry.is_none_or(|e| unix_now() > e) {
+    let expire_now = {
+        let mut k = sim.knobs.lock().unwrap();
+        let hit = k.expire_part == Some(part);
+        if hit {
+            k.expire_part = None;
+        }
+        hit
+    };
+    if expire_now || expiry.is_none_or(|e| unix_now() > e) {
         return forbidden("AccessDenied", "Request has expired");
     }
     if !req.headers().contains_key(header::CONTENT_LENGTH) {

@@ -45,7 +45,9 @@ pub(super) struct Ids {
 pub struct Tree {
     pub(super) data_dir: PathBuf,
     pub(super) ids: Mutex<Ids>,
-    pub(super) md5: Mutex<HashMap<(String, u64, i64), String>>,
+    /// MD5s by (id, size, mtime): an id is one file (a replaced file gets a new one), so a
+    /// same-sized replacement within the second is not taken for the old content.
+    pub(super) md5: Mutex<HashMap<(i64, u64, i64), String>>,
     /// Items in the trash, oldest first (see `edit`).
     pub(super) trash: Mutex<Vec<super::edit::Trashed>>,
     /// Held by every change, so a change's disk and id steps are not interleaved.
@@ -135,7 +137,7 @@ impl Tree {
         if node.is_dir {
             return String::new();
         }
-        let key = (node.rel.clone(), node.size, node.mtime);
+        let key = (node.id, node.size, node.mtime);
         if let Some(e) = self.md5.lock().unwrap().get(&key) {
             return e.clone();
         }
