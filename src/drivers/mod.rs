@@ -226,3 +226,24 @@ pub fn build(storage: &StorageConfig, ctx: &BuildContext) -> Result<Arc<dyn Driv
             .error("driver", format!("the {other} driver is not available in this version of panmount yet"))),
     }
 }
+
+/// What the drivers' tests against the simulator share.
+#[cfg(test)]
+pub(crate) mod test_support {
+    use super::BuildContext;
+    use crate::config::{Config, Options};
+    use crate::http::HttpClient;
+
+    /// The options of the one storage `text` declares, and a build context, as
+    /// `drivers::build` gets them.
+    pub fn options(text: &str) -> (Options, BuildContext) {
+        let config = Config::parse(text, std::path::Path::new("/etc/panmount.toml")).unwrap();
+        let options = config.storages.into_iter().next().unwrap().options;
+        (options, BuildContext { http: HttpClient::new(None).unwrap(), state_dir: None })
+    }
+
+    /// Content that differs at every offset of a part, so a part sent twice or out of place shows.
+    pub fn content(len: usize, seed: u8) -> Vec<u8> {
+        (0..len).map(|i| ((i * 31 + i / 4093) as u8) ^ seed).collect()
+    }
+}

@@ -320,6 +320,8 @@ impl LinkMinter {
 
 #[cfg(test)]
 mod fuzz;
+#[cfg(test)]
+mod write_tests;
 
 #[cfg(test)]
 mod tests {
