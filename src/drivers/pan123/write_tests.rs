@@ -5,7 +5,7 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use super::*;
-use crate::drivers::{Progress, Staged, Writable};
+use crate::drivers::Writable;
 use crate::sim::pan123::Pan123Counters;
 use crate::sim::{SimConfig, SimHandle};
 
@@ -49,18 +49,8 @@ impl Env {
     }
 
     async fn upload(&self, parent: &Entry, name: &str, bytes: &[u8]) -> Result<Entry> {
-        let path = self.staging.path().join(name);
-        std::fs::write(&path, bytes).unwrap();
-        let mut h = self.w().hasher();
-        h.update(bytes);
-        let staged = Staged { path, size: bytes.len() as u64, hash: h.finish() };
-        let progress = Progress::new(0);
-        let instant_before = self.count(|c| &c.instant_uploads);
-        let entry = self.w().upload(parent, name, &staged, &progress).await?;
-        let instant = self.count(|c| &c.instant_uploads) > instant_before;
-        let expected = if instant { 0 } else { bytes.len() as u64 };
-        assert_eq!(progress.load(Ordering::Relaxed), expected, "progress counts the bytes the store took");
-        Ok(entry)
+        let instant = || self.count(|c| &c.instant_uploads);
+        crate::drivers::test_support::upload(self.w(), self.staging.path(), parent, name, bytes, instant).await
     }
 
     async fn names(&self, dir: &Entry) -> Vec<String> {

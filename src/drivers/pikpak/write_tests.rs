@@ -43,23 +43,12 @@ impl Env {
     }
 
     fn stage(&self, name: &str, bytes: &[u8]) -> Staged {
-        let path = self.staging.path().join(name);
-        std::fs::write(&path, bytes).unwrap();
-        let mut h = self.w().hasher();
-        h.update(bytes);
-        Staged { path, size: bytes.len() as u64, hash: h.finish() }
+        crate::drivers::test_support::stage(self.w(), self.staging.path(), name, bytes)
     }
 
-    /// Upload `bytes`; the progress ends at the size, or at 0 for an instant upload.
     async fn upload(&self, parent: &Entry, name: &str, bytes: &[u8]) -> Result<Entry> {
-        let staged = self.stage(name, bytes);
-        let progress = Progress::new(0);
-        let instant_before = self.count(|c| &c.instant_uploads);
-        let entry = self.w().upload(parent, name, &staged, &progress).await?;
-        let instant = self.count(|c| &c.instant_uploads) > instant_before;
-        let expected = if instant { 0 } else { bytes.len() as u64 };
-        assert_eq!(progress.load(Ordering::Relaxed), expected, "progress counts the bytes the store took");
-        Ok(entry)
+        let instant = || self.count(|c| &c.instant_uploads);
+        crate::drivers::test_support::upload(self.w(), self.staging.path(), parent, name, bytes, instant).await
     }
 
     async fn names(&self, dir: &Entry) -> Vec<String> {
