@@ -387,7 +387,10 @@ impl Writes {
         if upload.cancelled.load(Ordering::SeqCst) {
             return Ok(());
         }
-        let hash = upload.staging.finish_hash();
+        let up = upload.clone();
+        let hash = tokio::task::spawn_blocking(move || up.staging.finish_hash())
+            .await
+            .map_err(|e| Error::internal(e.to_string()))?;
         let changed = {
             let mut record = upload.record.lock().unwrap();
             let changed = record.hash != hash || record.size != upload.staging.size();
