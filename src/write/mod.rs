@@ -183,6 +183,8 @@ pub struct Writes {
     budget: u64,
     drained: Notify,
     landing: OnceLock<Arc<dyn Landing>>,
+    /// Uploads of large files running (see `queue::LARGE_AT_ONCE`).
+    large: tokio::sync::Semaphore,
     pub times: Times,
 }
 
@@ -198,6 +200,7 @@ impl Writes {
             budget,
             drained: Notify::new(),
             landing: OnceLock::new(),
+            large: tokio::sync::Semaphore::new(queue::LARGE_AT_ONCE),
             times: Times::load(dir.with_file_name("times.json")),
         }))
     }
