@@ -63,7 +63,18 @@ pub struct Client {
     credentials: Option<Credentials>,
     /// Sent as `Bearer <token>`, empty before the first login (then the literal `Bearer `).
     token: Renewable<String>,
+    /// Spaces the calls that change the drive and those of an upload ([`Client::act`],
+    /// [`Client::post_paced`]); see [`DEFAULT_WRITE_INTERVAL_MS`].
+    write_pace: RateLimiter,
 }
+
+/// 123pan publishes no limit for its write endpoints, and bans clients it takes for an attack
+/// by IP or account (pan123-protocol.md §1.5; 100+ uploads at once got an IP banned). Writes
+/// keep to PikPak's pace by default, bursts of 5 then 10 calls a second (an upload is four
+/// calls), a guess on the safe side until the service's real limit is known; the storage's
+/// `write_interval_ms` changes it.
+pub const DEFAULT_WRITE_INTERVAL_MS: u64 = 100;
+const WRITE_BURST: u32 = 5;
 
 /// An error answer of the API: `code` (None for the `{"status","info"}` shape) and message.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -187,7 +198,17 @@ impl Client {
             platform: platform.to_string(),
             credentials,
             token: Renewable::new(token),
+            write_pace: RateLimiter::with_burst(
+                std::time::Duration::from_millis(DEFAULT_WRITE_INTERVAL_MS),
+                WRITE_BURST,
+            ),
         }
+    }
+
+    /// Space write calls `interval` apart (after a burst).
+    pub fn with_write_interval(mut self, interval: std::time::Duration) -> Self {
+        self.write_pace = RateLimiter::with_burst(interval, WRITE_BURST);
+        self
     }
 
     /// Log in (`POST {login_base}/api/user/sign_in`) and keep the token.
@@ -258,7 +279,13 @@ impl Client {
     /// A POST that creates or changes something: sent again only after a refusal that proves
     /// it was not carried out (a rate limit, a 401 before the re-login), never blindly.
     pub async fn act<T: DeserializeOwned, B: Serialize + ?Sized>(&self, path: &str, body: &B) -> Result<T> {
-        self.call(Policy::write(path, MAX_RETRIES), Method::POST, path, &[], Some(body), None).await
+        self.call(Policy::write(path, MAX_RETRIES), Method::POST, path, &[], Some(body), Some(&self.write_pace)).await
+    }
+
+    /// A POST that only reads but belongs to a write (an upload's part URLs, a new file's
+    /// details): retried like a GET, spaced like [`Client::act`].
+    pub async fn post_paced<T: DeserializeOwned, B: Serialize + ?Sized>(&self, path: &str, body: &B) -> Result<T> {
+        self.call(Policy::read(path, MAX_RETRIES), Method::POST, path, &[], Some(body), Some(&self.write_pace)).await
     }
 
     /// One API call: signed, with re-login on 401 (once) and retries as `policy` allows.

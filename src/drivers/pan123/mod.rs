@@ -54,6 +54,7 @@ pub const OPTIONS: &[DriverOption] = &[
     text("login_base"),
     PROXY,
     count("list_interval_ms"),
+    count("write_interval_ms"),
     count("link_lifetime_secs"),
 ];
 
@@ -92,7 +93,10 @@ impl Pan123 {
             &platform,
             Some(Credentials { username, password }),
             String::new(),
-        );
+        )
+        .with_write_interval(Duration::from_millis(
+            options.u64_or("write_interval_ms", client::DEFAULT_WRITE_INTERVAL_MS)?,
+        ));
         Ok(Pan123 {
             client,
             upload_http: ctx.http.upload.clone(),

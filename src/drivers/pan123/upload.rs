@@ -250,7 +250,7 @@ impl Pan123 {
                 "partNumberEnd": end, "partNumberStart": start, "uploadId": ticket.upload_id,
             });
             let path = if single { UPLOAD_AUTH_PATH } else { PARTS_BATCH_PATH };
-            let got: PresignedUrls = self.client.post(path, &body).await?;
+            let got: PresignedUrls = self.client.post_paced(path, &body).await?;
             for (number, url) in got.urls {
                 if let Ok(n) = number.trim().parse::<u32>() {
                     out.insert(n, url);

@@ -61,7 +61,7 @@ impl Pan123 {
 
     /// The file `id` as the service describes it now (`file/info`).
     pub(super) async fn info(&self, id: i64) -> Result<Entry> {
-        let infos: FileInfos = self.client.post(INFO_PATH, &json!({ "fileIdList": [{ "FileId": id }] })).await?;
+        let infos: FileInfos = self.client.post_paced(INFO_PATH, &json!({ "fileIdList": [{ "FileId": id }] })).await?;
         infos
             .info_list
             .iter()

@@ -65,7 +65,7 @@ impl Drive {
             ),
             Drive::Pan123 => format!(
                 "[[storage]]\npath = \"{path}\"\ndriver = \"123pan\"\napi_base = \"{b}\"\nlogin_base = \"{b}\"\n\
-                 username = \"{}\"\npassword = \"{}\"\nlist_interval_ms = 20\n{extra}\n",
+                 username = \"{}\"\npassword = \"{}\"\nlist_interval_ms = 20\nwrite_interval_ms = 20\n{extra}\n",
                 panmount::sim::pan123::PHONE,
                 panmount::sim::pan123::PASSWORD
             ),
