@@ -70,10 +70,10 @@ pub struct Client {
 
 /// 123pan publishes no limit for its write endpoints, and bans clients it takes for an attack
 /// by IP or account (pan123-protocol.md §1.5; 100+ uploads at once got an IP banned). Writes
-/// keep to PikPak's pace by default, bursts of 5 then 10 calls a second (an upload is four
-/// calls), a guess on the safe side until the service's real limit is known; the storage's
-/// `write_interval_ms` changes it.
-pub const DEFAULT_WRITE_INTERVAL_MS: u64 = 100;
+/// keep to bursts of 5, then 20 calls a second by default (an upload is four calls, so five
+/// small files a second): a guess on the safe side of what OpenList's parallel uploads send,
+/// until the service's real limit is known; the storage's `write_interval_ms` changes it.
+pub const DEFAULT_WRITE_INTERVAL_MS: u64 = 50;
 const WRITE_BURST: u32 = 5;
 
 /// An error answer of the API: `code` (None for the `{"status","info"}` shape) and message.
