@@ -36,6 +36,7 @@ pub mod pikpak;
 pub mod range;
 pub mod sample;
 pub mod secrets;
+mod store;
 
 use std::collections::HashMap;
 use std::io;

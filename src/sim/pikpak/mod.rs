@@ -56,7 +56,7 @@ pub struct PikPakSim {
     /// Upload bodies and parts before they are complete: a directory next to `data_dir` (so
     /// a finished object is renamed into place, not copied) or else in the temp dir; made on
     /// first use, removed on drop.
-    staging: std::sync::OnceLock<PathBuf>,
+    staging: crate::sim::store::Staging,
     knobs: Mutex<PikPakKnobs>,
     pub counters: Counters,
     /// Tokens issued, passwords received, link signatures minted.
@@ -169,7 +169,7 @@ impl PikPakSim {
             base_url,
             link_secret,
             data_dir: data_dir.to_path_buf(),
-            staging: std::sync::OnceLock::new(),
+            staging: crate::sim::store::Staging::new(data_dir, "pikpak-sim-uploads"),
             knobs: Mutex::new(PikPakKnobs::default()),
             counters: Counters::default(),
             secrets,
@@ -284,14 +284,6 @@ impl PikPakSim {
                 .nodes
                 .insert(file_id.clone(), Node::new(file_id, parent_id, name, false, OFFLINE_FILE_SIZE, rel_path));
             inner.tasks[i].done = true;
-        }
-    }
-}
-
-impl Drop for PikPakSim {
-    fn drop(&mut self) {
-        if let Some(dir) = self.staging.get() {
-            let _ = std::fs::remove_dir_all(dir);
         }
     }
 }

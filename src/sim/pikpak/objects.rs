@@ -13,22 +13,19 @@
 
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
 
 use axum::body::Body;
 use axum::extract::{ConnectInfo, Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::Response;
 use base64::Engine;
-use futures_util::StreamExt;
-use md5::{Digest, Md5};
 use serde_json::json;
-use tokio::io::AsyncWriteExt;
 
 use super::knobs::{Counters, PutFault};
 use super::upload::{BUCKET, Part, store_object};
 use super::{PikPakSim, oss_auth};
 use crate::sim::conn::CutSwitch;
+use crate::sim::store;
 
 pub(super) async fn handle(State(st): State<Arc<PikPakSim>>, req: Request) -> Response {
     let (parts, body) = req.into_parts();
@@ -145,39 +142,11 @@ fn content_md5_matches(headers: &HeaderMap, md5: &[u8]) -> bool {
     given.trim() == base64::engine::general_purpose::STANDARD.encode(md5)
 }
 
-/// Stream `body` into the staging file `name`: (path, MD5, size). Throttled by the
-/// `store_bytes_per_sec` knob; every byte counts in `store_body_bytes`.
+/// Stream `body` into the staging file `name`: (path, MD5, size), throttled by the
+/// `store_bytes_per_sec` knob, every byte counted in `store_body_bytes`.
 async fn receive(st: &PikPakSim, body: Body, name: &str) -> Result<(PathBuf, Vec<u8>, u64), String> {
-    let path = st.staging_file(name).map_err(|e| format!("staging: {e}"))?;
-    let mut file = tokio::fs::File::create(&path).await.map_err(|e| format!("staging: {e}"))?;
-    let mut md5 = Md5::new();
-    let mut size = 0u64;
-    let started = Instant::now();
-    let mut stream = body.into_data_stream();
-    while let Some(chunk) = stream.next().await {
-        let chunk = match chunk {
-            Ok(c) => c,
-            Err(e) => {
-                let _ = tokio::fs::remove_file(&path).await;
-                return Err(format!("body: {e}"));
-            }
-        };
-        size += chunk.len() as u64;
-        Counters::add(&st.counters.store_body_bytes, chunk.len() as u64);
-        md5.update(&chunk);
-        file.write_all(&chunk).await.map_err(|e| format!("staging: {e}"))?;
-        throttle(st, started, size).await;
-    }
-    file.flush().await.map_err(|e| format!("staging: {e}"))?;
-    Ok((path, md5.finalize().to_vec(), size))
-}
-
-/// Sleep until `size` bytes since `started` fit the throughput knob.
-async fn throttle(st: &PikPakSim, started: Instant, size: u64) {
-    if let Some(rate) = st.knobs().store_bytes_per_sec.filter(|r| *r > 0) {
-        let due = started + Duration::from_secs_f64(size as f64 / rate as f64);
-        tokio::time::sleep_until(due.into()).await;
-    }
+    let rate = || st.knobs().store_bytes_per_sec;
+    store::receive(&st.staging, body, name, rate, &st.counters.store_body_bytes).await
 }
 
 /// Read and count a body we will not keep.
@@ -185,17 +154,8 @@ async fn drain(st: &PikPakSim, body: Body) {
     read_some(st, body, u64::MAX).await;
 }
 
-/// Read (and count) at least `limit` bytes of `body` (at least one chunk), or all of it.
 async fn read_some(st: &PikPakSim, body: Body, limit: u64) {
-    let mut stream = body.into_data_stream();
-    let mut read = 0u64;
-    while let Some(Ok(chunk)) = stream.next().await {
-        read += chunk.len() as u64;
-        Counters::add(&st.counters.store_body_bytes, chunk.len() as u64);
-        if read >= limit.max(1) {
-            break;
-        }
-    }
+    store::read_some(body, limit, &st.counters.store_body_bytes).await;
 }
 
 fn initiate(st: &PikPakSim, key: &str) -> Response {

@@ -75,14 +75,7 @@ impl Inner {
     /// `name`, or the first of `name(1)`, `name(2)`, ... (before the extension: `a(1).txt`)
     /// free in `parent`, as the service renames on collisions (§8.3, §8.7).
     pub(crate) fn free_name(&self, parent: &str, name: &str, except: &str) -> String {
-        if !self.name_taken(parent, name, except) {
-            return name.to_owned();
-        }
-        let (stem, ext) = match name.rfind('.') {
-            Some(i) if i > 0 => name.split_at(i),
-            _ => (name, ""),
-        };
-        (1..).map(|i| format!("{stem}({i}){ext}")).find(|n| !self.name_taken(parent, n, except)).unwrap_or_default()
+        crate::sim::store::free_name(name, |n| self.name_taken(parent, n, except))
     }
 
     /// A fresh id shaped like PikPak's (26 characters).

@@ -90,7 +90,7 @@ pub(super) fn init(st: &PikPakSim, body: &Value) -> Response {
         let rel = inner.disk_slot(&st.data_dir, &id);
         let written = match source {
             None => std::fs::write(disk(&st.data_dir, &rel), b""),
-            Some(from) => copy_bytes(&disk(&st.data_dir, &from), &disk(&st.data_dir, &rel)),
+            Some(from) => crate::sim::store::copy_bytes(&disk(&st.data_dir, &from), &disk(&st.data_dir, &rel)),
         };
         if let Err(e) = written {
             inner.nodes.remove(&id);
@@ -162,11 +162,6 @@ fn known_content(inner: &mut Inner, data_dir: &Path, hash: &str, size: u64) -> O
     None
 }
 
-/// A hard link when the file system allows, else a copy.
-fn copy_bytes(from: &Path, to: &Path) -> std::io::Result<()> {
-    std::fs::hard_link(from, to).or_else(|_| std::fs::copy(from, to).map(|_| ()))
-}
-
 /// The object at `key` is complete with the bytes in `staged`: put them in place, set the
 /// file's size and hash from them, and let it turn COMPLETE after the completion delay.
 pub(super) async fn store_object(st: &PikPakSim, key: &str, staged: PathBuf) -> Result<(), String> {
@@ -210,12 +205,6 @@ impl PikPakSim {
 
     /// Where upload bodies and parts wait (created on first use).
     pub(crate) fn staging_file(&self, name: &str) -> std::io::Result<PathBuf> {
-        let dir = self.staging.get_or_init(|| {
-            let unique = format!("pikpak-sim-uploads-{}-{:x}", std::process::id(), rand::random::<u64>());
-            let beside = self.data_dir.parent().map(|p| p.join(format!(".{unique}")));
-            beside.filter(|dir| std::fs::create_dir(dir).is_ok()).unwrap_or_else(|| std::env::temp_dir().join(unique))
-        });
-        std::fs::create_dir_all(dir)?;
-        Ok(dir.join(name))
+        self.staging.file(name)
     }
 }
