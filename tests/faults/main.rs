@@ -10,3 +10,4 @@ mod faults_api;
 mod faults_cdn;
 mod sim_cdn;
 mod sim_pikpak;
+mod sim_s3;
