@@ -226,3 +226,53 @@ pub fn build(storage: &StorageConfig, ctx: &BuildContext) -> Result<Arc<dyn Driv
             .error("driver", format!("the {other} driver is not available in this version of panmount yet"))),
     }
 }
+
+/// What the drivers' tests against the simulator share.
+#[cfg(test)]
+pub(crate) mod test_support {
+    use super::BuildContext;
+    use crate::config::{Config, Options};
+    use crate::http::HttpClient;
+
+    /// The options of the one storage `text` declares, and a build context, as
+    /// `drivers::build` gets them.
+    pub fn options(text: &str) -> (Options, BuildContext) {
+        let config = Config::parse(text, std::path::Path::new("/etc/panmount.toml")).unwrap();
+        let options = config.storages.into_iter().next().unwrap().options;
+        (options, BuildContext { http: HttpClient::new(None).unwrap(), state_dir: None })
+    }
+
+    /// Content that differs at every offset of a part, so a part sent twice or out of place shows.
+    pub fn content(len: usize, seed: u8) -> Vec<u8> {
+        (0..len).map(|i| ((i * 31 + i / 4093) as u8) ^ seed).collect()
+    }
+
+    /// `bytes` staged as `name` in `dir`, hashed as `w` hashes.
+    pub fn stage(w: &dyn super::Writable, dir: &std::path::Path, name: &str, bytes: &[u8]) -> super::Staged {
+        let path = dir.join(name);
+        std::fs::write(&path, bytes).unwrap();
+        let mut h = w.hasher();
+        h.update(bytes);
+        super::Staged { path, size: bytes.len() as u64, hash: h.finish() }
+    }
+
+    /// Upload `bytes`; the progress ends at the size, or at 0 for an instant upload (the
+    /// simulator's count of them, `instant_uploads`, moved).
+    pub async fn upload(
+        w: &dyn super::Writable,
+        dir: &std::path::Path,
+        parent: &super::Entry,
+        name: &str,
+        bytes: &[u8],
+        instant_uploads: impl Fn() -> u64,
+    ) -> crate::error::Result<super::Entry> {
+        use std::sync::atomic::Ordering;
+        let staged = stage(w, dir, name, bytes);
+        let progress = super::Progress::new(0);
+        let before = instant_uploads();
+        let entry = w.upload(parent, name, &staged, &progress).await?;
+        let expected = if instant_uploads() > before { 0 } else { bytes.len() as u64 };
+        assert_eq!(progress.load(Ordering::Relaxed), expected, "progress counts the bytes the store took");
+        Ok(entry)
+    }
+}

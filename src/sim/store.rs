@@ -38,6 +38,13 @@ impl Staging {
     }
 }
 
+impl Staging {
+    /// The path of `name` in the staging directory, if that directory was made yet.
+    pub(crate) fn existing(&self, name: &str) -> Option<PathBuf> {
+        self.dir.get().map(|d| d.join(name))
+    }
+}
+
 impl Drop for Staging {
     fn drop(&mut self) {
         if let Some(dir) = self.dir.get() {

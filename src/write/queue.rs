@@ -26,6 +26,9 @@ const MAX_ATTEMPTS: u32 = 6;
 /// Back-off after the first failed attempt, doubled each time up to [`MAX_BACKOFF`].
 const FIRST_BACKOFF: Duration = Duration::from_secs(2);
 const MAX_BACKOFF: Duration = Duration::from_secs(120);
+/// Wait before trying again on a storage that is down (each try asks it to log in again only
+/// as often as `crate::storage` allows).
+const DOWN_BACKOFF: Duration = Duration::from_secs(15);
 
 pub(super) fn spawn_workers(writes: &Arc<Writes>) {
     for _ in 0..WORKERS {
@@ -132,11 +135,14 @@ async fn interim(writes: &Arc<Writes>, upload: &Arc<Upload>, entry: Entry, versi
 
 async fn failed(writes: &Arc<Writes>, upload: &Arc<Upload>, err: Error) {
     let storage = &writes.storages[upload.storage];
+    // A storage that is down (its login refused) comes back by itself or when the user fixes
+    // the account: its uploads wait for it, however long, without using up their attempts.
+    let down = matches!(err, Error::StorageDown { .. });
     let record = {
         let mut record = upload.record.lock().unwrap();
-        record.attempts += 1;
+        record.attempts += u32::from(!down);
         record.last_error = Some(err.to_string());
-        record.failed = !err.is_transient() || record.attempts >= MAX_ATTEMPTS;
+        record.failed = !down && (!err.is_transient() || record.attempts >= MAX_ATTEMPTS);
         record.clone()
     };
     if let Err(put) = writes.put_record(record.clone()).await {
@@ -152,7 +158,11 @@ async fn failed(writes: &Arc<Writes>, upload: &Arc<Upload>, err: Error) {
         writes.drained.notify_waiters();
         return;
     }
-    let backoff = (FIRST_BACKOFF * 2u32.pow(record.attempts.saturating_sub(1).min(10))).min(MAX_BACKOFF);
+    let backoff = if down {
+        DOWN_BACKOFF
+    } else {
+        (FIRST_BACKOFF * 2u32.pow(record.attempts.saturating_sub(1).min(10))).min(MAX_BACKOFF)
+    };
     tracing::warn!(path = %record.shown_path(), attempt = record.attempts, error = %err, retry_in_secs = backoff.as_secs(), "upload failed; will retry");
     upload.phase.send_replace(Phase::Writing);
     let (writes, upload) = (writes.clone(), upload.clone());

@@ -21,4 +21,4 @@ mod mount_pikpak;
 mod secrets;
 mod service;
 mod warm_restart;
-mod write_pikpak;
+mod write;

@@ -54,6 +54,7 @@ fn prepare(sim: &Sim) {
     h.pan123.update(|k| {
         k.list_interval_ms = 10;
         k.token_ttl_secs = Some(2.0);
+        k.slice_size = 4 << 20;
     });
     // Every link (auth_key or provider signature) is refused 1.5 s after its first use.
     sim.knobs().update(|k| k.link_ttl_secs = Some(1.5));
@@ -128,12 +129,26 @@ fn no_secret_reaches_the_log_at_trace_level() {
     // credentials (key id, secret, security token) the simulator counts as secrets. fsync
     // returns once each is on the provider.
     let parts: Vec<u8> = (0..12u32 << 20).map(|i| (i.wrapping_mul(2654435761) >> 24) as u8).collect();
-    for (name, bytes) in [("small.bin", &parts[..300_000]), ("big.bin", &parts[..]), ("again.bin", &parts[..300_000])] {
-        let mut f = std::fs::File::create(mount.path(&format!("/pikpak/{name}"))).unwrap();
-        std::io::Write::write_all(&mut f, bytes).unwrap();
-        f.sync_all().unwrap();
+    // On 123pan three more go up through presigned part URLs, whose signatures are secrets. (Both
+    // simulated drives serve one data folder: other names and bytes, so neither sees the other's.)
+    let other: Vec<u8> = parts.iter().map(|b| b ^ 0x5a).collect();
+    for (storage, parts) in [("/pikpak", &parts), ("/123", &other)] {
+        for (name, bytes) in
+            [("small.bin", &parts[..300_000]), ("big.bin", &parts[..]), ("again.bin", &parts[..300_000])]
+        {
+            let name = format!("{}-{name}", &storage[1..]);
+            let mut f = std::fs::File::create(mount.path(&format!("{storage}/{name}"))).unwrap();
+            std::io::Write::write_all(&mut f, bytes).unwrap();
+            f.sync_all().unwrap_or_else(|e| panic!("{storage}/{name}: {e}"));
+        }
     }
     assert!(h_counts_uploads(&sim), "{}", sim.handle().pikpak.counters.snapshot());
+    let c = &sim.handle().pan123.counters;
+    let pan123_uploads = sim.handle().pan123.counters.snapshot();
+    assert!(
+        c.part_puts.load(Ordering::Relaxed) >= 3 && c.instant_uploads.load(Ordering::Relaxed) >= 1,
+        "{pan123_uploads}"
+    );
     let log = mount.log();
     assert!(mount.stop().success());
 

@@ -12,6 +12,8 @@
 //!   trusted for `link_lifetime_secs` (default 15 min) and the core re-mints it early on a 403.
 //!   Code 5113 (daily traffic exhausted) fails reads with EIO; it is logged once per episode.
 //! - Quota: `GET /b/api/user/info`, total = `SpacePermanent + SpaceTemp`, used = `SpaceUsed`.
+//! - Writes ([`write`], [`upload`]): folders, rename, move and trash (§2.6), and uploads by
+//!   MD5 through presigned part URLs (§2.7).
 //!
 //! Entry ids are the `FileId` (int64, root `0`) as decimal. `download_info` also needs the
 //! file's `Etag` and `S3KeyFlag`, and a driver keeps no cache, so a file's `version` carries
@@ -318,6 +320,8 @@ impl LinkMinter {
 
 #[cfg(test)]
 mod fuzz;
+#[cfg(test)]
+mod write_tests;
 
 #[cfg(test)]
 mod tests {

@@ -15,8 +15,9 @@
 //!    URLs of the parts not sent yet are fetched again, once for any number of parts that hit
 //!    it together ([`Urls`]).
 //! 3. `upload_complete/v2` makes the file; its `file_info` (whose `FileId` may differ from the
-//!    ticket's) is checked for size and MD5 against the staged ones, and a copy that does not
-//!    match goes to the trash.
+//!    ticket's) lacks `S3KeyFlag` and `UpdateAt` on the web, so `file/info` fills them in. The
+//!    file is checked for size and MD5 against the staged ones, and a copy that does not match
+//!    goes to the trash.
 //!
 //! A 0-byte file is reported to be refused by the service; its MD5 may also hit `Reuse`. Both
 //! are handled: a refusal is a failed upload that says why.
@@ -127,7 +128,11 @@ impl Pan123 {
             });
             let completed: Completed = self.client.act(COMPLETE_PATH, &body).await?;
             match completed.file_info {
-                Some(file) => super::entry_of(&file),
+                // As listed: what a read needs (`S3KeyFlag`) and the time are there.
+                Some(file) if !file.s3_key_flag.is_empty() && !file.update_at.is_empty() => super::entry_of(&file),
+                // The web's `file_info` has neither (§5): ask, so the entry is the one listings
+                // will show (its version keys the caches and the times kept by panmount).
+                Some(file) => self.info(file.file_id).await?,
                 None => self.info(ticket.file_id).await?,
             }
         };

@@ -7,7 +7,9 @@
 //!   folder's id comes from the answer (`Info`, else `FileId`; the shape is unconfirmed) or, when
 //!   neither is there, from a listing of the parent.
 //! - rename in place: `file/rename`; a move: `file/mod_pid`, then a rename when the name
-//!   changes too (the core made the target name free first).
+//!   changes too (the core made the target name free first). The service refuses a move onto
+//!   a taken name; the old name may be taken in the destination, so then the file is renamed
+//!   where it is first, and moved after.
 //! - trash: `file/trash` with `operation: true` and the file as listed (the service matches it
 //!   by `FileId`). There is no permanent delete here.
 //!
@@ -47,6 +49,16 @@ pub(super) fn file_id(entry: &Entry) -> Result<i64> {
 }
 
 impl Pan123 {
+    async fn move_to(&self, id: i64, to: &Entry) -> Result<()> {
+        let body = json!({ "fileIdList": [{ "FileId": id }], "parentFileId": file_id(to)?, "event": "fileMove" });
+        self.client.act::<serde_json::Value, _>(MOVE_PATH, &body).await.map(drop)
+    }
+
+    async fn rename_in_place(&self, id: i64, name: &str) -> Result<()> {
+        let body = json!({ "driveId": 0, "fileId": id, "fileName": name, "event": "fileRename" });
+        self.client.act::<serde_json::Value, _>(RENAME_PATH, &body).await.map(drop)
+    }
+
     /// The file `id` as the service describes it now (`file/info`).
     pub(super) async fn info(&self, id: i64) -> Result<Entry> {
         let infos: FileInfos = self.client.post(INFO_PATH, &json!({ "fileIdList": [{ "FileId": id }] })).await?;
@@ -91,23 +103,37 @@ impl Writable for Pan123 {
     async fn rename(&self, entry: &Entry, from: &Entry, to: &Entry, name: &str) -> Result<Entry> {
         let id = file_id(entry)?;
         let mut now = entry.clone();
-        if from.id != to.id {
-            let body = json!({ "fileIdList": [{ "FileId": id }], "parentFileId": file_id(to)?, "event": "fileMove" });
-            let _: serde_json::Value = self.client.act(MOVE_PATH, &body).await?;
+        now.name = name.to_string();
+        if from.id == to.id {
+            if entry.name != name {
+                self.rename_in_place(id, name).await?;
+            }
+            return Ok(now);
         }
-        if entry.name != name {
-            let body = json!({ "driveId": 0, "fileId": id, "fileName": name, "event": "fileRename" });
-            let renamed: Result<serde_json::Value> = self.client.act(RENAME_PATH, &body).await;
-            if let Err(e) = renamed {
-                if from.id != to.id {
+        match self.move_to(id, to).await {
+            Ok(()) if entry.name == name => Ok(now),
+            Ok(()) => {
+                if let Err(e) = self.rename_in_place(id, name).await {
                     // Not undone: say where the file is, since the caller's error names the wanted name.
                     tracing::warn!(id, left_as = %entry.name, "moved, but not renamed: {e}");
+                    return Err(e);
                 }
-                return Err(e);
+                Ok(now)
             }
-            now.name = name.to_string();
+            // The service refuses a name taken in the destination (the core freed only the new
+            // one): rename where it is, then move; put the name back if the move still fails.
+            Err(refused) if entry.name != name => {
+                self.rename_in_place(id, name).await.map_err(|_| refused)?;
+                if let Err(e) = self.move_to(id, to).await {
+                    if let Err(undo) = self.rename_in_place(id, &entry.name).await {
+                        tracing::warn!(id, left_as = name, "renamed, but not moved: {undo}");
+                    }
+                    return Err(e);
+                }
+                Ok(now)
+            }
+            Err(e) => Err(e),
         }
-        Ok(now)
     }
 
     async fn trash(&self, entry: &Entry) -> Result<()> {

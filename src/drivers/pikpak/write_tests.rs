@@ -2,13 +2,10 @@
 //! `drivers::build` builds it, each behaviour checked on the simulator's tree, stored bytes and
 //! counters (never on timing).
 
-use std::path::Path;
 use std::sync::atomic::Ordering;
 
 use super::*;
-use crate::config::Config;
 use crate::drivers::{Progress, Staged};
-use crate::http::HttpClient;
 use crate::sim::pikpak::{Counters, PutFault};
 use crate::sim::{SimConfig, SimHandle};
 
@@ -28,18 +25,13 @@ async fn env() -> Env {
         "[[storage]]\npath = \"/p\"\ndriver = \"pikpak\"\napi_base = \"{b}\"\nuser_base = \"{b}\"\n\
          username = \"alice@example.com\"\npassword = \"secret\"\n"
     );
-    let config = Config::parse(&text, Path::new("/etc/panmount.toml")).unwrap();
-    let options = config.storages.into_iter().next().unwrap().options;
-    let ctx = BuildContext { http: HttpClient::new(None).unwrap(), state_dir: None };
+    let (options, ctx) = crate::drivers::test_support::options(&text);
     let d = PikPak::from_options(&options, &ctx).unwrap();
     d.login().await.unwrap();
     Env { _data: data, staging: tempfile::tempdir().unwrap(), sim, d }
 }
 
-/// Content that differs at every offset of a part, so a part sent twice or out of place shows.
-fn content(len: usize, seed: u8) -> Vec<u8> {
-    (0..len).map(|i| ((i * 31 + i / 4093) as u8) ^ seed).collect()
-}
+use crate::drivers::test_support::content;
 
 impl Env {
     fn w(&self) -> &dyn Writable {
@@ -51,23 +43,12 @@ impl Env {
     }
 
     fn stage(&self, name: &str, bytes: &[u8]) -> Staged {
-        let path = self.staging.path().join(name);
-        std::fs::write(&path, bytes).unwrap();
-        let mut h = self.w().hasher();
-        h.update(bytes);
-        Staged { path, size: bytes.len() as u64, hash: h.finish() }
+        crate::drivers::test_support::stage(self.w(), self.staging.path(), name, bytes)
     }
 
-    /// Upload `bytes`; the progress ends at the size, or at 0 for an instant upload.
     async fn upload(&self, parent: &Entry, name: &str, bytes: &[u8]) -> Result<Entry> {
-        let staged = self.stage(name, bytes);
-        let progress = Progress::new(0);
-        let instant_before = self.count(|c| &c.instant_uploads);
-        let entry = self.w().upload(parent, name, &staged, &progress).await?;
-        let instant = self.count(|c| &c.instant_uploads) > instant_before;
-        let expected = if instant { 0 } else { bytes.len() as u64 };
-        assert_eq!(progress.load(Ordering::Relaxed), expected, "progress counts the bytes the store took");
-        Ok(entry)
+        let instant = || self.count(|c| &c.instant_uploads);
+        crate::drivers::test_support::upload(self.w(), self.staging.path(), parent, name, bytes, instant).await
     }
 
     async fn names(&self, dir: &Entry) -> Vec<String> {

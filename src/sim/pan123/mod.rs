@@ -19,12 +19,23 @@
 //!   "too frequent"), `inject_code` for the next `inject_count` `/b/api` calls (401, 429, ...).
 //! - Shares ([`Pan123Sim::add_share`]) work without a token; a wrong or missing password is
 //!   code 5103. A bearer token sent to a share endpoint is counted, not checked.
+//! - Writes (§2.6, §2.7): mkdir, rename, move, trash/restore and `file/info` in `mutate`;
+//!   uploads (`upload_request`, presigning, completion) in `upload`; the presigned part PUTs in
+//!   `objects`; the drive changes themselves in `edit`. Knobs and counters in `knobs`, also
+//!   over HTTP at `/_sim/pan123/knobs` and `/_sim/pan123/counters`.
 //!
 //! Answers are `serde_json::json!` literals shaped from the reference, never the driver's
 //! structs.
 
+pub mod edit;
+pub mod knobs;
+mod mutate;
+mod objects;
 mod routes;
+#[cfg(test)]
+mod tests;
 pub mod tree;
+mod upload;
 pub mod verify;
 
 use std::collections::HashMap;
@@ -35,90 +46,16 @@ use std::time::{Duration, Instant};
 
 use axum::Router;
 
+pub use knobs::{LoginFault, Pan123Counters, Pan123Knobs, PutFault};
+/// Error codes of the write side; all but `NOT_FOUND` are guesses (see `mutate`, `upload`).
+pub use mutate::{INVALID, NAME_TAKEN, NOT_FOUND};
 pub use tree::UID;
+pub use upload::{EMPTY_MD5, EMPTY_REFUSED, MD5_MISMATCH, PARTS_INCOMPLETE, SPACE_FULL};
 
 /// The simulated account (phone form) and its password; the e-mail form works too.
 pub const PHONE: &str = "13800138000";
 pub const MAIL: &str = "tester@example.com";
 pub const PASSWORD: &str = "sim-password";
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum LoginFault {
-    /// Code 7012, the overseas-login risk that wants an SMS login.
-    AbroadRisk,
-    /// "当前登录操作频繁，请稍后再试".
-    TooFrequent,
-}
-
-#[derive(Debug, Clone)]
-pub struct Pan123Knobs {
-    pub strict_signature: bool,
-    pub skew_window_secs: i64,
-    pub clock_offset_secs: i64,
-    pub signature_error_code: i64,
-    pub require_platform: bool,
-    pub token_ttl_secs: Option<f64>,
-    pub page_size: usize,
-    /// 0 disables the list rate limit.
-    pub list_interval_ms: u64,
-    pub hop_json: bool,
-    pub traffic_exhausted: bool,
-    pub login_fault: Option<LoginFault>,
-    pub link_ttl_secs: u64,
-    pub inject_code: i64,
-    pub inject_count: u32,
-}
-
-impl Default for Pan123Knobs {
-    fn default() -> Self {
-        Pan123Knobs {
-            strict_signature: true,
-            skew_window_secs: 600,
-            clock_offset_secs: 0,
-            signature_error_code: 1,
-            require_platform: true,
-            token_ttl_secs: None,
-            page_size: 100,
-            list_interval_ms: 700,
-            hop_json: false,
-            traffic_exhausted: false,
-            login_fault: None,
-            link_ttl_secs: 3600,
-            inject_code: 0,
-            inject_count: 0,
-        }
-    }
-}
-
-/// What the simulated API did, for assertions.
-#[derive(Debug, Default)]
-pub struct Pan123Counters {
-    pub logins: AtomicU64,
-    pub login_refused: AtomicU64,
-    pub unauthorized: AtomicU64,
-    pub signature_refused: AtomicU64,
-    pub list_calls: AtomicU64,
-    pub share_list_calls: AtomicU64,
-    pub rate_limited: AtomicU64,
-    pub download_info: AtomicU64,
-    pub hops: AtomicU64,
-    pub share_password_refused: AtomicU64,
-    pub share_calls_with_token: AtomicU64,
-    pub injected: AtomicU64,
-    /// Smallest gap seen between two consecutive calls of one list endpoint (ms; u64::MAX
-    /// until two calls were seen).
-    pub min_list_gap_ms: AtomicU64,
-}
-
-impl Pan123Counters {
-    pub fn get(counter: &AtomicU64) -> u64 {
-        counter.load(Ordering::Relaxed)
-    }
-
-    fn add(counter: &AtomicU64) {
-        counter.fetch_add(1, Ordering::Relaxed);
-    }
-}
 
 struct Share {
     /// Folder shared (`""` = the whole drive).
@@ -140,6 +77,24 @@ pub struct Pan123Sim {
     shares: Mutex<HashMap<String, Share>>,
     /// endpoint -> (last call, last accepted call).
     list_times: Mutex<HashMap<&'static str, (Instant, Instant)>>,
+    /// Uploads between upload_request and completion, by `UploadId`.
+    uploads: Mutex<HashMap<String, upload::Upload>>,
+    /// Signs the presigned part URLs.
+    s3_secret: String,
+}
+
+/// What a test sees of an item ([`Pan123Sim::node`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NodeInfo {
+    /// Its `FileId` (-1 for an item below a trashed folder that was never listed, so never
+    /// had one).
+    pub id: i64,
+    pub size: u64,
+    /// Lowercase hex MD5 (`""` for folders).
+    pub etag: String,
+    pub is_dir: bool,
+    /// In the trash, itself or through a folder above it.
+    pub trashed: bool,
 }
 
 impl Pan123Sim {
@@ -147,6 +102,8 @@ impl Pan123Sim {
         let counters = Pan123Counters::default();
         counters.min_list_gap_ms.store(u64::MAX, Ordering::Relaxed);
         let accounts = [(PHONE.to_string(), PASSWORD.to_string()), (MAIL.to_string(), PASSWORD.to_string())];
+        let s3_secret = format!("{:032x}", rand::random::<u128>());
+        secrets.record(&s3_secret);
         Pan123Sim {
             tree: tree::Tree::new(data_dir),
             base_url,
@@ -158,6 +115,8 @@ impl Pan123Sim {
             tokens: Mutex::new(HashMap::new()),
             shares: Mutex::new(HashMap::new()),
             list_times: Mutex::new(HashMap::new()),
+            uploads: Mutex::new(HashMap::new()),
+            s3_secret,
         }
     }
 
@@ -195,6 +154,47 @@ impl Pan123Sim {
 
     pub fn count(&self, f: impl FnOnce(&Pan123Counters) -> &AtomicU64) -> u64 {
         Pan123Counters::get(f(&self.counters))
+    }
+
+    /// The item at `path` (`/a/b.txt`), live or in the trash (a live one first).
+    pub fn node(&self, path: &str) -> Option<NodeInfo> {
+        let path = path.trim_end_matches('/');
+        if let Some(n) = self.tree.id_of(path).and_then(|id| self.tree.node(id)) {
+            let etag = self.tree.etag(&n);
+            return Some(NodeInfo { id: n.id, size: n.size, etag, is_dir: n.is_dir, trashed: false });
+        }
+        let (disk, id) = self.trashed_place(path)?;
+        let meta = std::fs::metadata(&disk).ok()?;
+        let bytes = if meta.is_dir() { None } else { std::fs::read(&disk).ok() };
+        Some(NodeInfo {
+            id,
+            size: bytes.as_ref().map_or(0, |b| b.len() as u64),
+            etag: bytes.map(|b| upload::md5_hex(&b)).unwrap_or_default(),
+            is_dir: meta.is_dir(),
+            trashed: true,
+        })
+    }
+
+    /// The content of the file at `path`, live or in the trash.
+    pub fn bytes(&self, path: &str) -> Option<Vec<u8>> {
+        if let Some(n) = self.tree.id_of(path).and_then(|id| self.tree.node(id)).filter(|n| !n.is_dir) {
+            return std::fs::read(self.tree.path(&n.rel)).ok();
+        }
+        std::fs::read(self.trashed_place(path)?.0).ok()
+    }
+
+    /// The paths the items in the trash had, oldest first (not what lies below them).
+    pub fn trashed_paths(&self) -> Vec<String> {
+        self.tree.trashed().into_iter().map(|t| t.rel).collect()
+    }
+
+    /// Where the bytes of a trashed `path` are (in a trashed item or below one), and its id.
+    fn trashed_place(&self, path: &str) -> Option<(PathBuf, i64)> {
+        self.tree.trashed().into_iter().rev().find_map(|t| {
+            let rest = path.strip_prefix(&t.rel)?;
+            let id = if rest.is_empty() { t.id } else { t.below.iter().find(|(s, _)| s == rest).map_or(-1, |b| b.1) };
+            (rest.is_empty() || rest.starts_with('/')).then(|| (t.disk.join(rest.trim_start_matches('/')), id))
+        })
     }
 }
 

@@ -9,13 +9,13 @@ use axum::body::{Body, Bytes};
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode, Uri, header};
 use axum::response::Response;
-use axum::routing::{get, post};
+use axum::routing::{get, post, put};
 use base64::Engine;
 use serde_json::{Value, json};
 use tracing::debug;
 
 use super::tree::{Node, UID};
-use super::{LoginFault, Pan123Counters, Pan123Sim, verify};
+use super::{LoginFault, Pan123Counters, Pan123Sim, knobs, mutate, objects, upload, verify};
 use crate::sim::cdn::provider_link;
 
 const SIGNATURE_MESSAGE: &str = "签名错误,请检查您的本地时间是否为东八区时间";
@@ -29,40 +29,52 @@ pub fn router(sim: Arc<Pan123Sim>) -> Router {
         .route("/b/api/share/get", get(share_get))
         .route("/b/api/share/download/info", post(share_download))
         .route("/sim123/hop/{id}", get(hop))
+        .route("/b/api/file/upload_request", personal(upload::upload_request))
+        .route("/b/api/file/s3_upload_object/auth", personal(upload::presign))
+        .route("/b/api/file/s3_repare_upload_parts_batch", personal(upload::presign))
+        .route("/b/api/file/s3_list_upload_parts", personal(upload::list_parts))
+        .route("/b/api/file/upload_complete/v2", post(upload::complete))
+        .route(&format!("/{}/{{*key}}", objects::PREFIX), put(objects::put_part))
+        .route("/b/api/file/rename", personal(mutate::rename))
+        .route("/b/api/file/mod_pid", personal(mutate::move_items))
+        .route("/b/api/file/trash", personal(mutate::trash))
+        .route("/b/api/file/info", personal(mutate::info))
+        .route("/_sim/pan123/knobs", get(knobs::get_knobs).put(knobs::put_knobs))
+        .route("/_sim/pan123/counters", get(knobs::get_counters))
         .with_state(sim)
 }
 
-type Reply = Result<Response, Fail>;
+pub(super) type Reply = Result<Response, Fail>;
 
 /// An error envelope, before it becomes a response: always HTTP 200, `data` null (never a
 /// string, §6.5).
-struct Fail {
-    code: i64,
-    message: String,
+pub(super) struct Fail {
+    pub code: i64,
+    pub message: String,
 }
 
 impl Fail {
-    fn response(self) -> Response {
+    pub(super) fn response(self) -> Response {
         reply(StatusCode::OK, json!({"code": self.code, "message": self.message, "data": null}))
     }
 }
 
-fn reply(status: StatusCode, value: Value) -> Response {
+pub(super) fn reply(status: StatusCode, value: Value) -> Response {
     let mut res = Response::new(Body::from(value.to_string()));
     *res.status_mut() = status;
     res.headers_mut().insert(header::CONTENT_TYPE, header::HeaderValue::from_static("application/json"));
     res
 }
 
-fn ok(data: Value) -> Response {
+pub(super) fn ok(data: Value) -> Response {
     reply(StatusCode::OK, json!({"code": 0, "message": "ok", "data": data}))
 }
 
-fn fail(code: i64, message: &str) -> Fail {
+pub(super) fn fail(code: i64, message: &str) -> Fail {
     Fail { code, message: message.to_string() }
 }
 
-fn unix_now() -> i64 {
+pub(super) fn unix_now() -> i64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64)
 }
 
@@ -74,12 +86,12 @@ fn query(uri: &Uri) -> HashMap<String, String> {
 }
 
 /// A JSON body field by case-insensitive name.
-fn field<'a>(body: &'a Value, name: &str) -> Option<&'a Value> {
+pub(super) fn field<'a>(body: &'a Value, name: &str) -> Option<&'a Value> {
     body.as_object()?.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v)
 }
 
 /// A number or a numeric string.
-fn int(v: Option<&Value>) -> Option<i64> {
+pub(super) fn int(v: Option<&Value>) -> Option<i64> {
     match v? {
         Value::Number(n) => n.as_i64(),
         Value::String(s) => s.trim().parse().ok(),
@@ -87,7 +99,7 @@ fn int(v: Option<&Value>) -> Option<i64> {
     }
 }
 
-fn text(v: Option<&Value>) -> String {
+pub(super) fn text(v: Option<&Value>) -> String {
     v.and_then(Value::as_str).unwrap_or_default().to_string()
 }
 
@@ -225,8 +237,30 @@ impl Pan123Sim {
     }
 }
 
-fn parse_body(body: &Bytes) -> Result<Value, Fail> {
+pub(super) fn parse_body(body: &Bytes) -> Result<Value, Fail> {
     serde_json::from_slice(body).map_err(|_| fail(1, "参数错误"))
+}
+
+/// The route of a personal `/b/api` POST answered by `f` (see [`personal_post`]).
+fn personal(f: fn(&Pan123Sim, &Value) -> Reply) -> axum::routing::MethodRouter<Arc<Pan123Sim>> {
+    post(move |State(sim): State<Arc<Pan123Sim>>, headers: HeaderMap, uri: Uri, body: Bytes| async move {
+        personal_post(&sim, &headers, &uri, &body, |b| f(&sim, b))
+    })
+}
+
+/// A personal `/b/api` POST: the guard, the JSON body, then `f`.
+pub(super) fn personal_post(
+    sim: &Pan123Sim,
+    headers: &HeaderMap,
+    uri: &Uri,
+    body: &Bytes,
+    f: impl FnOnce(&Value) -> Reply,
+) -> Response {
+    let run = || -> Reply {
+        sim.guard(headers, uri, true)?;
+        f(&parse_body(body)?)
+    };
+    run().unwrap_or_else(Fail::response)
 }
 
 async fn sign_in(State(sim): State<Arc<Pan123Sim>>, body: Bytes) -> Response {
@@ -284,8 +318,9 @@ async fn user_info(State(sim): State<Arc<Pan123Sim>>, headers: HeaderMap, uri: U
         return r.response();
     }
     let (used, count) = sim.tree.usage();
+    let space = sim.knobs().quota_limit;
     ok(
-        json!({"UID": UID, "Nickname": "tester", "SpaceUsed": used, "SpacePermanent": 2_199_023_255_552u64, "SpaceTemp": 0, "FileCount": count}),
+        json!({"UID": UID, "Nickname": "tester", "SpaceUsed": used, "SpacePermanent": space, "SpaceTemp": 0, "FileCount": count}),
     )
 }
 

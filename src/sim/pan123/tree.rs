@@ -4,7 +4,8 @@
 //! the simulator's life, so a test may add files to the data directory after the simulator
 //! started and before the client lists them (the 1,234-entry folder is made that way).
 //! Ids start at 17,000,000,000 so that a client that squeezes them into 32 bits fails. The
-//! root is `0`. Listings read the disk every time; a file's MD5 (its `Etag`) is cached by
+//! root is `0`. Changes (`edit`) keep ids across renames, moves and the trash. Listings read
+//! the disk every time; a file's MD5 (its `Etag`) is cached by
 //! path, size and mtime.
 
 use std::collections::HashMap;
@@ -35,16 +36,24 @@ pub struct Node {
 }
 
 #[derive(Default)]
-struct Ids {
-    by_rel: HashMap<String, i64>,
-    by_id: HashMap<i64, String>,
-    next: i64,
+pub(super) struct Ids {
+    pub by_rel: HashMap<String, i64>,
+    pub by_id: HashMap<i64, String>,
+    pub next: i64,
 }
 
 pub struct Tree {
-    data_dir: PathBuf,
-    ids: Mutex<Ids>,
-    md5: Mutex<HashMap<(String, u64, i64), String>>,
+    pub(super) data_dir: PathBuf,
+    pub(super) ids: Mutex<Ids>,
+    /// MD5s by (id, size, mtime): an id is one file (a replaced file gets a new one), so a
+    /// same-sized replacement within the second is not taken for the old content.
+    pub(super) md5: Mutex<HashMap<(i64, u64, i64), String>>,
+    /// Items in the trash, oldest first (see `edit`).
+    pub(super) trash: Mutex<Vec<super::edit::Trashed>>,
+    /// Held by every change, so a change's disk and id steps are not interleaved.
+    pub(super) writes: Mutex<()>,
+    /// The trash's bytes and the upload parts, beside the data dir.
+    pub(super) staging: crate::sim::store::Staging,
 }
 
 impl Tree {
@@ -52,10 +61,17 @@ impl Tree {
         let mut ids = Ids { next: FIRST_ID, ..Ids::default() };
         ids.by_rel.insert(String::new(), 0);
         ids.by_id.insert(0, String::new());
-        Tree { data_dir, ids: Mutex::new(ids), md5: Mutex::new(HashMap::new()) }
+        Tree {
+            staging: crate::sim::store::Staging::new(&data_dir, "pan123-sim"),
+            data_dir,
+            ids: Mutex::new(ids),
+            md5: Mutex::new(HashMap::new()),
+            trash: Mutex::new(Vec::new()),
+            writes: Mutex::new(()),
+        }
     }
 
-    fn path(&self, rel: &str) -> PathBuf {
+    pub(super) fn path(&self, rel: &str) -> PathBuf {
         rel.split('/').filter(|s| !s.is_empty()).fold(self.data_dir.clone(), |p, s| p.join(s))
     }
 
@@ -69,7 +85,7 @@ impl Tree {
         self.stat(&rel, id, parent)
     }
 
-    fn stat(&self, rel: &str, id: i64, parent: i64) -> Option<Node> {
+    pub(super) fn stat(&self, rel: &str, id: i64, parent: i64) -> Option<Node> {
         let meta = std::fs::metadata(self.path(rel)).ok()?;
         let mtime =
             meta.modified().ok().and_then(|t| t.duration_since(UNIX_EPOCH).ok()).map_or(0, |d| d.as_secs() as i64);
@@ -121,7 +137,7 @@ impl Tree {
         if node.is_dir {
             return String::new();
         }
-        let key = (node.rel.clone(), node.size, node.mtime);
+        let key = (node.id, node.size, node.mtime);
         if let Some(e) = self.md5.lock().unwrap().get(&key) {
             return e.clone();
         }
@@ -148,19 +164,13 @@ impl Tree {
         Some(id)
     }
 
-    /// (bytes used, file count) of the whole drive.
+    /// (bytes used, file count) of the whole drive, the trash included (its files still take
+    /// space until they are purged, which this simulator never does).
     pub fn usage(&self) -> (u64, u64) {
-        fn walk(p: &std::path::Path, acc: &mut (u64, u64)) {
-            for e in std::fs::read_dir(p).into_iter().flatten().flatten() {
-                match e.metadata() {
-                    Ok(m) if m.is_dir() => walk(&e.path(), acc),
-                    Ok(m) => *acc = (acc.0 + m.len(), acc.1 + 1),
-                    Err(_) => {}
-                }
-            }
-        }
         let mut acc = (0, 0);
-        walk(&self.data_dir, &mut acc);
+        for dir in std::iter::once(self.data_dir.clone()).chain(self.staging.existing("trash")) {
+            walk_files(&dir, &mut |_, len| acc = (acc.0 + len, acc.1 + 1));
+        }
         acc
     }
 
@@ -180,5 +190,16 @@ impl Tree {
             "Status": 0,
             "Trashed": false,
         })
+    }
+}
+
+/// Call `f(path, length)` for every file below `dir`.
+pub(super) fn walk_files(dir: &std::path::Path, f: &mut impl FnMut(&std::path::Path, u64)) {
+    for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        match e.metadata() {
+            Ok(m) if m.is_dir() => walk_files(&e.path(), f),
+            Ok(m) => f(&e.path(), m.len()),
+            Err(_) => {}
+        }
     }
 }
