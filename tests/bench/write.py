@@ -3,9 +3,9 @@
 
 Not part of CI. Builds run.py's `cdn` network path (network namespaces, 30 ms each way through
 delayq: `NetPath`), runs the provider simulator behind it with every object store capped at
-20 MB/s per request (`store_bytes_per_sec`, the CDN profile's per-connection cap), and measures,
-per provider (`pikpak`; `123pan` when the simulator answers `/_sim/pan123/knobs` with a
-`store_bytes_per_sec` knob) and per run:
+20 MB/s per request (`store_bytes_per_sec`, the CDN profile's per-connection cap), a fresh one
+for each provider and run, and measures, per provider (`pikpak`; `123pan` when the simulator
+answers `/_sim/pan123/knobs` with a `store_bytes_per_sec` knob) and per run:
 
 - upload of a 1 GiB file written with `cp` into the mount, from `cp`'s start until the provider
   holds it (`panmount uploads` empty), against rclone mount `--vfs-cache-mode writes` of an `s3`
@@ -514,35 +514,36 @@ def main():
         net = NetPath(30.0, work)
         env["connect_ms"] = net.rtt_ms
         src = make_sources(work, size)
-        runs, measured, not_measured = [], [], {}
-        for n in range(a.runs):
-            log(f"run {n + 1} of {a.runs}")
-            sim, provs = start_sim(binary, work, net, wanted)
-            for name in wanted:
-                if name not in [p.name for p in provs]:
-                    not_measured[name] = ("the simulator has no upload store for it (`/_sim/pan123/knobs` has no "
-                                          "`store_bytes_per_sec`: the 123pan write side of branch sim123 is not in "
-                                          "this build)")
-            run = {}
-            try:
-                for p in provs:
-                    run[p.name] = panmount_run(binary, work, sim, provs, p, src)
-                if not a.skip_rclone:
-                    run["rclone"] = rclone_run(work, sim, src)
-            finally:
-                sim.close()
-            runs.append(run)
-            measured = [p.name for p in provs]
-        env["load_end"] = load()
-        result = {"environment": env, "providers": measured, "not_measured": not_measured,
-                  "params": {"size_mib": a.size_mib, "runs": a.runs, "skip_rclone": a.skip_rclone,
-                             "per_request_bytes_per_sec": PER_REQUEST, "parts_in_flight": PARTS_IN_FLIGHT,
-                             "rclone_flags": RCLONE_FLAGS, "small_files": SMALL_FILES, "small_size": SMALL_SIZE},
-                  "runs": runs}
+        runs, not_measured = [], {}
         out = Path(a.out)
         out.mkdir(parents=True, exist_ok=True)
-        (out / "write.json").write_text(json.dumps(result, indent=1) + "\n")
-        (out / "write.md").write_text(report(result, size))
+        for n in range(a.runs):
+            log(f"run {n + 1} of {a.runs}")
+            run = {}
+            # One fresh simulator per provider: the simulated providers share the data dir, and
+            # one's files would be the other's (123pan's listing hashes every file it lists).
+            for name in wanted + ([] if a.skip_rclone else ["rclone"]):
+                sim, provs = start_sim(binary, work, net, [name])
+                try:
+                    if name == "rclone":
+                        run["rclone"] = rclone_run(work, sim, src)
+                    elif provs:
+                        run[name] = panmount_run(binary, work, sim, provs, provs[0], src)
+                    else:
+                        not_measured[name] = ("the simulator has no upload store for it (its knobs have no "
+                                              "`store_bytes_per_sec`)")
+                finally:
+                    sim.close()
+            runs.append(run)
+            env["load_end"] = load()
+            result = {"environment": env, "providers": [p for p in wanted if p in run],
+                      "not_measured": not_measured,
+                      "params": {"size_mib": a.size_mib, "runs": len(runs), "skip_rclone": a.skip_rclone,
+                                 "per_request_bytes_per_sec": PER_REQUEST, "parts_in_flight": PARTS_IN_FLIGHT,
+                                 "rclone_flags": RCLONE_FLAGS, "small_files": SMALL_FILES, "small_size": SMALL_SIZE},
+                      "runs": runs}
+            (out / "write.json").write_text(json.dumps(result, indent=1) + "\n")
+            (out / "write.md").write_text(report(result, size))
         print((out / "write.md").read_text())
     finally:
         teardown()  # nothing mounted or running in `work` before it is removed

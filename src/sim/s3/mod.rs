@@ -10,7 +10,8 @@
 //! the bytes, and the mounters' own providers are checked by their own simulators. What an
 //! upload costs on the wire is the same as on PikPak's simulated OSS: every PUT body goes
 //! through [`crate::sim::store::receive`] with this store's `store_bytes_per_sec` knob (the
-//! per-request throttle) and is counted in `body_bytes`.
+//! per-request throttle) and is counted in `body_bytes`. GET bodies are not paced: the store is
+//! there to be written to.
 //!
 //! Objects are files in a staging directory next to the data dir (1 GiB objects stay off the
 //! heap). A multipart object keeps its parts' files as its segments, in order, instead of
