@@ -183,6 +183,8 @@ pub struct Writes {
     budget: u64,
     drained: Notify,
     landing: OnceLock<Arc<dyn Landing>>,
+    /// Uploads of large files running (see `queue::LARGE_AT_ONCE`).
+    large: tokio::sync::Semaphore,
     pub times: Times,
 }
 
@@ -198,6 +200,7 @@ impl Writes {
             budget,
             drained: Notify::new(),
             landing: OnceLock::new(),
+            large: tokio::sync::Semaphore::new(queue::LARGE_AT_ONCE),
             times: Times::load(dir.with_file_name("times.json")),
         }))
     }
@@ -387,7 +390,10 @@ impl Writes {
         if upload.cancelled.load(Ordering::SeqCst) {
             return Ok(());
         }
-        let hash = upload.staging.finish_hash();
+        let up = upload.clone();
+        let hash = tokio::task::spawn_blocking(move || up.staging.finish_hash())
+            .await
+            .map_err(|e| Error::internal(e.to_string()))?;
         let changed = {
             let mut record = upload.record.lock().unwrap();
             let changed = record.hash != hash || record.size != upload.staging.size();

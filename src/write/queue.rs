@@ -18,9 +18,16 @@ use crate::drivers::{Entry, Progress, Staged};
 use crate::error::{Error, Result};
 use crate::stats::StorageStats;
 
-/// Uploads running at once, across storages: enough to overlap the round trips of small files,
-/// few enough that PikPak's 429 on bursts of uploads (OpenList#229) stays rare.
-const WORKERS: usize = 3;
+/// Uploads running at once, across storages. A small file costs several round trips (two API
+/// calls and a PUT on PikPak, four and a PUT on 123pan) and no bandwidth, so many overlap:
+/// 1,000 files of 4 KiB into 123pan over a 60 ms path took 100 s with 3 at once. PikPak's
+/// own API pacing (`drivers::pikpak::client`) still spaces its calls, so its 429 on bursts
+/// of uploads (OpenList#229) stays rare; 123pan's bans are reported for 100+ uploads at once.
+const WORKERS: usize = 8;
+/// Of those, uploads of files over [`LARGE`] at once: each already runs
+/// `drivers::PARTS_IN_FLIGHT` parts, and more would only split the bandwidth.
+pub(super) const LARGE_AT_ONCE: usize = 3;
+const LARGE: u64 = 16 << 20;
 /// Attempts of an upload that keeps failing transiently before it is failed for good.
 const MAX_ATTEMPTS: u32 = 6;
 /// Back-off after the first failed attempt, doubled each time up to [`MAX_BACKOFF`].
@@ -69,6 +76,7 @@ async fn work(writes: &Arc<Writes>, upload: &Arc<Upload>) {
     let storage = &writes.storages[upload.storage];
     let record = upload.record();
     let path = record.shown_path();
+    let _large = if record.size > LARGE { writes.large.acquire().await.ok() } else { None };
     let started = Instant::now();
     // What the provider gets is at least this version of the staged file (writes may go on
     // while it is read: then it is uploaded again, see below).

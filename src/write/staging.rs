@@ -5,6 +5,11 @@
 //! the first write that does not continue where the last one ended (or a truncate) drops it,
 //! and the hash is computed again from the staging file before the upload. Copying a remote
 //! file in before a partial rewrite also goes through [`Staging::write`], in order.
+//!
+//! Past [`INLINE_UP_TO`] bytes the hashing moves to a thread of its own, fed the written
+//! chunks (shared, not copied) through a bounded queue: a large `cp` then waits for its write
+//! to reach the staging file, not for MD5 or GCID too, and the hashing runs on another core.
+//! The queue's bound holds writers back when hashing is slower than the disk.
 
 use std::fs::File;
 use std::os::unix::fs::FileExt;
@@ -12,13 +17,20 @@ use std::path::PathBuf;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
+use bytes::Bytes;
+
 use crate::drivers::{ContentHasher, Writable};
 use crate::error::{Error, Result};
+
+/// Files up to this size are hashed in the writing call; the rest of a larger one on a thread.
+const INLINE_UP_TO: u64 = 8 << 20;
+/// Chunks (a write each, up to 1 MiB) queued for the hashing thread before writers wait.
+const QUEUED_CHUNKS: usize = 32;
 
 enum Hash {
     /// Fed up to `next`.
     Running {
-        hasher: Box<dyn ContentHasher>,
+        feed: Feed,
         next: u64,
     },
     Done(String),
@@ -41,11 +53,61 @@ pub struct Staging {
     committed: AtomicU64,
 }
 
+/// Where in-order bytes are hashed.
+enum Feed {
+    Inline(Box<dyn ContentHasher>),
+    Thread { chunks: std::sync::mpsc::SyncSender<Bytes>, done: std::thread::JoinHandle<String> },
+}
+
+impl Feed {
+    /// Hash `data`, which ends at `end`; `None` if the hashing thread is gone (the hash is
+    /// then computed from the file).
+    fn update(self, data: &Bytes, end: u64) -> Option<Feed> {
+        match self {
+            Feed::Inline(mut hasher) if end <= INLINE_UP_TO => {
+                hasher.update(data);
+                Some(Feed::Inline(hasher))
+            }
+            Feed::Inline(hasher) => Feed::spawn(hasher)?.update(data, end),
+            Feed::Thread { chunks, done } => chunks.send(data.clone()).ok().map(|()| Feed::Thread { chunks, done }),
+        }
+    }
+
+    /// The same hasher on a thread; `None` if no thread can be had (then the hash is computed
+    /// from the file, as after a write out of order).
+    fn spawn(mut hasher: Box<dyn ContentHasher>) -> Option<Feed> {
+        let (chunks, queued) = std::sync::mpsc::sync_channel::<Bytes>(QUEUED_CHUNKS);
+        let hashing = move || {
+            for chunk in queued {
+                hasher.update(&chunk);
+            }
+            hasher.finish()
+        };
+        match std::thread::Builder::new().name("panmount-hash".into()).spawn(hashing) {
+            Ok(done) => Some(Feed::Thread { chunks, done }),
+            Err(e) => {
+                tracing::warn!("no thread to hash an upload ({e}); it is hashed from the file before it goes up");
+                None
+            }
+        }
+    }
+
+    fn finish(self) -> Option<String> {
+        match self {
+            Feed::Inline(hasher) => Some(hasher.finish()),
+            Feed::Thread { chunks, done } => {
+                drop(chunks);
+                done.join().ok()
+            }
+        }
+    }
+}
+
 impl Staging {
     /// A new, empty staging file at `path`.
     pub fn create(path: PathBuf, hasher: Box<dyn ContentHasher>) -> Result<Staging> {
         let file = std::fs::OpenOptions::new().read(true).write(true).create_new(true).open(&path).map_err(io)?;
-        let staging = Staging::with_file(path, file, 0, Hash::Running { hasher, next: 0 });
+        let staging = Staging::with_file(path, file, 0, Hash::Running { feed: Feed::Inline(hasher), next: 0 });
         // Not in the journal yet: even an empty file is recorded at its first close.
         staging.committed.store(0, Ordering::SeqCst);
         Ok(staging)
@@ -81,20 +143,19 @@ impl Staging {
     }
 
     /// Write `data` at `offset` (blocking: call from a blocking task).
-    pub fn write(&self, offset: u64, data: &[u8]) -> Result<()> {
+    pub fn write(&self, offset: u64, data: &Bytes) -> Result<()> {
         let mut hash = self.hash.lock().unwrap();
         self.file.write_all_at(data, offset).map_err(io)?;
         let end = offset + data.len() as u64;
         self.size.fetch_max(end, Ordering::SeqCst);
         self.version.fetch_add(1, Ordering::SeqCst);
-        match &mut *hash {
-            Hash::Running { hasher, next } if *next == offset => {
-                hasher.update(data);
-                *next = end;
+        *hash = match std::mem::replace(&mut *hash, Hash::Lost) {
+            Hash::Running { feed, next } if next == offset => {
+                feed.update(data, end).map_or(Hash::Lost, |feed| Hash::Running { feed, next: end })
             }
-            Hash::Done(_) if data.is_empty() => {}
-            _ => *hash = Hash::Lost,
-        }
+            Hash::Done(done) if data.is_empty() => Hash::Done(done),
+            _ => Hash::Lost,
+        };
         Ok(())
     }
 
@@ -127,22 +188,20 @@ impl Staging {
     }
 
     /// The content hash, when every byte went through the hasher in order; finishing it
-    /// (no more writes may come: the last writer closed).
+    /// (no more writes may come: the last writer closed). Blocking: it may wait for the
+    /// hashing thread to catch up.
     pub fn finish_hash(&self) -> Option<String> {
         let mut hash = self.hash.lock().unwrap();
         let size = self.size();
-        match std::mem::replace(&mut *hash, Hash::Lost) {
-            Hash::Running { hasher, next } if next == size => {
-                let done = hasher.finish();
-                *hash = Hash::Done(done.clone());
-                Some(done)
-            }
-            Hash::Done(done) => {
-                *hash = Hash::Done(done.clone());
-                Some(done)
-            }
+        let done = match std::mem::replace(&mut *hash, Hash::Lost) {
+            Hash::Running { feed, next } if next == size => feed.finish(),
+            Hash::Done(done) => Some(done),
             _ => None,
+        };
+        if let Some(done) = &done {
+            *hash = Hash::Done(done.clone());
         }
+        done
     }
 
     /// The hash computed from the staging file (blocking).
@@ -222,23 +281,47 @@ mod tests {
     fn in_order_writes_are_hashed_out_of_order_ones_are_not() {
         let dir = tempfile::tempdir().unwrap();
         let s = Staging::create(dir.path().join("a"), Box::new(Sum(0, 0))).unwrap();
-        s.write(0, &[1, 2]).unwrap();
-        s.write(2, &[3]).unwrap();
+        s.write(0, &Bytes::from_static(&[1, 2])).unwrap();
+        s.write(2, &Bytes::from_static(&[3])).unwrap();
         assert_eq!((s.version(), s.committed()), (3, 0));
         assert_eq!(s.finish_hash().as_deref(), Some("3:6"));
         assert_eq!(s.read(1, 10).unwrap(), vec![2, 3]);
 
         let t = Staging::create(dir.path().join("b"), Box::new(Sum(0, 0))).unwrap();
-        t.write(0, &[1, 2, 3]).unwrap();
-        t.write(1, &[9]).unwrap();
+        t.write(0, &Bytes::from_static(&[1, 2, 3])).unwrap();
+        t.write(1, &Bytes::from_static(&[9])).unwrap();
         assert_eq!(t.finish_hash(), None);
         assert_eq!(t.read(0, 3).unwrap(), vec![1, 9, 3]);
 
         let u = Staging::create(dir.path().join("c"), Box::new(Sum(0, 0))).unwrap();
-        u.write(0, &[1, 2, 3]).unwrap();
+        u.write(0, &Bytes::from_static(&[1, 2, 3])).unwrap();
         u.truncate(2).unwrap();
         assert_eq!(u.finish_hash(), None, "a truncate below what was hashed loses the hash");
         assert_eq!(u.size(), 2);
+    }
+
+    #[test]
+    fn a_large_file_is_hashed_on_a_thread_with_the_same_result() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = Staging::create(dir.path().join("big"), Box::new(Sum(0, 0))).unwrap();
+        let chunk = Bytes::from((0..1 << 20).map(|i| (i % 251) as u8).collect::<Vec<u8>>());
+        let mut offset = 0;
+        for _ in 0..20 {
+            s.write(offset, &chunk).unwrap();
+            offset += chunk.len() as u64;
+        }
+        assert!(
+            matches!(&*s.hash.lock().unwrap(), Hash::Running { feed: Feed::Thread { .. }, next } if *next == offset)
+        );
+        let sum: u64 = chunk.iter().map(|&b| b as u64).sum::<u64>() * 20;
+        assert_eq!(s.finish_hash(), Some(format!("{offset}:{sum}")));
+        // A write out of order past the inline size drops the thread's hash too.
+        let t = Staging::create(dir.path().join("big2"), Box::new(Sum(0, 0))).unwrap();
+        for i in 0..10 {
+            t.write(i * chunk.len() as u64, &chunk).unwrap();
+        }
+        t.write(5, &Bytes::from_static(b"x")).unwrap();
+        assert_eq!(t.finish_hash(), None);
     }
 
     #[test]
