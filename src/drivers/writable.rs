@@ -30,7 +30,7 @@ pub struct Staged {
 
 /// Parts of one file uploading at once. Each part waits a round trip for its answer before the
 /// next one starts on that connection, so over a 60 ms path 4 parts of 4 MiB capped at 20 MB/s
-/// each moved 46 MiB/s of their 76 ceiling (tests/bench/upload.py); OpenList runs 10 on PikPak
+/// each moved 46 MiB/s of their 76 ceiling (tests/bench/upload.py, now write.py); OpenList runs 10 on PikPak
 /// and 3 on 123pan, whose bans hit clients with 100+ uploads at once, far above this. Bodies
 /// stream from the staging file, so a part in flight costs a connection, not its size in memory.
 pub const PARTS_IN_FLIGHT: usize = 8;

@@ -8,7 +8,7 @@
 //!
 //! Files: `cdn` (the file server), `auth_key` (123pan direct-link signature check), `range`
 //! (`Range` parsing, HTTP dates), `knobs` (fault knobs, counters), `sample` (sample tree, link
-//! tree text), `conn` (connections a fault can cut), `gcid` (PikPak's content hash).
+//! tree text), `conn` (connections a fault can cut), `gcid` (PikPak's content hash), `s3` (an S3-compatible store for rclone).
 //!
 //! Routes:
 //! - `GET`/`HEAD /cdn/{path}`: the files (see [`cdn`]).
@@ -17,6 +17,9 @@
 //! - `GET /_sim/knobs` → the [`KnobValues`] as JSON; `PUT /_sim/knobs` with a JSON body replaces
 //!   them (missing fields take defaults); `GET /_sim/stats` → [`StatsSnapshot`];
 //!   `POST /_sim/stats/reset`.
+//! - `/s3/...`: an S3-compatible object store for rclone (see [`s3`]; knobs and counters at
+//!   `/_sim/s3/knobs`, `/_sim/s3/counters`).
+//! - `GET /_sim/api_calls` → API calls per provider so far ([`ApiCalls`]).
 //! - With the `provider_down` knob every other route answers 503 (an outage of the whole
 //!   provider, API and CDN), counted in `down_refused`. With `api_fault` the next API calls
 //!   (anything but `/cdn/` and `/_sim/`) answer the status and JSON body it names.
@@ -34,6 +37,7 @@ pub mod knobs;
 pub mod pan123;
 pub mod pikpak;
 pub mod range;
+pub mod s3;
 pub mod sample;
 pub mod secrets;
 mod store;
@@ -42,6 +46,7 @@ use std::collections::HashMap;
 use std::io;
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -96,6 +101,10 @@ pub struct SimHandle {
     pub pikpak: Arc<pikpak::PikPakSim>,
     /// The simulated 123pan API: knobs, accounts, shares, counters.
     pub pan123: Arc<pan123::Pan123Sim>,
+    /// The S3-compatible object store under `/s3` (the benchmark's rclone remote).
+    pub s3: Arc<s3::S3Sim>,
+    /// API calls per provider (also `GET /_sim/api_calls`).
+    pub api_calls: Arc<ApiCalls>,
     /// Every secret issued or received (see [`secrets`]).
     pub secrets: Arc<Secrets>,
     shutdown: watch::Sender<bool>,
@@ -153,6 +162,9 @@ pub async fn start(config: SimConfig) -> io::Result<SimHandle> {
         link_secret.clone(),
         secrets.clone(),
     ));
+    let s3 = Arc::new(s3::S3Sim::new(&config.data_dir));
+    let api_calls = Arc::new(ApiCalls::default());
+    let calls = api_calls.clone();
     let state = Arc::new(cdn::CdnState {
         data_dir: config.data_dir,
         auth: config.cdn_auth,
@@ -173,7 +185,9 @@ pub async fn start(config: SimConfig) -> io::Result<SimHandle> {
         .with_state(state)
         .merge(pikpak::router(pikpak.clone()))
         .merge(pan123::router(pan123.clone()))
-        .layer(axum::middleware::from_fn_with_state((knobs.clone(), stats.clone()), outage));
+        .merge(s3::router(s3.clone()))
+        .route("/_sim/api_calls", get(move || std::future::ready(json(StatusCode::OK, &calls.snapshot()))))
+        .layer(axum::middleware::from_fn_with_state((knobs.clone(), stats.clone(), api_calls.clone()), outage));
     let mut signal = shutdown_rx;
     let task = tokio::spawn(async move {
         let listener = conn::CuttableListener(listener);
@@ -186,16 +200,60 @@ pub async fn start(config: SimConfig) -> io::Result<SimHandle> {
         }
     });
     tracing::debug!(%addr, "simulator listening");
-    Ok(SimHandle { addr, knobs, stats, pikpak, pan123, secrets, shutdown: shutdown_tx, task: Some(task) })
+    Ok(SimHandle {
+        addr,
+        knobs,
+        stats,
+        pikpak,
+        pan123,
+        s3,
+        api_calls,
+        secrets,
+        shutdown: shutdown_tx,
+        task: Some(task),
+    })
+}
+
+/// Calls of each provider's API, counted as they arrive (refused, faulted and rate-limited
+/// ones included): what a client costs the service, e.g. API calls per uploaded file.
+#[derive(Debug, Default)]
+pub struct ApiCalls {
+    /// PikPak's user and drive APIs (`/v1/...`, `/drive/v1/...`).
+    pub pikpak: AtomicU64,
+    /// 123pan's web API (`/api/...`, `/b/api/...`).
+    pub pan123: AtomicU64,
+}
+
+impl ApiCalls {
+    /// Count a request to `path` if it is an API call. The object stores, the CDN, 123pan's
+    /// link hop and the admin routes are not.
+    fn count(&self, path: &str) {
+        let counter = if path.starts_with("/v1/") || path.starts_with("/drive/v1/") {
+            &self.pikpak
+        } else if path.starts_with("/api/") || path.starts_with("/b/api/") {
+            &self.pan123
+        } else {
+            return;
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub fn snapshot(&self) -> serde_json::Value {
+        serde_json::json!({
+            "pikpak": self.pikpak.load(Ordering::Relaxed),
+            "pan123": self.pan123.load(Ordering::Relaxed),
+        })
+    }
 }
 
 /// `provider_down`: every request but the admin routes answers 503, before any route sees it;
 /// `api_fault`: the next API calls answer what it says.
 async fn outage(
-    State((knobs, stats)): State<(Arc<Knobs>, Arc<Stats>)>,
+    State((knobs, stats, api_calls)): State<(Arc<Knobs>, Arc<Stats>, Arc<ApiCalls>)>,
     request: axum::extract::Request,
     next: axum::middleware::Next,
 ) -> Response {
+    api_calls.count(request.uri().path());
     if knobs.get().provider_down && !request.uri().path().starts_with("/_sim/") {
         Stats::add(&stats.down_refused, 1);
         let mut res = Response::new(Body::from("Service Unavailable"));

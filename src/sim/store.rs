@@ -109,6 +109,39 @@ pub(crate) async fn read_some(body: Body, limit: u64, counted: &AtomicU64) {
     }
 }
 
+/// A `Content-MD5` header, when sent, must be the body's (OSS and S3 answer `InvalidDigest`).
+pub(crate) fn content_md5_matches(headers: &axum::http::HeaderMap, md5: &[u8]) -> bool {
+    use base64::Engine;
+    let Some(given) = headers.get("content-md5").and_then(|v| v.to_str().ok()) else { return true };
+    given.trim() == base64::engine::general_purpose::STANDARD.encode(md5)
+}
+
+/// The text inside the first `<name>...</name>` of `text`.
+pub(crate) fn xml_tag<'a>(text: &'a str, name: &str) -> Option<&'a str> {
+    let start = text.find(&format!("<{name}>"))? + name.len() + 2;
+    let end = start + text[start..].find(&format!("</{name}>"))?;
+    Some(&text[start..end])
+}
+
+/// The parts a `<CompleteMultipartUpload>` body lists: (number, ETag without its quotes, which
+/// may come escaped as `&quot;` or, from Go's encoder, `&#34;`), at least one, in ascending order; else the error code (`MalformedXML`, `InvalidPartOrder`).
+pub(crate) fn completed_parts(text: &str) -> Result<Vec<(u32, String)>, &'static str> {
+    let mut listed = Vec::new();
+    for part in text.split("<Part>").skip(1) {
+        let n = xml_tag(part, "PartNumber").and_then(|n| n.trim().parse::<u32>().ok());
+        let etag = xml_tag(part, "ETag")
+            .map(|e| e.replace("&quot;", "").replace("&#34;", "").trim().trim_matches('"').to_owned());
+        listed.push((n.ok_or("MalformedXML")?, etag.ok_or("MalformedXML")?));
+    }
+    if listed.is_empty() {
+        return Err("MalformedXML");
+    }
+    if listed.windows(2).any(|w| w[0].0 >= w[1].0) {
+        return Err("InvalidPartOrder");
+    }
+    Ok(listed)
+}
+
 /// A hard link when the file system allows, else a copy.
 pub(crate) fn copy_bytes(from: &Path, to: &Path) -> std::io::Result<()> {
     std::fs::hard_link(from, to).or_else(|_| std::fs::copy(from, to).map(|_| ()))

@@ -338,22 +338,24 @@ class Sim:
 
 # ---------------------------------------------------------------- data
 
+def random_file(p: Path, size: int):
+    """Random bytes of `size` at `p`, unless a file of that size is there already."""
+    if p.exists() and p.stat().st_size == size:
+        return
+    with open(p, "wb") as f:
+        left = size
+        while left:
+            n = min(left, 16 * MiB)
+            f.write(os.urandom(n))
+            left -= n
+
+
 def make_data(root: Path, cfg) -> dict:
     """root/bench/{big.bin, par/p0..3.bin, small/f00000.., media/*}. Returns a manifest."""
     b = root / "bench"
     (b / "par").mkdir(parents=True, exist_ok=True)
     (b / "small").mkdir(exist_ok=True)
     (b / "media").mkdir(exist_ok=True)
-
-    def random_file(p: Path, size: int):
-        if p.exists() and p.stat().st_size == size:
-            return
-        with open(p, "wb") as f:
-            left = size
-            while left:
-                n = min(left, 16 * MiB)
-                f.write(os.urandom(n))
-                left -= n
 
     log(f"data: big.bin {cfg.big_size // MiB} MiB, 4 x {cfg.par_size // MiB} MiB")
     random_file(b / "big.bin", cfg.big_size)

@@ -18,7 +18,6 @@ use axum::body::Body;
 use axum::extract::{ConnectInfo, Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::Response;
-use base64::Engine;
 use serde_json::json;
 
 use super::knobs::{Counters, PutFault};
@@ -106,7 +105,7 @@ async fn put(
     let refusal = match fault {
         Some(PutFault::Forbidden) => Some((StatusCode::FORBIDDEN, "SignatureDoesNotMatch")),
         Some(_) => Some((StatusCode::INTERNAL_SERVER_ERROR, "InternalError")),
-        None if !content_md5_matches(headers, &md5) => Some((StatusCode::BAD_REQUEST, "InvalidDigest")),
+        None if !store::content_md5_matches(headers, &md5) => Some((StatusCode::BAD_REQUEST, "InvalidDigest")),
         None => None,
     };
     if let Some((status, code)) = refusal {
@@ -134,12 +133,6 @@ async fn put(
     let mut res = empty(StatusCode::OK);
     res.headers_mut().insert(header::ETAG, HeaderValue::from_str(&format!("\"{etag}\"")).expect("hex"));
     res
-}
-
-/// A `Content-MD5` header, when sent, must be the body's (OSS answers `InvalidDigest`).
-fn content_md5_matches(headers: &HeaderMap, md5: &[u8]) -> bool {
-    let Some(given) = headers.get("content-md5").and_then(|v| v.to_str().ok()) else { return true };
-    given.trim() == base64::engine::general_purpose::STANDARD.encode(md5)
 }
 
 /// Stream `body` into the staging file `name`: (path, MD5, size), throttled by the
@@ -181,27 +174,16 @@ async fn complete(st: &Arc<PikPakSim>, key: &str, upload_id: &str, body: Body) -
         }
         Err(_) => return xml_error(st, StatusCode::BAD_REQUEST, "MalformedXML"),
     };
-    let mut listed = Vec::new();
-    for part in text.split("<Part>").skip(1) {
-        let n = tag(part, "PartNumber").and_then(|n| n.trim().parse::<u32>().ok());
-        let etag = tag(part, "ETag").map(|e| e.trim().replace("&quot;", "").trim_matches('"').to_uppercase());
-        match (n, etag) {
-            (Some(n), Some(etag)) => listed.push((n, etag)),
-            _ => return xml_error(st, StatusCode::BAD_REQUEST, "MalformedXML"),
-        }
-    }
-    if listed.is_empty() {
-        return xml_error(st, StatusCode::BAD_REQUEST, "MalformedXML");
-    }
-    if listed.windows(2).any(|w| w[0].0 >= w[1].0) {
-        return xml_error(st, StatusCode::BAD_REQUEST, "InvalidPartOrder");
-    }
+    let listed = match store::completed_parts(&text) {
+        Ok(listed) => listed,
+        Err(code) => return xml_error(st, StatusCode::BAD_REQUEST, code),
+    };
     let paths: Vec<PathBuf> = {
         let inner = st.lock();
         let Some(parts) = inner.uploads.get(key).and_then(|u| u.multipart.get(upload_id)) else {
             return xml_error(st, StatusCode::NOT_FOUND, "NoSuchUpload");
         };
-        if listed.iter().any(|(n, etag)| parts.get(n).is_none_or(|p| &p.etag != etag)) {
+        if listed.iter().any(|(n, etag)| parts.get(n).is_none_or(|p| !p.etag.eq_ignore_ascii_case(etag))) {
             return xml_error(st, StatusCode::BAD_REQUEST, "InvalidPart");
         }
         listed.iter().map(|(n, _)| parts[n].path.clone()).collect()
@@ -263,13 +245,6 @@ fn remove_multipart(st: &PikPakSim, key: &str, upload_id: &str) -> bool {
         let _ = std::fs::remove_file(&part.path);
     }
     removed.is_some()
-}
-
-/// The text inside the first `<name>...</name>` of `text`.
-fn tag<'a>(text: &'a str, name: &str) -> Option<&'a str> {
-    let start = text.find(&format!("<{name}>"))? + name.len() + 2;
-    let end = start + text[start..].find(&format!("</{name}>"))?;
-    Some(&text[start..end])
 }
 
 fn hex_upper(bytes: &[u8]) -> String {
