@@ -18,15 +18,16 @@ mod queue;
 pub mod report;
 pub mod staging;
 pub mod times;
+mod upload;
 
 use std::collections::{HashMap, VecDeque};
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
-use tokio::sync::{Notify, watch};
+use tokio::sync::Notify;
 
 use crate::drivers::{Entry, Writable};
 use crate::error::{Error, Result};
@@ -34,119 +35,9 @@ use crate::storage::Storage;
 pub use journal::{Journal, Record, Running};
 use staging::Staging;
 use times::Times;
+use upload::Settle;
+pub use upload::{Phase, Upload, pending_id, upload_of};
 
-/// Where an upload stands.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Phase {
-    /// Open for writing, or closed and waiting for the last writer.
-    Writing,
-    Queued,
-    Uploading,
-    Landed,
-    /// Failed for good (the error): kept until the next start.
-    Failed(String),
-    Cancelled,
-}
-
-/// What [`Upload::settle_if_unchanged`] found.
-enum Settle {
-    Done,
-    /// Renamed or moved meanwhile: settle again.
-    Changed,
-    /// Deleted meanwhile: the landed copy goes to the trash.
-    Cancelled,
-}
-
-/// One file on its way to a provider.
-pub struct Upload {
-    pub id: String,
-    pub storage: usize,
-    pub staging: Staging,
-    record: Mutex<Record>,
-    phase: watch::Sender<Phase>,
-    cancelled: AtomicBool,
-    /// A write did not fit (`ENOSPC`): nothing of this file is uploaded.
-    pub discard: AtomicBool,
-    /// `fsync` calls waiting for this upload (a retry goes ahead for them even while a handle
-    /// is open for writing).
-    syncing: std::sync::atomic::AtomicUsize,
-    /// The uploaded file is where its record says, under its name: the record no longer
-    /// changes (a rename now is a rename on the provider). Set under the record's lock.
-    settled: AtomicBool,
-    /// A record of this upload is on disk (a `close` committed it, or a replay found it): a
-    /// rename or a time set changes it at once.
-    journaled: AtomicBool,
-    /// The staging version the provider has (0: none yet); `fsync` waits for it.
-    sent: AtomicU64,
-    /// An upload that landed while a handle was still open for writing (an `fsync`), and the
-    /// folder it landed in: the file stays pending until the last writer closes, and then
-    /// either this copy is shown or a newer upload replaces it (see `queue::work`).
-    interim: Mutex<Option<(Entry, String)>>,
-}
-
-impl Upload {
-    fn new(id: String, storage: usize, staging: Staging, record: Record, phase: Phase) -> Upload {
-        Upload {
-            id,
-            storage,
-            staging,
-            record: Mutex::new(record),
-            phase: watch::Sender::new(phase),
-            cancelled: AtomicBool::new(false),
-            discard: AtomicBool::new(false),
-            syncing: Default::default(),
-            settled: AtomicBool::new(false),
-            journaled: AtomicBool::new(false),
-            sent: AtomicU64::new(0),
-            interim: Mutex::new(None),
-        }
-    }
-
-    pub fn record(&self) -> Record {
-        self.record.lock().unwrap().clone()
-    }
-
-    pub fn phase(&self) -> Phase {
-        self.phase.borrow().clone()
-    }
-
-    /// On the provider, where and as the user left it, about to be shown as the provider's
-    /// entry: callers wait for that and act on the provider's entry instead.
-    pub fn is_settled(&self) -> bool {
-        self.settled.load(Ordering::SeqCst)
-    }
-
-    /// Mark the upload settled if its record still names `parent_id` and `name` and it was
-    /// not deleted (under the record's lock, as [`Writes::cancel`] and renames are).
-    fn settle_if_unchanged(&self, parent_id: &str, name: &str) -> Settle {
-        let record = self.record.lock().unwrap();
-        if self.cancelled.load(Ordering::SeqCst) {
-            Settle::Cancelled
-        } else if record.parent_id == parent_id && record.name == name {
-            self.settled.store(true, Ordering::SeqCst);
-            Settle::Done
-        } else {
-            Settle::Changed
-        }
-    }
-
-    /// The entry the fs core shows for this file while it is pending: an id no provider uses
-    /// ([`pending_id`]), the staged size, and the time set by `utimens` or else its creation.
-    pub fn entry(&self) -> Entry {
-        let record = self.record();
-        let mtime = UNIX_EPOCH + record.mtime_ns.map_or(Duration::from_secs(record.created), Duration::from_nanos);
-        Entry {
-            id: pending_id(&self.id),
-            name: record.name,
-            is_dir: false,
-            size: Some(self.staging.size()),
-            mtime,
-            version: pending_id(&self.id),
-        }
-    }
-}
-
-/// The id a pending file is shown under (`Entry::id`); providers' ids never start with `\0`.
 /// Runs `f` when dropped (also when the future holding it is dropped).
 fn scopeguard<F: FnMut() -> usize>(f: F) -> impl Drop {
     struct Guard<F: FnMut() -> usize>(F);
@@ -156,15 +47,6 @@ fn scopeguard<F: FnMut() -> usize>(f: F) -> impl Drop {
         }
     }
     Guard(f)
-}
-
-pub fn pending_id(upload: &str) -> String {
-    format!("\0pending:{upload}")
-}
-
-/// The upload id of a pending file's entry id.
-pub fn upload_of(entry_id: &str) -> Option<&str> {
-    entry_id.strip_prefix("\0pending:")
 }
 
 /// What the fs core does when an upload lands: show the provider's entry instead of the
