@@ -40,6 +40,10 @@ pub struct StorageStats {
     pub uploads_instant: AtomicU64,
     pub uploads_failed: AtomicU64,
     pub bytes_uploaded: AtomicU64,
+    /// Files copied by the provider (`copy_file_range` of a whole file: no byte downloaded or
+    /// uploaded), and their bytes.
+    pub provider_copies: AtomicU64,
+    pub bytes_copied_by_provider: AtomicU64,
 }
 
 impl StorageStats {
@@ -69,6 +73,8 @@ impl StorageStats {
             ("uploads_instant", &self.uploads_instant),
             ("uploads_failed", &self.uploads_failed),
             ("bytes_uploaded", &self.bytes_uploaded),
+            ("provider_copies", &self.provider_copies),
+            ("bytes_copied_by_provider", &self.bytes_copied_by_provider),
         ] {
             let _ = write!(out, " {name}={}", get(c));
         }

@@ -95,7 +95,7 @@ impl Entry {
 }
 
 pub use crate::http::Link;
-pub use writable::{ContentHasher, PARTS_IN_FLIGHT, Progress, Staged, Writable};
+pub use writable::{ContentHash, ContentHasher, HashKind, PARTS_IN_FLIGHT, Progress, Staged, Writable};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Quota {
@@ -146,6 +146,18 @@ pub trait Driver: Send + Sync + 'static {
     fn writable(&self) -> Option<&dyn Writable> {
         None
     }
+
+    /// The content hash `file`'s listing gave, when the provider indexes content by it: a
+    /// copy into a storage indexing the same kind ([`Writable::upload_by_hash`]) then moves
+    /// no byte. `None` when the listing has none (or a stand-in).
+    fn content_hash(&self, _file: &Entry) -> Option<ContentHash> {
+        None
+    }
+}
+
+/// `value` when it is `len` hex digits: a listed hash, not a stand-in built from size and time.
+pub fn hex_hash(value: &str, len: usize) -> Option<String> {
+    (value.len() == len && value.bytes().all(|b| b.is_ascii_hexdigit())).then(|| value.to_string())
 }
 
 /// One offline-download task as `panmount offline list` shows it.

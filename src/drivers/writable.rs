@@ -39,6 +39,23 @@ pub const PARTS_IN_FLIGHT: usize = 8;
 /// that starts over (new credentials) sets it back.
 pub type Progress = AtomicU64;
 
+/// Which content hash a provider indexes: what its instant upload takes and its listings show.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub enum HashKind {
+    /// PikPak's GCID (SHA-1 of block SHA-1s, pikpak-protocol.md §8.6).
+    Gcid,
+    /// 123pan's MD5 (`Etag`).
+    Md5,
+}
+
+/// A listed file's content hash, as its provider indexes it ([`super::Driver::content_hash`]).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct ContentHash {
+    pub kind: HashKind,
+    /// As the provider writes it in listings (hex).
+    pub value: String,
+}
+
 /// The content hash a provider indexes (PikPak GCID, 123pan MD5), from bytes fed in order.
 pub trait ContentHasher: Send {
     fn update(&mut self, bytes: &[u8]);
@@ -61,6 +78,15 @@ pub trait Writable: Send + Sync {
 
     /// A fresh hasher for the hash the provider indexes.
     fn hasher(&self) -> Box<dyn ContentHasher>;
+
+    /// The hash [`Self::hasher`] computes and [`Self::upload_by_hash`] takes.
+    fn hash_kind(&self) -> HashKind;
+
+    /// Make `name` in `parent` from content the provider already has (an instant upload by
+    /// `hash` and `size`; no byte sent): the new file, checked for size and hash, or `None`
+    /// when the provider does not have that content (then nothing is left behind). Not
+    /// retried after a transport error: it creates a file.
+    async fn upload_by_hash(&self, parent: &Entry, name: &str, size: u64, hash: &str) -> Result<Option<Entry>>;
 
     /// Upload `staged` as `name` into `parent`. Instant when the provider already has the hash
     /// (no byte sent); otherwise the bytes, with the driver's own retries. Returns once the

@@ -9,6 +9,7 @@
 //! file's entry and size, then the open files make a handle of it.
 
 pub mod attr;
+mod copy;
 pub mod namespace;
 pub mod open;
 mod write;

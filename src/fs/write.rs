@@ -61,7 +61,7 @@ impl Fs {
     pub(super) async fn open_for_write(&self, ino: u64, truncate: bool) -> Result<Opened> {
         let upload = self.staged_copy(ino, truncate).await?;
         if truncate && upload.staging.size() > 0 {
-            self.writes()?.truncate(&upload, 0).await?;
+            self.truncate(&upload, 0).await?;
         }
         let fh = self.files.open_staged(upload, true);
         Ok(Opened { fh, direct_io: false, keep_cache: false })
@@ -97,7 +97,7 @@ impl Fs {
         Ok(upload)
     }
 
-    async fn copy_remote(&self, storage: usize, entry: &Entry, to: &Arc<Upload>) -> Result<()> {
+    pub(super) async fn copy_remote(&self, storage: usize, entry: &Entry, to: &Arc<Upload>) -> Result<()> {
         let size = match entry.size {
             Some(size) => size,
             None => return Err(Error::internal("size unknown")),
@@ -122,6 +122,7 @@ impl Fs {
     }
 
     async fn copy_staged(&self, from: &Arc<Upload>, to: &Arc<Upload>) -> Result<()> {
+        self.materialize(from).await?;
         let writes = self.writes()?;
         let size = from.staging.size();
         let mut offset = 0;
@@ -138,6 +139,7 @@ impl Fs {
     pub async fn write(&self, fh: u64, offset: u64, data: Bytes) -> Result<u32> {
         let handle = self.files.handle(fh)?;
         let Handle::Staged { upload, writer: true } = &*handle else { return Err(Error::BadHandle) };
+        self.materialize(upload).await?;
         let n = data.len() as u32;
         match self.writes()?.write(upload, offset, data).await {
             Err(err @ Error::NoSpace(_)) => {
@@ -332,10 +334,10 @@ impl Fs {
         if let Some(size) = size {
             let handle = fh.and_then(|fh| self.files.handle(fh).ok());
             match handle.as_deref() {
-                Some(Handle::Staged { upload, writer: true }) => writes.truncate(upload, size).await?,
+                Some(Handle::Staged { upload, writer: true }) => self.truncate(upload, size).await?,
                 _ => {
                     let upload = self.staged_copy(ino, size == 0).await?;
-                    let result = writes.truncate(&upload, size).await;
+                    let result = self.truncate(&upload, size).await;
                     writes.release(&upload).await?;
                     result?;
                 }
@@ -381,7 +383,18 @@ impl Fs {
 
     /// Read from a pending file's staging file.
     pub(super) async fn read_staged(&self, upload: &Arc<Upload>, offset: u64, size: u32) -> Result<Bytes> {
+        self.materialize(upload).await?;
         self.writes()?.read(upload, offset, size).await
+    }
+
+    /// Set a pending file's size: a provider's copy cut to nothing needs none of its bytes.
+    async fn truncate(&self, upload: &Arc<Upload>, size: u64) -> Result<()> {
+        let writes = self.writes()?;
+        if size == 0 && upload.is_copy() {
+            writes.materialized(upload).await?;
+        }
+        self.materialize(upload).await?;
+        writes.truncate(upload, size).await
     }
 
     /// What `name` in `folder` is now, and its upload when it is a pending file. A pending

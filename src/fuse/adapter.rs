@@ -10,9 +10,9 @@ use std::time::SystemTime;
 
 use bytes::Bytes;
 use fuser::{
-    BsdFileFlags, Errno, FileHandle, FopenFlags, Generation, INodeNo, InitFlags, KernelConfig, LockOwner, OpenAccMode,
-    OpenFlags, RenameFlags, ReplyAttr, ReplyCreate, ReplyData, ReplyDirectory, ReplyDirectoryPlus, ReplyEmpty,
-    ReplyEntry, ReplyOpen, ReplyStatfs, ReplyWrite, Request, TimeOrNow, WriteFlags,
+    BsdFileFlags, CopyFileRangeFlags, Errno, FileHandle, FopenFlags, Generation, INodeNo, InitFlags, KernelConfig,
+    LockOwner, OpenAccMode, OpenFlags, RenameFlags, ReplyAttr, ReplyCreate, ReplyData, ReplyDirectory,
+    ReplyDirectoryPlus, ReplyEmpty, ReplyEntry, ReplyOpen, ReplyStatfs, ReplyWrite, Request, TimeOrNow, WriteFlags,
 };
 
 use super::convert::{errno, file_attr, kind, negative_attr, ttl};
@@ -219,6 +219,28 @@ impl fuser::Filesystem for Adapter {
             match fs.fsync(fh.0).await {
                 Ok(()) => reply.ok(),
                 Err(err) => reply.error(errno("fsync", ino.0, &err)),
+            }
+        });
+    }
+
+    fn copy_file_range(
+        &self,
+        _req: &Request,
+        ino_in: INodeNo,
+        fh_in: FileHandle,
+        offset_in: u64,
+        _ino_out: INodeNo,
+        fh_out: FileHandle,
+        offset_out: u64,
+        len: u64,
+        _flags: CopyFileRangeFlags,
+        reply: ReplyWrite,
+    ) {
+        let fs = self.fs.clone();
+        self.rt.spawn(async move {
+            match fs.copy_range(fh_in.0, offset_in, fh_out.0, offset_out, len).await {
+                Ok(n) => reply.written(n),
+                Err(err) => reply.error(errno("copy_file_range", ino_in.0, &err)),
             }
         });
     }

@@ -39,6 +39,21 @@ pub struct Record {
     pub failed: bool,
     /// When the file was staged, in seconds since 1970.
     pub created: u64,
+    /// The content is a file the provider already has, copied by its hash (`copy_file_range`
+    /// of a whole file, see `crate::fs::copy`): the staging file holds no byte of it, and the
+    /// upload is an instant upload by this hash, never the staged bytes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub copied_from: Option<CopiedFrom>,
+}
+
+/// Where a copy made by the provider came from: its hash, and the source file (read when the
+/// copy's bytes are needed here after all: a write into the copy, or a read before it lands).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CopiedFrom {
+    pub hash: crate::drivers::ContentHash,
+    /// The source's storage (its `path` in the config) and entry.
+    pub storage: String,
+    pub entry: crate::drivers::Entry,
 }
 
 impl Record {
@@ -189,6 +204,7 @@ mod tests {
             last_error: None,
             failed: false,
             created,
+            copied_from: None,
         }
     }
 

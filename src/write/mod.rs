@@ -31,8 +31,9 @@ use tokio::sync::Notify;
 
 use crate::drivers::{Entry, Writable};
 use crate::error::{Error, Result};
+use crate::stats::StorageStats;
 use crate::storage::Storage;
-pub use journal::{Journal, Record, Running};
+pub use journal::{CopiedFrom, Journal, Record, Running};
 use staging::Staging;
 use times::Times;
 use upload::Settle;
@@ -168,6 +169,7 @@ impl Writes {
             last_error: None,
             failed: false,
             created: crate::time::unix_now(),
+            copied_from: None,
         };
         let upload = Arc::new(Upload::new(id.clone(), storage, staging, record, Phase::Writing));
         self.uploads.lock().unwrap().insert(id, upload.clone());
@@ -211,6 +213,63 @@ impl Writes {
         tokio::task::spawn_blocking(move || up.staging.write(offset, &data))
             .await
             .map_err(|e| Error::internal(e.to_string()))?
+    }
+
+    /// Make `upload` (a new file, nothing written) a copy of `from`, `size` bytes, by the
+    /// provider: an instant upload by the source's hash, now. True when the provider had the
+    /// content (the copy is on the provider and shown when the last writer closes, as after
+    /// an `fsync`); false when it does not, or when the copy could not be asked for: the
+    /// caller then copies the bytes. `ENOSPC` when it would not fit.
+    pub async fn provider_copy(&self, upload: &Arc<Upload>, from: CopiedFrom, size: u64) -> Result<bool> {
+        let storage = &self.storages[upload.storage];
+        let writable = storage.writer()?;
+        if writable.hash_kind() != from.hash.kind || upload.staging.size() != 0 || upload.is_copy() {
+            return Ok(false);
+        }
+        self.check_quota(upload, size).await?;
+        let record = upload.record();
+        let parent = Entry::root_folder(&record.parent_id);
+        let made = writable.upload_by_hash(&parent, &record.name, size, &from.hash.value).await;
+        let entry = match storage.checked(made) {
+            Ok(Some(entry)) => entry,
+            Ok(None) => return Ok(false),
+            Err(err @ Error::NoSpace(_)) => return Err(err),
+            Err(err) => {
+                tracing::warn!(path = %record.shown_path(), error = %err, "the provider could not copy the file; copying its bytes");
+                return Ok(false);
+            }
+        };
+        let (up, hash) = (upload.clone(), from.hash.value.clone());
+        tokio::task::spawn_blocking(move || up.staging.copied(size, hash))
+            .await
+            .map_err(|e| Error::internal(e.to_string()))??;
+        {
+            let mut record = upload.record.lock().unwrap();
+            record.size = size;
+            record.hash = Some(from.hash.value.clone());
+            record.copied_from = Some(from);
+            *upload.interim.lock().unwrap() = Some((entry.clone(), record.parent_id.clone()));
+        }
+        upload.sent.fetch_max(upload.staging.version(), Ordering::SeqCst);
+        if upload.cancelled.load(Ordering::SeqCst) && upload.interim.lock().unwrap().take().is_some() {
+            // Deleted while the provider copied: the copy goes too.
+            let _ = writable.trash(&entry).await;
+        }
+        StorageStats::add(&storage.stats.provider_copies, 1);
+        StorageStats::add(&storage.stats.bytes_copied_by_provider, size);
+        tracing::info!(path = %record.shown_path(), size, "copied by the provider: no byte downloaded or uploaded");
+        Ok(true)
+    }
+
+    /// The bytes of a copy made by the provider are staged now (`materialize` in the fs
+    /// core): from here on it is a file like any other, uploaded from its staging file.
+    pub async fn materialized(&self, upload: &Arc<Upload>) -> Result<()> {
+        let record = {
+            let mut record = upload.record.lock().unwrap();
+            record.copied_from = None;
+            record.clone()
+        };
+        if upload.journaled.load(Ordering::SeqCst) { self.put_record(record).await } else { Ok(()) }
     }
 
     /// Set the staged size (`truncate`).

@@ -14,9 +14,10 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use super::{Phase, Settle, Upload, Writes};
-use crate::drivers::{Entry, Progress, Staged};
+use crate::drivers::{Entry, Progress, Staged, Writable};
 use crate::error::{Error, Result};
 use crate::stats::StorageStats;
+use crate::storage::Storage;
 
 /// Uploads running at once, across storages. A small file costs several round trips (two API
 /// calls and a PUT on PikPak, four and a PUT on 123pan) and no bandwidth, so many overlap:
@@ -86,7 +87,7 @@ async fn work(writes: &Arc<Writes>, upload: &Arc<Upload>) {
     let progress = Arc::new(Progress::new(0));
     let reporter = tokio::spawn(report_progress(writes.clone(), upload.id.clone(), progress.clone()));
     // Uploads share the providers' rate limits with reads, and reads keep priority.
-    let result = crate::http::limit::background(upload_once(writes, upload, &progress)).await;
+    let result = crate::http::limit::background(upload_once(writes, upload, version, &progress)).await;
     reporter.abort();
     writes.journal.clear_running(&upload.id);
     let sent = progress.load(Ordering::Relaxed);
@@ -180,31 +181,20 @@ async fn failed(writes: &Arc<Writes>, upload: &Arc<Upload>, err: Error) {
     });
 }
 
-async fn upload_once(writes: &Writes, upload: &Upload, progress: &Progress) -> Result<Entry> {
+/// Upload `version` of the staged file (or what the provider has of it already) and settle it.
+async fn upload_once(writes: &Writes, upload: &Upload, version: u64, progress: &Progress) -> Result<Entry> {
     let storage = &writes.storages[upload.storage];
     storage.ensure_up().await?;
     let writable = storage.writer()?;
     let record = upload.record();
-    let hash = match record.hash.clone() {
-        Some(hash) => hash,
-        None => {
-            // Writes came out of order: hash the staged bytes now (blocking reads of a local file).
-            tokio::task::block_in_place(|| upload.staging.hash_from_file(writable))?
-        }
+    // What an `fsync` or a provider's copy put there is this very version: only its name and
+    // place are left to settle.
+    let current = upload.interim.lock().unwrap().take_if(|_| upload.sent.load(Ordering::SeqCst) >= version);
+    let (mut entry, mut at) = match current {
+        Some(landed) => landed,
+        None => (send(storage, writable, upload, &record, progress).await?, record.parent_id.clone()),
     };
-    let staged = Staged { path: upload.staging.path.clone(), size: upload.staging.size(), hash };
-    let parent = Entry::root_folder(&record.parent_id);
-    let entry = storage.checked(writable.upload(&parent, &record.name, &staged, progress).await)?;
-    // The copy an `fsync` sent earlier is replaced by this one.
-    let earlier = upload.interim.lock().unwrap().take();
-    if let Some((old, _)) = earlier
-        && old.id != entry.id
-        && let Err(err) = writable.trash(&old).await
-    {
-        tracing::warn!(path = %record.shown_path(), error = %err, "cannot trash the copy an fsync sent; replacing it by name");
-    }
     // Renamed while this ran? Settle again, until the record stays as it was. Deleted? Trash.
-    let (mut entry, mut at) = (entry, record.parent_id.clone());
     loop {
         if upload.cancelled.load(Ordering::SeqCst) {
             return Err(trash_deleted(writable, &record, &entry).await);
@@ -217,6 +207,48 @@ async fn upload_once(writes: &Writes, upload: &Upload, progress: &Progress) -> R
             Settle::Cancelled => return Err(trash_deleted(writable, &record, &entry).await),
         }
     }
+}
+
+/// The staged bytes to the provider (by hash alone for a provider's copy), replacing what an
+/// earlier `fsync` sent.
+async fn send(
+    storage: &Storage,
+    writable: &dyn Writable,
+    upload: &Upload,
+    record: &super::Record,
+    progress: &Progress,
+) -> Result<Entry> {
+    let parent = Entry::root_folder(&record.parent_id);
+    let entry = match &record.copied_from {
+        Some(from) => {
+            let hash = &from.hash.value;
+            let made = storage.checked(writable.upload_by_hash(&parent, &record.name, record.size, hash).await)?;
+            made.ok_or_else(|| {
+                Error::Remote(format!(
+                    "the provider no longer has the content copied from {} (hash {hash})",
+                    from.entry.name
+                ))
+            })?
+        }
+        None => {
+            let hash = match record.hash.clone() {
+                Some(hash) => hash,
+                // Writes came out of order: hash the staged bytes now (blocking reads of a local file).
+                None => tokio::task::block_in_place(|| upload.staging.hash_from_file(writable))?,
+            };
+            let staged = Staged { path: upload.staging.path.clone(), size: upload.staging.size(), hash };
+            storage.checked(writable.upload(&parent, &record.name, &staged, progress).await)?
+        }
+    };
+    // The copy an `fsync` sent earlier is replaced by this one.
+    let earlier = upload.interim.lock().unwrap().take();
+    if let Some((old, _)) = earlier
+        && old.id != entry.id
+        && let Err(err) = writable.trash(&old).await
+    {
+        tracing::warn!(path = %record.shown_path(), error = %err, "cannot trash the copy an fsync sent; replacing it by name");
+    }
+    Ok(entry)
 }
 
 /// The file was deleted while it uploaded: what landed goes to the trash.

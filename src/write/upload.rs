@@ -55,10 +55,13 @@ pub struct Upload {
     pub(super) journaled: AtomicBool,
     /// The staging version the provider has (0: none yet); `fsync` waits for it.
     pub(super) sent: AtomicU64,
-    /// An upload that landed while a handle was still open for writing (an `fsync`), and the
-    /// folder it landed in: the file stays pending until the last writer closes, and then
-    /// either this copy is shown or a newer upload replaces it (see `queue::work`).
+    /// An upload that landed while a handle was still open for writing (an `fsync`, or a copy
+    /// the provider made), and the folder it landed in: the file stays pending until the last
+    /// writer closes, and then either this copy is shown or a newer upload replaces it (see
+    /// `queue::work`).
     pub(super) interim: Mutex<Option<(Entry, String)>>,
+    /// Held while the bytes of a provider's copy are fetched into staging (fs `materialize`).
+    pub materializing: tokio::sync::Mutex<()>,
 }
 
 impl Upload {
@@ -76,6 +79,7 @@ impl Upload {
             journaled: AtomicBool::new(false),
             sent: AtomicU64::new(0),
             interim: Mutex::new(None),
+            materializing: tokio::sync::Mutex::new(()),
         }
     }
 
@@ -105,6 +109,11 @@ impl Upload {
         } else {
             Settle::Changed
         }
+    }
+
+    /// A copy the provider made ([`super::Writes::provider_copy`]) whose bytes are not staged.
+    pub fn is_copy(&self) -> bool {
+        self.record.lock().unwrap().copied_from.is_some()
     }
 
     /// The entry the fs core shows for this file while it is pending: an id no provider uses

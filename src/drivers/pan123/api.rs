@@ -149,6 +149,13 @@ pub struct UploadTicket {
     pub info: Option<File>,
 }
 
+impl UploadTicket {
+    /// `Reuse`, or no object key to upload to: the service made the file from content it has.
+    pub fn is_instant(&self) -> bool {
+        self.reuse || self.key.is_empty()
+    }
+}
+
 /// `data` of `s3_upload_object/auth` and `s3_repare_upload_parts_batch`: the decimal part
 /// number to its presigned PUT URL. No `Debug`: the URLs carry signatures.
 #[derive(Deserialize)]

@@ -177,6 +177,17 @@ impl Driver for Pan123 {
     fn writable(&self) -> Option<&dyn crate::drivers::Writable> {
         Some(self)
     }
+
+    fn content_hash(&self, file: &Entry) -> Option<crate::drivers::ContentHash> {
+        content_hash(file)
+    }
+}
+
+/// A listed file's MD5 (its `Etag`, kept in the entry's version).
+pub(crate) fn content_hash(file: &Entry) -> Option<crate::drivers::ContentHash> {
+    let etag = FileRef::of(file).ok()?.etag.to_ascii_lowercase();
+    let value = crate::drivers::hex_hash(&etag, 32)?;
+    Some(crate::drivers::ContentHash { kind: crate::drivers::HashKind::Md5, value })
 }
 
 /// `root_folder_id`: a decimal FileId, `"0"` (the drive root) by default.

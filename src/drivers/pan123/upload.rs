@@ -105,17 +105,8 @@ impl Pan123 {
         progress: &Progress,
     ) -> Result<Entry> {
         progress.store(0, Ordering::Relaxed);
-        let body = json!({
-            "driveId": 0, "duplicate": 1, "etag": staged.hash, "fileName": name,
-            "parentFileId": file_id(parent)?, "size": staged.size, "type": 0, "RequestSource": null,
-        });
-        let ticket: UploadTicket = self.client.act(UPLOAD_REQUEST_PATH, &body).await.map_err(|e| match e {
-            Error::Remote(why) if staged.size == 0 => {
-                Error::Remote(format!("123pan refused an empty file ({why}); it is known to refuse 0-byte uploads"))
-            }
-            other => other,
-        })?;
-        let done = if ticket.reuse || ticket.key.is_empty() {
+        let ticket = self.request_upload(parent, name, staged).await?;
+        let done = if ticket.is_instant() {
             tracing::debug!(size = staged.size, "instant upload: the service has the content");
             self.reused(parent, name, &ticket, staged).await?
         } else {
@@ -136,6 +127,44 @@ impl Pan123 {
                 None => self.info(ticket.file_id).await?,
             }
         };
+        self.check_stored(name, done, staged).await
+    }
+
+    /// A file made from content the service has, by its MD5 (nothing sent); `None` when it
+    /// does not have it. Nothing is made then: the ticket is just not used (the file exists
+    /// only once `upload_complete` is called).
+    pub(super) async fn upload_by_hash(
+        &self,
+        parent: &Entry,
+        name: &str,
+        size: u64,
+        hash: &str,
+    ) -> Result<Option<Entry>> {
+        let staged = Staged { path: Default::default(), size, hash: hash.to_string() };
+        let ticket = self.request_upload(parent, name, &staged).await?;
+        if !ticket.is_instant() {
+            return Ok(None);
+        }
+        let done = self.reused(parent, name, &ticket, &staged).await?;
+        self.check_stored(name, done, &staged).await.map(Some)
+    }
+
+    /// `upload_request`: an instant upload, or the ticket for the parts.
+    async fn request_upload(&self, parent: &Entry, name: &str, staged: &Staged) -> Result<UploadTicket> {
+        let body = json!({
+            "driveId": 0, "duplicate": 1, "etag": staged.hash, "fileName": name,
+            "parentFileId": file_id(parent)?, "size": staged.size, "type": 0, "RequestSource": null,
+        });
+        self.client.act(UPLOAD_REQUEST_PATH, &body).await.map_err(|e| match e {
+            Error::Remote(why) if staged.size == 0 => {
+                Error::Remote(format!("123pan refused an empty file ({why}); it is known to refuse 0-byte uploads"))
+            }
+            other => other,
+        })
+    }
+
+    /// The stored file has the staged size and MD5; else it goes to the trash and this fails.
+    async fn check_stored(&self, name: &str, done: Entry, staged: &Staged) -> Result<Entry> {
         let etag = super::FileRef::of(&done).map(|f| f.etag).unwrap_or_default();
         if done.size != Some(staged.size) || !etag.eq_ignore_ascii_case(&staged.hash) {
             if let Err(e) = crate::drivers::Writable::trash(self, &done).await {

@@ -21,7 +21,7 @@ use serde_json::json;
 
 use super::api::{FileInfos, UploadTicket};
 use super::{FileRef, Pan123, entry_of, time};
-use crate::drivers::{ContentHasher, Entry, Progress, Staged, Writable};
+use crate::drivers::{ContentHasher, Entry, HashKind, Progress, Staged, Writable};
 use crate::error::{Error, Result};
 
 pub(super) const UPLOAD_REQUEST_PATH: &str = "/b/api/file/upload_request";
@@ -157,8 +157,16 @@ impl Writable for Pan123 {
         Box::new(Md5Hasher(Md5::new()))
     }
 
+    fn hash_kind(&self) -> HashKind {
+        HashKind::Md5
+    }
+
     async fn upload(&self, parent: &Entry, name: &str, staged: &Staged, progress: &Progress) -> Result<Entry> {
         self.upload_file(parent, name, staged, progress).await
+    }
+
+    async fn upload_by_hash(&self, parent: &Entry, name: &str, size: u64, hash: &str) -> Result<Option<Entry>> {
+        Pan123::upload_by_hash(self, parent, name, size, hash).await
     }
 }
 

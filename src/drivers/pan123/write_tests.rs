@@ -143,3 +143,23 @@ async fn refused_urls_are_fetched_again_once_and_empty_files_refused_with_a_reas
     assert!(err.to_string().contains("refused an empty file"), "{err}");
     assert!(!err.is_transient());
 }
+
+#[tokio::test]
+async fn a_copy_by_the_listed_md5_sends_nothing_and_an_unknown_md5_makes_nothing() {
+    let e = env().await;
+    let root = e.d.root();
+    let bytes = content(2 << 20, 5);
+    let first = e.upload(&root, "src.bin", &bytes).await.unwrap();
+    let parts = e.count(|c| &c.part_puts);
+    let hash = Driver::content_hash(&e.d, &first).unwrap();
+    assert_eq!(hash.kind, crate::drivers::HashKind::Md5);
+
+    let copy = e.w().upload_by_hash(&root, "copy.bin", bytes.len() as u64, &hash.value).await.unwrap().unwrap();
+    assert_eq!((copy.name.as_str(), copy.size), ("copy.bin", Some(bytes.len() as u64)));
+    assert_eq!(e.stored("/copy.bin"), bytes);
+    assert_eq!(e.count(|c| &c.part_puts), parts, "a copy by MD5 sends no part");
+
+    let unknown = "0123456789abcdef0123456789abcdef";
+    assert_eq!(e.w().upload_by_hash(&root, "none.bin", 1234, unknown).await.unwrap(), None);
+    assert_eq!(e.names(&root).await, ["copy.bin", "src.bin"]);
+}

@@ -117,6 +117,10 @@ impl Driver for Pan123Share {
         pan123::list_all(|page| self.page(&dir.id, page), &dir.id).await
     }
 
+    fn content_hash(&self, file: &Entry) -> Option<crate::drivers::ContentHash> {
+        pan123::content_hash(file)
+    }
+
     async fn link(&self, file: &Entry) -> Result<Link> {
         let f = FileRef::of(file)?;
         let body = ShareDownloadRequest {

@@ -302,6 +302,17 @@ impl Driver for PikPak {
     fn writable(&self) -> Option<&dyn Writable> {
         Some(self)
     }
+
+    fn content_hash(&self, file: &Entry) -> Option<crate::drivers::ContentHash> {
+        content_hash(file)
+    }
+}
+
+/// A listed file's GCID (its `hash`, which is the entry's version when listed; a transcode
+/// or a file listed without one has none).
+pub(crate) fn content_hash(file: &Entry) -> Option<crate::drivers::ContentHash> {
+    let value = crate::drivers::hex_hash(&file.version, 40)?.to_ascii_uppercase();
+    (!file.is_dir).then_some(crate::drivers::ContentHash { kind: crate::drivers::HashKind::Gcid, value })
 }
 
 #[cfg(test)]

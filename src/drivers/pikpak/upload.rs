@@ -66,6 +66,8 @@ enum Attempt {
     Done(Entry),
     /// The credentials expired: init again.
     Expired,
+    /// Only an instant upload was asked for, and the service does not have the content.
+    NotHeld,
 }
 
 impl PikPak {
@@ -81,11 +83,27 @@ impl PikPak {
             if restart > 0 {
                 tracing::debug!(restart, "upload credentials expired; starting over with a new init");
             }
-            if let Attempt::Done(entry) = self.upload_attempt(parent, name, staged, progress).await? {
+            if let Attempt::Done(entry) = self.upload_attempt(parent, name, staged, progress, false).await? {
                 return Ok(entry);
             }
         }
         Err(Error::Network(format!("upload credentials expired {} times in a row", MAX_RESTARTS + 1)))
+    }
+
+    /// A file made from content the service has, by its GCID (nothing sent); `None` when it
+    /// does not have it (the pending file the init made goes to the trash, with its task).
+    pub(super) async fn upload_by_hash(
+        &self,
+        parent: &Entry,
+        name: &str,
+        size: u64,
+        hash: &str,
+    ) -> Result<Option<Entry>> {
+        let staged = Staged { path: Default::default(), size, hash: hash.to_string() };
+        match self.upload_attempt(parent, name, &staged, &Progress::new(0), true).await? {
+            Attempt::Done(entry) => Ok(Some(entry)),
+            Attempt::Expired | Attempt::NotHeld => Ok(None),
+        }
     }
 
     async fn upload_attempt(
@@ -94,6 +112,7 @@ impl PikPak {
         name: &str,
         staged: &Staged,
         progress: &Progress,
+        instant_only: bool,
     ) -> Result<Attempt> {
         let body = json!({
             "kind": "drive#file",
@@ -109,6 +128,10 @@ impl PikPak {
         let created: NewFile = decode("upload init", v)?;
         let file = created.file.ok_or_else(|| Error::InvalidResponse("the upload init has no file".into()))?;
         let task_id = created.task.map(|t| t.id).unwrap_or_default();
+        if instant_only && file.phase != PHASE_COMPLETE {
+            self.discard(&file.id, &task_id).await;
+            return Ok(Attempt::NotHeld);
+        }
         if file.name != name {
             self.clear_leftovers(parent, name, &file.id).await;
         }

@@ -20,7 +20,7 @@ use super::PikPak;
 use super::api::{BatchReply, File, NewFile, Task};
 use super::client::Fault;
 use super::gcid::GcidHasher;
-use crate::drivers::{ContentHasher, Entry, Progress, Staged, Writable, decode};
+use crate::drivers::{ContentHasher, Entry, HashKind, Progress, Staged, Writable, decode};
 use crate::error::{Error, Result};
 
 /// How long a batch task (move, trash) may take before we give up; the service usually answers
@@ -160,7 +160,15 @@ impl Writable for PikPak {
         Box::new(GcidHasher::new())
     }
 
+    fn hash_kind(&self) -> HashKind {
+        HashKind::Gcid
+    }
+
     async fn upload(&self, parent: &Entry, name: &str, staged: &Staged, progress: &Progress) -> Result<Entry> {
         self.upload_file(parent, name, staged, progress).await
+    }
+
+    async fn upload_by_hash(&self, parent: &Entry, name: &str, size: u64, hash: &str) -> Result<Option<Entry>> {
+        PikPak::upload_by_hash(self, parent, name, size, hash).await
     }
 }

@@ -289,3 +289,25 @@ async fn rename_uncompleted_is_tried_again() {
     assert_eq!(left, 50 - 5, "five tries");
     assert_eq!(e.names(&root).await, ["v.txt"]);
 }
+
+#[tokio::test]
+async fn a_copy_by_the_listed_hash_sends_nothing_and_an_unknown_hash_leaves_nothing() {
+    let e = env().await;
+    let root = e.d.root();
+    let bytes = content(3 << 20, 4);
+    let first = e.upload(&root, "src.bin", &bytes).await.unwrap();
+    let sent = e.count(|c| &c.store_body_bytes);
+    let hash = crate::drivers::Driver::content_hash(&e.d, &first).unwrap();
+    assert_eq!(hash.kind, crate::drivers::HashKind::Gcid);
+
+    let copy = e.w().upload_by_hash(&root, "copy.bin", bytes.len() as u64, &hash.value).await.unwrap().unwrap();
+    assert_eq!((copy.name.as_str(), copy.size), ("copy.bin", Some(bytes.len() as u64)));
+    assert_eq!(e.stored("/copy.bin"), bytes);
+    assert_eq!(e.count(|c| &c.store_body_bytes), sent, "a copy by hash sends no byte");
+
+    // Content the service does not have: no file, and the pending one the init made is trashed.
+    let unknown = "0123456789ABCDEF0123456789ABCDEF01234567";
+    assert_eq!(e.w().upload_by_hash(&root, "none.bin", 1234, unknown).await.unwrap(), None);
+    assert_eq!(e.names(&root).await, ["copy.bin", "src.bin"]);
+    assert_eq!(e.count(|c| &c.batch_deletes), 0);
+}

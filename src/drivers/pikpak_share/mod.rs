@@ -210,6 +210,10 @@ impl Driver for PikPakShare {
         collect_pages(&dir.id, fetch, keep).await
     }
 
+    fn content_hash(&self, file: &Entry) -> Option<crate::drivers::ContentHash> {
+        super::pikpak::content_hash(file)
+    }
+
     async fn link(&self, file: &Entry) -> Result<Link> {
         let query =
             [("share_id", self.share_id.as_str()), ("file_id", file.id.as_str()), ("thumbnail_size", "SIZE_LARGE")];

@@ -138,8 +138,10 @@ fn credentials(st: &PikPakSim, id: &str, user_id: &str, ttl_secs: u64) -> Upload
     upload
 }
 
-/// The `rel_path` of a complete, untrashed file with GCID `hash` and `size`. Scanned files
-/// of that size get their real GCID computed now (once).
+/// The `rel_path` of a complete, untrashed file with GCID `hash` and `size`: one that lists
+/// that hash (what the service lists is the GCID it indexes, so a scanned file's stand-in
+/// counts too: a copy by the hash a listing showed finds it), else one whose real GCID it is
+/// (scanned files of that size get theirs computed now, once).
 fn known_content(inner: &mut Inner, data_dir: &Path, hash: &str, size: u64) -> Option<String> {
     let candidates: Vec<String> = inner
         .nodes
@@ -147,6 +149,10 @@ fn known_content(inner: &mut Inner, data_dir: &Path, hash: &str, size: u64) -> O
         .filter(|n| !n.is_dir && n.size == size && n.is_complete() && n.listed_size.is_none())
         .map(|n| n.id.clone())
         .collect();
+    let live = |id: &String| !inner.in_trash(id);
+    if let Some(listed) = candidates.iter().filter(|id| live(id)).find(|id| inner.nodes[*id].hash == hash) {
+        return Some(inner.nodes[listed].rel_path.clone());
+    }
     for id in candidates {
         if inner.in_trash(&id) {
             continue;

@@ -7,6 +7,7 @@
 //! Assertions are on the simulator's stored bytes, trash and counters, and on errnos; waits are
 //! bounded polls of the simulator, never timings.
 
+mod copy;
 mod pan123;
 mod pikpak;
 mod suite;
