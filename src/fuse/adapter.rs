@@ -41,6 +41,9 @@ impl fuser::Filesystem for Adapter {
             InitFlags::FUSE_PARALLEL_DIROPS,
             InitFlags::FUSE_AUTO_INVAL_DATA,
             InitFlags::FUSE_DIRECT_IO_ALLOW_MMAP,
+            // `O_TRUNC` comes with the `open`: without it the kernel opens the file as it is
+            // and truncates after, so `cp` over an existing file fetched its old bytes first.
+            InitFlags::FUSE_ATOMIC_O_TRUNC,
         ] {
             if config.add_capabilities(flag).is_err() {
                 tracing::debug!(?flag, "kernel does not offer this capability");

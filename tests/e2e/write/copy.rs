@@ -82,6 +82,14 @@ fn cp_from_a_share_into_the_drive_moves_no_byte() {
     // Read back through the mount, from the provider's copies.
     assert!(read_all(&mount.path("/pikpak/big.mkv")).unwrap() == bytes);
     assert!(read_all(&mount.path("/123pan/copied.mkv")).unwrap() == bytes);
+    // Over a file that exists: the provider's copy replaces it (the old one to the trash).
+    let before = traffic(&sim);
+    cp(&mount, "/pikshare/Docs/notes #1 (100%).txt", "/pikpak/big.mkv");
+    let notes = sim.file_bytes("Docs/notes #1 (100%).txt");
+    Drive::PikPak.wait_stored(&sim, &mount, "/Docs/big.mkv", &notes);
+    Drive::PikPak.wait_trashed(&sim, &mount, "/Docs/big.mkv");
+    assert_eq!(traffic(&sim), before);
+    assert!(read_all(&mount.path("/pikpak/big.mkv")).unwrap() == notes);
     assert!(mount.stop().success());
 }
 

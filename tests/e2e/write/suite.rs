@@ -301,7 +301,9 @@ pub fn a_4k_write_in_the_middle_of_an_existing_file_and_times_kept(drive: Drive)
     drop(f);
     bytes[1_000_000..1_004_096].copy_from_slice(&patch);
     drive.wait_stored(&sim, &mount, "/edit.bin", &bytes);
-    assert_eq!(read_all(&drive.at(&mount, "/edit.bin")).unwrap_or_else(|e| panic!("{e}\n{}", mount.log())), bytes);
+    let read = read_all(&drive.at(&mount, "/edit.bin")).unwrap_or_else(|e| panic!("{e}\n{}", mount.log()));
+    let first_difference = read.iter().zip(&bytes).position(|(a, b)| a != b);
+    assert!(read == bytes, "read {} bytes, first difference at {first_difference:?}\n{}", read.len(), mount.log());
 
     // utimens is kept (and shown) for the file as uploaded.
     let when = std::time::UNIX_EPOCH + Duration::from_secs(1_500_000_000);
