@@ -15,6 +15,9 @@
 //! `READER_STREAMS` at the CDN, never more than the driver's per-file limit. A read's own
 //! blocks lead their part, and reach the reader as they arrive; a cold read deep inside a
 //! block is fetched from its offset first (`split`).
+//!
+//! The storage's traffic meter (`crate::budget`) has a say: past its soft mark no read-ahead is
+//! claimed, and every request asks it first (`fetch`, `split`).
 
 pub mod connections;
 pub mod fetch;
