@@ -22,7 +22,9 @@
 //! body bytes of download links. The count lives in `<state_dir>/traffic/<driver>-<hash of the
 //! driver and storage path>.json`, written atomically (`crate::state::write_atomic`) every
 //! [`SAVE_EVERY`] while it changes and at a clean stop: a restart, even `kill -9`, loses at
-//! most a couple of seconds of count.
+//! most a couple of seconds of count. The key is the storage, not the account: two storages of
+//! one account count apart. One process counts at a time: a `panmount cat` beside a running
+//! mount starts from the kept count, and the last of the two to write it wins.
 //!
 //! 123pan's code 5113 ("traffic exceeded", `Error::TrafficExhausted`) marks the storage spent
 //! by itself, with or without a budget: no request goes out for it until the period ends. The
@@ -30,7 +32,7 @@
 //! the mark is tolerant: at most one real request per [`RECHECK`] is let through to ask again;
 //! a 5113 keeps the mark, a link the provider hands out clears it. A restart asks at once.
 //!
-//! The read path pays a few relaxed atomics per request and one per body chunk; no lock.
+//! The read path pays a few relaxed atomics per request and one or two per body chunk; no lock.
 
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
@@ -370,23 +372,14 @@ impl Meter {
         let start = self.period_start.load(Relaxed);
         let resets = format!("{} UTC", utc_minute(period_end(self.period, start)));
         if self.logged.swap(start + 1, Relaxed) != start + 1 {
-            let used = format_size(self.used.load(Relaxed));
-            let period = self.period.name();
-            let why = match (reason, self.budget) {
-                (Some(reason), Some(b)) => {
-                    format!(
-                        "the provider says its download traffic is spent ({reason}; {used} used of the {} budget this {period})",
-                        format_size(b)
-                    )
-                }
-                (Some(reason), None) => {
-                    format!(
-                        "the provider says its download traffic is spent ({reason}; {used} used this {period}, no budget set)"
-                    )
-                }
-                (None, b) => {
-                    format!("traffic budget spent: {used} used of {} this {period}", format_size(b.unwrap_or_default()))
-                }
+            let (used, period) = (format_size(self.used.load(Relaxed)), self.period.name());
+            let used = match self.budget {
+                Some(b) => format!("{used} used of {} this {period}", format_size(b)),
+                None => format!("{used} used this {period}, no budget set"),
+            };
+            let why = match reason {
+                Some(reason) => format!("the provider says its download traffic is spent ({reason}; {used})"),
+                None => format!("traffic budget spent: {used}"),
             };
             let recheck = if reason.is_some() { ", asking again once an hour" } else { "" };
             tracing::warn!(
