@@ -33,7 +33,7 @@ fn month_end() -> String {
 fn settled_bytes(sim: &Sim) -> u64 {
     let mut last = sim.stats().bytes_sent;
     loop {
-        std::thread::sleep(Duration::from_millis(300));
+        std::thread::sleep(Duration::from_millis(500));
         let now = sim.stats().bytes_sent;
         if now == last {
             return now;
@@ -145,4 +145,15 @@ fn past_the_soft_mark_only_what_is_read_is_fetched() {
 
     assert_eq!(metered, 2 * MIB, "past the soft mark: the blocks read, nothing ahead");
     assert!(unmetered >= 4 * MIB, "without a budget read-ahead fetched {unmetered} bytes");
+}
+
+#[test]
+fn a_budget_without_state_dir_is_a_config_error() {
+    let sim = Sim::start(true);
+    let text = format!("{}traffic_budget = \"10GiB\"\n", sim.config(SizeMode::Full, KEY, ""));
+    let (_dir, path) = write_config(&text);
+    let (code, out, err) = run(&["check", path.to_str().unwrap()]);
+    assert_eq!(code, 2, "{}{err}", String::from_utf8_lossy(&out));
+    assert!(err.contains("storage[1].traffic_budget") && err.contains("set `state_dir`"), "{err}");
+    assert_eq!(sim.stats().requests, 0);
 }
