@@ -23,8 +23,9 @@
 //! driver and storage path>.json`, written atomically (`crate::state::write_atomic`) every
 //! [`SAVE_EVERY`] while it changes and at a clean stop: a restart, even `kill -9`, loses at
 //! most a couple of seconds of count. The key is the storage, not the account: two storages of
-//! one account count apart. One process counts at a time: a `panmount cat` beside a running
-//! mount starts from the kept count, and the last of the two to write it wins.
+//! one account count apart. A `panmount cat` beside a running mount counts too: each process
+//! adds what the other wrote since its own last write (two writes at the same moment may
+//! lose one side's last seconds).
 //!
 //! 123pan's code 5113 ("traffic exceeded", `Error::TrafficExhausted`) marks the storage spent
 //! by itself, with or without a budget: no request goes out for it until the period ends. The
@@ -166,20 +167,9 @@ impl Meter {
     /// The meter of `storage` at `now`, with what `file` holds for the current period.
     pub fn new(storage: &str, budget: Option<u64>, period: TrafficPeriod, file: StateFile, now: u64) -> Self {
         let current = period_start(period, now);
-        let stored = file.load();
-        let stored_start = stored.get("period_start").and_then(Value::as_u64);
-        let loaded = (stored.get("period").and_then(Value::as_str) == Some(period.name()))
-            .then_some(stored_start)
-            .flatten()
-            // A later start than now's: the clock went back; keep counting in that period.
-            .filter(|&start| start >= current)
-            .map(|start| Snapshot {
-                period_start: start,
-                used: stored.get("used").and_then(Value::as_u64).unwrap_or(0),
-                exhausted: stored.get("exhausted").and_then(Value::as_bool).unwrap_or(false),
-            });
+        // A later start than now's: the clock went back; keep counting in that period.
+        let loaded = stored(&file, period).filter(|s| s.period_start >= current);
         let start = loaded.unwrap_or(Snapshot { period_start: current, used: 0, exhausted: false });
-        let last = (!stored.is_empty()).then_some(loaded).flatten();
         Meter {
             storage: storage.to_string(),
             budget,
@@ -192,7 +182,7 @@ impl Meter {
             exhausted: start.exhausted.into(),
             recheck_at: 0.into(),
             logged: 0.into(),
-            saved: Mutex::new(Saved { last, failing: false }),
+            saved: Mutex::new(Saved { last: loaded, failing: false }),
         }
     }
 
@@ -316,14 +306,23 @@ impl Meter {
     }
 
     /// Write the count if it changed since the last write. Without a budget only the
-    /// provider's mark is kept (and its end).
+    /// provider's mark is kept (and its end). Bytes another process added to the file since
+    /// (a `panmount cat` beside the mount) are added to this count first.
     pub fn save(&self) {
         let Some(path) = self.file.path() else { return };
         let mut saved = self.saved.lock().unwrap();
-        let now = self.snapshot();
+        let mut now = self.snapshot();
         let marked = now.exhausted || saved.last.is_some_and(|s| s.exhausted);
         if saved.last == Some(now) || (self.budget.is_none() && !marked) {
             return;
+        }
+        let base = saved.last.filter(|l| l.period_start == now.period_start).map_or(0, |l| l.used);
+        if let Some(theirs) = stored(&self.file, self.period)
+            .filter(|s| s.period_start == now.period_start && s.used > base)
+            .map(|s| s.used - base)
+        {
+            self.used.fetch_add(theirs, Relaxed);
+            now.used += theirs;
         }
         let body = json!({
             "storage": self.storage,
@@ -389,6 +388,19 @@ impl Meter {
         }
         Error::TrafficSpent { path: self.storage.clone(), resets }
     }
+}
+
+/// What `file` holds for `period`, if anything.
+fn stored(file: &StateFile, period: TrafficPeriod) -> Option<Snapshot> {
+    let map = file.load();
+    if map.get("period").and_then(Value::as_str) != Some(period.name()) {
+        return None;
+    }
+    Some(Snapshot {
+        period_start: map.get("period_start").and_then(Value::as_u64)?,
+        used: map.get("used").and_then(Value::as_u64).unwrap_or(0),
+        exhausted: map.get("exhausted").and_then(Value::as_bool).unwrap_or(false),
+    })
 }
 
 /// A request's share of the budget: it must stop at [`Grant::end`], and counts what it

@@ -185,3 +185,21 @@ fn the_mark_persists_ends_with_the_period_and_a_restart_asks_again() {
     let stored: Value = serde_json::from_slice(&std::fs::read(&file).unwrap()).unwrap();
     assert_eq!(stored["used"], 0);
 }
+
+#[test]
+fn two_processes_counting_one_storage_add_up() {
+    let dir = tempfile::tempdir().unwrap();
+    let now = at("2026-12-07T04:00:00Z");
+    let mount = meter(Some(100 * MIB), TrafficPeriod::Month, dir.path(), now);
+    let cat = meter(Some(100 * MIB), TrafficPeriod::Month, dir.path(), now);
+    fetch(&mount, now, 10 * MIB).unwrap();
+    mount.save();
+    fetch(&cat, now, 5 * MIB).unwrap();
+    cat.save();
+    assert_eq!(cat.usage_at(now).unwrap().used, 15 * MIB, "the mount's 10 MiB and its own 5");
+    fetch(&mount, now, 3 * MIB).unwrap();
+    mount.save();
+    assert_eq!(mount.usage_at(now).unwrap().used, 18 * MIB);
+    let later = meter(Some(100 * MIB), TrafficPeriod::Month, dir.path(), now);
+    assert_eq!(later.usage_at(now).unwrap().used, 18 * MIB);
+}
