@@ -359,8 +359,9 @@ impl<'a> Parser<'a> {
                     Some(&key),
                     format!(
                         "unknown option `{name}` for driver {driver}; valid options: {} \
-                     (each may also be given as NAME_file)",
-                        valid.iter().map(|o| o.name).collect::<Vec<_>>().join(", ")
+                     (each may also be given as NAME_file); keys of any storage: {}",
+                        valid.iter().map(|o| o.name).collect::<Vec<_>>().join(", "),
+                        STORAGE_KEYS.join(", ")
                     ),
                 ));
             };

@@ -47,6 +47,13 @@ fn bad_values_name_the_key_and_what_is_valid() {
             "\"month\" (from 00:00 UTC on the 1st) or \"day\"",
         ),
         ("traffic_period = 30", period, 6, "expected a string"),
+        // A misspelt key is not taken for a driver option silently; the message lists them.
+        (
+            "trafic_budget = \"1G\"",
+            "storage[1].trafic_budget",
+            6,
+            "keys of any storage: path, driver, read_only, traffic_budget, traffic_period",
+        ),
     ] {
         assert_err(&err(&storage_with(keys)), Some(key), Some(line), fragment);
     }
