@@ -10,7 +10,7 @@ use std::time::{Duration, SystemTime};
 use crate::cache::disk::DiskCache;
 use crate::cache::store::MetaStore;
 use crate::cli::ByteRange;
-use crate::config::{Config, ConfigError};
+use crate::config::{Config, ConfigError, format_size};
 use crate::drivers::{self, BuildContext};
 use crate::error::Error;
 use crate::fs::{Fs, FsConfig, Owner, Storage};
@@ -69,7 +69,8 @@ pub fn build_fs(config: &Config) -> Result<Fs, AppError> {
         let http = HttpClient::new(proxy.as_deref()).map_err(|e| storage.options.error("proxy", e.to_string()))?;
         let ctx = BuildContext { http: http.clone(), state_dir: config.state_dir.clone() };
         let driver = drivers::build(storage, &ctx)?;
-        storages.push(Storage::new(storage.path.clone(), driver, http).read_only(storage.read_only));
+        let traffic = crate::budget::Meter::for_storage(storage, config.state_dir.as_deref());
+        storages.push(Storage::new(storage.path.clone(), driver, http).read_only(storage.read_only).traffic(traffic));
     }
     let mut fs_config = fs_config(config);
     if let Some(dir) = &config.cache.dir {
@@ -311,14 +312,17 @@ pub async fn check(config: &Config) -> Result<(), AppError> {
             Ok::<_, Error>((count, quota))
         };
         let driver = &config.storages[i].driver;
+        // Read from the persisted count: nothing is downloaded for it.
+        let traffic = storage.traffic.summary().map_or(String::new(), |t| format!("; {t}"));
         match row.await {
             Ok((count, quota)) => {
-                let quota = quota.map_or("-".to_string(), |q| format!("{} used of {}", human(q.used), human(q.total)));
-                println!("{:<24} {:<14} {:<6} {:>8}  {}", storage.path, driver, "ok", count, quota);
+                let quota = quota
+                    .map_or("-".to_string(), |q| format!("{} used of {}", format_size(q.used), format_size(q.total)));
+                println!("{:<24} {:<14} {:<6} {:>8}  {quota}{traffic}", storage.path, driver, "ok", count);
             }
             Err(err) => {
                 failed += 1;
-                println!("{:<24} {:<14} {:<6} {:>8}  {}", storage.path, driver, "error", "-", err);
+                println!("{:<24} {:<14} {:<6} {:>8}  {err}{traffic}", storage.path, driver, "error", "-");
             }
         }
     }
@@ -354,7 +358,7 @@ pub async fn ls(config: &Config, path: &str, long: bool) -> Result<(), AppError>
         let line = if long {
             let kind = if attr.is_dir { 'd' } else { '-' };
             let secs = attr.mtime.duration_since(SystemTime::UNIX_EPOCH).map_or(0, |d| d.as_secs());
-            format!("{kind}{} {:>14} {} {name}", mode_string(attr.perm), attr.size, utc(secs))
+            format!("{kind}{} {:>14} {} {name}", mode_string(attr.perm), attr.size, crate::time::utc_minute(secs))
         } else if attr.is_dir {
             format!("{name}/")
         } else {
@@ -405,34 +409,16 @@ fn mode_string(perm: u16) -> String {
     (0..9).map(|i| if perm & (0o400 >> i) != 0 { b"rwx"[i % 3] as char } else { '-' }).collect()
 }
 
-fn human(bytes: u64) -> String {
-    let units = ["B", "KiB", "MiB", "GiB", "TiB", "PiB"];
-    let mut value = bytes as f64;
-    let mut unit = 0;
-    while value >= 1024.0 && unit + 1 < units.len() {
-        value /= 1024.0;
-        unit += 1;
-    }
-    format!("{value:.1} {}", units[unit])
-}
-
-/// `YYYY-MM-DD HH:MM` in UTC.
-fn utc(secs: u64) -> String {
-    let (y, mo, d) = crate::time::civil_from_days((secs / 86400) as i64);
-    let (h, m) = ((secs % 86400) / 3600, (secs % 3600) / 60);
-    format!("{y:04}-{mo:02}-{d:02} {h:02}:{m:02}")
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
     fn formatting() {
-        assert_eq!(utc(0), "1970-01-01 00:00");
-        assert_eq!(utc(1_700_000_000), "2023-11-14 22:13");
+        assert_eq!(crate::time::utc_minute(0), "1970-01-01 00:00");
+        assert_eq!(crate::time::utc_minute(1_700_000_000), "2023-11-14 22:13");
+        assert_eq!(crate::time::rfc3339(1_700_000_000), "2023-11-14T22:13:20Z");
         assert_eq!(mode_string(0o755), "rwxr-xr-x");
-        assert_eq!(human(1536), "1.5 KiB");
     }
 
     fn window_of(cache: &str) -> WindowConfig {

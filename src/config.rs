@@ -40,6 +40,14 @@
 //! | `dir` | none | turns the disk cache on: file blocks are kept here across restarts; so are folder listings (`meta/`, else in `state_dir`) |
 //! | `max_size` | `"10G"` | the disk cache's size limit (`"500M"`, `"20G"`, bytes) |
 //!
+//! `[[storage]]` keys besides the driver's options: `path`, `driver`, `read_only`, and, on any
+//! driver, `traffic_budget` (a size, e.g. `"10GiB"`: CDN bytes the storage may download per
+//! period; it needs `state_dir`, where the count is kept across restarts) and `traffic_period`
+//! (`"month"`, the default, from 00:00 UTC on the 1st; or `"day"`, from 00:00 UTC). See
+//! `crate::budget` for what happens at 90% and 100%.
+//!
+//! Sizes are bytes (`1048576`) or a number with a binary unit: `"500M"`, `"10GiB"`, `"512K"`.
+//!
 //! Durations are whole seconds (`90`) or a string of number+unit groups: `"500ms"`, `"90s"`,
 //! `"5m"`, `"1h30m"`, `"1d"`.
 
@@ -55,7 +63,7 @@ mod values;
 
 use parser::{Parser, toml_type_name};
 use values::parse_digits;
-pub use values::{normalize_storage_path, parse_duration, parse_size, storage_paths_overlap};
+pub use values::{format_size, normalize_storage_path, parse_duration, parse_size, storage_paths_overlap};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ConfigError {
@@ -132,6 +140,29 @@ pub struct StorageConfig {
     pub options: Options,
     /// `read_only = true`: every write gets `EROFS` (shares and links are read-only anyway).
     pub read_only: bool,
+    /// `traffic_budget`: CDN bytes this storage may download per period; `None` meters without
+    /// a limit (see `crate::budget`).
+    pub traffic_budget: Option<u64>,
+    /// `traffic_period`: when the count starts again.
+    pub traffic_period: TrafficPeriod,
+}
+
+/// When a storage's traffic count starts again: 00:00 UTC on the 1st of each month (the
+/// default, as 123pan's monthly allowance), or at 00:00 UTC each day.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum TrafficPeriod {
+    #[default]
+    Month,
+    Day,
+}
+
+impl TrafficPeriod {
+    pub fn name(self) -> &'static str {
+        match self {
+            TrafficPeriod::Month => "month",
+            TrafficPeriod::Day => "day",
+        }
+    }
 }
 
 pub use driver_options::{DriverOption, OptionType, is_access_only, is_secret};

@@ -48,6 +48,11 @@ pub enum Error {
     /// The account's download quota is spent (123pan code 5113): reads fail until it resets.
     #[error("the account's download traffic is exhausted ({0})")]
     TrafficExhausted(String),
+    /// The storage's download traffic is spent for this period: its `traffic_budget` is used
+    /// up, or the provider said so (123pan 5113). Reads that need the network fail until the
+    /// period resets; `crate::budget` logs it once per period.
+    #[error("storage {path}: download traffic spent until {resets}")]
+    TrafficSpent { path: String, resets: String },
     /// The CDN refused a download link (403/410, or an expired signature).
     #[error("download link refused with HTTP {status}")]
     LinkRefused { status: u16 },
@@ -87,6 +92,7 @@ impl Error {
             Error::NoSpace(_) => libc::ENOSPC,
             Error::NotPermitted => libc::EPERM,
             Error::NotSupported => libc::ENOTSUP,
+            Error::TrafficSpent { .. } | Error::TrafficExhausted(_) => libc::EIO,
             _ => libc::EIO,
         }
     }
@@ -111,6 +117,12 @@ impl Error {
                 | Error::NotPermitted
                 | Error::NotSupported
         )
+    }
+
+    /// Errors whose cause is logged once where it is known (a storage going down, its traffic
+    /// spent): logging each failed read again would flood the journal during a library scan.
+    pub fn is_logged_once(&self) -> bool {
+        matches!(self, Error::StorageDown { .. } | Error::TrafficSpent { .. } | Error::TrafficExhausted(_))
     }
 
     pub fn internal(msg: impl Into<String>) -> Self {

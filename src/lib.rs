@@ -4,6 +4,7 @@
 //! knows fuser) -> `fs` (inodes, handles) -> `cache` and `read` -> `drivers` -> `http`.
 
 pub mod app;
+pub mod budget;
 pub mod cache;
 pub mod cli;
 pub mod config;

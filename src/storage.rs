@@ -11,6 +11,9 @@
 //! behind a login that failed take its answer instead of trying again each in turn (PikPak
 //! puts a captcha wall in front of an account after a few refused sign-ins).
 //!
+//! Its traffic [`Meter`] (`crate::budget`) is here too: the read path asks it before each
+//! download, and a provider's "traffic spent" answer (123pan 5113) to any call marks it.
+//!
 //! The quota (`statfs`, `df`) is kept for [`QUOTA_TTL`]: `df` runs often (shell prompts,
 //! monitoring) and must answer at once, so a stale value is answered and refreshed in the
 //! background, and a storage that is not up answers what it last knew without a login.
@@ -19,6 +22,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use crate::budget::Meter;
 use crate::drivers::{Driver, Quota};
 use crate::error::{Error, Result};
 use crate::http::HttpClient;
@@ -34,6 +38,8 @@ pub struct Storage {
     /// The storage's HTTP client (its own when it sets `proxy`); downloads go through it too.
     pub http: HttpClient,
     pub stats: Arc<StorageStats>,
+    /// Bytes downloaded this period, against the budget if there is one.
+    pub traffic: Arc<Meter>,
     health: Mutex<Health>,
     login: tokio::sync::Mutex<()>,
     /// The last quota the driver gave, and when it was asked (`None`: never).
@@ -54,6 +60,7 @@ enum Health {
 impl Storage {
     pub fn new(path: String, driver: Arc<dyn Driver>, http: HttpClient) -> Self {
         Storage {
+            traffic: Arc::new(Meter::unmetered(&path)),
             path,
             driver,
             http,
@@ -70,6 +77,12 @@ impl Storage {
     /// Refuse every write (`read_only = true`, `--read-only`).
     pub fn read_only(mut self, read_only: bool) -> Self {
         self.read_only = read_only;
+        self
+    }
+
+    /// Meter downloads with `meter` (the configured budget and the persisted count).
+    pub fn traffic(mut self, meter: Meter) -> Self {
+        self.traffic = Arc::new(meter);
         self
     }
 
@@ -107,15 +120,28 @@ impl Storage {
 
     /// A driver's answer, passed through; but `Error::LoginLost` (the session died and cannot
     /// be renewed) marks the storage down as a refused login does, so that later accesses
-    /// answer EIO without a request and the log says why once.
+    /// answer EIO without a request and the log says why once; `Error::TrafficExhausted`
+    /// marks the traffic spent ([`Meter::provider_refused`]).
     pub fn checked<T>(&self, result: Result<T>) -> Result<T> {
         match result {
             Err(Error::LoginLost(reason)) => {
                 self.mark_down(&mut self.health.lock().unwrap(), reason.clone());
                 Err(self.down_error(reason))
             }
+            Err(Error::TrafficExhausted(reason)) => {
+                self.traffic.provider_refused(&reason);
+                Err(Error::TrafficExhausted(reason))
+            }
             other => other,
         }
+    }
+
+    /// [`Storage::checked`] for a download link: one handed out ends a "traffic spent" mark.
+    pub fn minted<T>(&self, result: Result<T>) -> Result<T> {
+        if result.is_ok() {
+            self.traffic.provider_allowed();
+        }
+        self.checked(result)
     }
 
     fn mark_down(&self, health: &mut Health, reason: String) {

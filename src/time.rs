@@ -67,6 +67,20 @@ pub fn parse_datetime(text: &str, default_offset: Option<i64>) -> Option<i64> {
     Some(days_from_civil(y, mo as u32, d as u32) * 86_400 + h * 3600 + mi * 60 + s - offset)
 }
 
+/// `YYYY-MM-DD HH:MM` of Unix seconds, in UTC (for people: `ls -l`, log lines).
+pub fn utc_minute(secs: u64) -> String {
+    let (y, mo, d) = civil_from_days((secs / 86_400) as i64);
+    let (h, m) = ((secs % 86_400) / 3600, (secs % 3600) / 60);
+    format!("{y:04}-{mo:02}-{d:02} {h:02}:{m:02}")
+}
+
+/// `YYYY-MM-DDTHH:MM:SSZ` of Unix seconds (RFC 3339, UTC).
+pub fn rfc3339(secs: u64) -> String {
+    let (y, mo, d) = civil_from_days((secs / 86_400) as i64);
+    let s = secs % 86_400;
+    format!("{y:04}-{mo:02}-{d:02}T{:02}:{:02}:{:02}Z", s / 3600, s / 60 % 60, s % 60)
+}
+
 /// Seconds since 1970 now (0 on a clock set before 1970).
 pub fn unix_now() -> u64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs())

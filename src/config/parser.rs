@@ -10,7 +10,9 @@ use toml::Spanned;
 use toml::de::{DeString, DeTable, DeValue};
 
 use super::values::{env_name, expand_env, is_inside, normalize_storage_path, parse_digits, parse_duration};
-use super::{CacheConfig, Config, ConfigError, FuseConfig, OptionValue, Options, StorageConfig, is_secret};
+use super::{
+    CacheConfig, Config, ConfigError, FuseConfig, OptionValue, Options, StorageConfig, TrafficPeriod, is_secret,
+};
 use crate::drivers::DRIVERS;
 
 const TOP_KEYS: &[&str] = &["mountpoint", "state_dir", "fuse", "cache", "storage"];
@@ -27,6 +29,9 @@ const CACHE_KEYS: &[&str] = &[
     "dir",
     "max_size",
 ];
+/// Keys of a `[[storage]]` table that are not the driver's options.
+const STORAGE_KEYS: &[&str] = &["path", "driver", "read_only", "traffic_budget", "traffic_period"];
+const SIZE_HINT: &str = "a size (bytes as an integer, or a string like \"500M\", \"10GiB\")";
 const DURATION_HINT: &str =
     "a duration (whole seconds as an integer, or a string like \"90s\", \"5m\", \"1h30m\", \"500ms\")";
 
@@ -75,7 +80,7 @@ impl<'a> Parser<'a> {
             storages: Vec::new(),
         };
         let mut storage_key_span = None;
-        let mut path_lines = Vec::new();
+        let mut lines = Vec::new();
         for (k, v) in sorted(root.get_ref()) {
             let name: &str = k.get_ref();
             match name {
@@ -85,7 +90,7 @@ impl<'a> Parser<'a> {
                 "cache" => config.cache = self.cache(v)?,
                 "storage" => {
                     storage_key_span = Some(k.span());
-                    (config.storages, path_lines) = self.storages(v)?;
+                    (config.storages, lines) = self.storages(v)?;
                 }
                 _ => return Err(self.unknown(k, name, "top-level keys", TOP_KEYS)),
             }
@@ -97,7 +102,20 @@ impl<'a> Parser<'a> {
                 "no storage configured: add at least one [[storage]] table with `path` and `driver`",
             ));
         }
+        let path_lines: Vec<_> = lines.iter().map(|l| l.path).collect();
         self.check_overlaps(&config.storages, &path_lines)?;
+        if config.state_dir.is_none()
+            && let Some(n) = config.storages.iter().position(|s| s.traffic_budget.is_some())
+        {
+            return Err(ConfigError {
+                file: self.file.to_path_buf(),
+                line: lines[n].traffic_budget,
+                key: Some(format!("storage[{}].traffic_budget", n + 1)),
+                message: "a traffic budget is counted across restarts in `state_dir`: set `state_dir` at the top of \
+                          the config"
+                    .into(),
+            });
+        }
         Ok(config)
     }
 
@@ -181,7 +199,7 @@ impl<'a> Parser<'a> {
                 let s = self.string(key, v)?;
                 super::values::parse_size(&s).map_err(|m| self.err(Some(v.span()), Some(key), m))
             }
-            _ => Err(self.type_err(v, key, "a size (bytes as an integer, or a string like \"500M\", \"20G\")")),
+            _ => Err(self.type_err(v, key, SIZE_HINT)),
         }
     }
 
@@ -263,8 +281,8 @@ impl<'a> Parser<'a> {
         Ok(n)
     }
 
-    /// The storages, and the line of each one's `path` (for the overlap check).
-    fn storages(&self, v: &Val<'_>) -> Result<(Vec<StorageConfig>, Vec<Option<usize>>), ConfigError> {
+    /// The storages, and the lines of some of their keys (for checks across storages).
+    fn storages(&self, v: &Val<'_>) -> Result<(Vec<StorageConfig>, Vec<StorageLines>), ConfigError> {
         let DeValue::Array(items) = v.get_ref() else {
             return Err(self.type_err(v, "storage", "an array of tables ([[storage]], with two brackets)"));
         };
@@ -278,7 +296,7 @@ impl<'a> Parser<'a> {
         Ok((out, lines))
     }
 
-    fn storage(&self, n: usize, item: &Val<'_>) -> Result<(StorageConfig, Option<usize>), ConfigError> {
+    fn storage(&self, n: usize, item: &Val<'_>) -> Result<(StorageConfig, StorageLines), ConfigError> {
         let table_name = format!("storage[{n}]");
         let DeValue::Table(t) = item.get_ref() else {
             return Err(self.type_err(item, &table_name, "a table ([[storage]])"));
@@ -326,7 +344,7 @@ impl<'a> Parser<'a> {
         let mut given: Vec<(&str, bool, &Key<'_>, &Val<'_>)> = Vec::new();
         for (k, v) in &entries {
             let name: &str = k.get_ref();
-            if name == "path" || name == "driver" || name == "read_only" {
+            if STORAGE_KEYS.contains(&name) {
                 continue;
             }
             let key = format!("{table_name}.{name}");
@@ -341,8 +359,9 @@ impl<'a> Parser<'a> {
                     Some(&key),
                     format!(
                         "unknown option `{name}` for driver {driver}; valid options: {} \
-                     (each may also be given as NAME_file)",
-                        valid.iter().map(|o| o.name).collect::<Vec<_>>().join(", ")
+                     (each may also be given as NAME_file); keys of any storage: {}",
+                        valid.iter().map(|o| o.name).collect::<Vec<_>>().join(", "),
+                        STORAGE_KEYS.join(", ")
                     ),
                 ));
             };
@@ -381,7 +400,45 @@ impl<'a> Parser<'a> {
             Some((_, v)) => self.bool(&format!("{table_name}.read_only"), v)?,
             None => false,
         };
-        Ok((StorageConfig { path, driver, options, read_only }, Some(self.line_at(pv.span().start))))
+        let traffic_budget = match find("traffic_budget") {
+            Some((_, v)) => Some(self.traffic_budget(&format!("{table_name}.traffic_budget"), v)?),
+            None => None,
+        };
+        let traffic_period = match find("traffic_period") {
+            Some((_, v)) => self.traffic_period(&format!("{table_name}.traffic_period"), v)?,
+            None => TrafficPeriod::default(),
+        };
+        let lines = StorageLines {
+            path: Some(self.line_at(pv.span().start)),
+            traffic_budget: find("traffic_budget").map(|(k, _)| self.line_at(k.span().start)),
+        };
+        Ok((StorageConfig { path, driver, options, read_only, traffic_budget, traffic_period }, lines))
+    }
+
+    fn traffic_budget(&self, key: &str, v: &Val<'_>) -> Result<u64, ConfigError> {
+        match self.size(key, v)? {
+            0 => Err(self.err(
+                Some(v.span()),
+                Some(key),
+                format!("must be more than 0: expected {SIZE_HINT}, or leave the key out for no budget"),
+            )),
+            n => Ok(n),
+        }
+    }
+
+    fn traffic_period(&self, key: &str, v: &Val<'_>) -> Result<TrafficPeriod, ConfigError> {
+        match self.string(key, v)?.as_str() {
+            "month" => Ok(TrafficPeriod::Month),
+            "day" => Ok(TrafficPeriod::Day),
+            other => Err(self.err(
+                Some(v.span()),
+                Some(key),
+                format!(
+                    "unknown period {other:?}; expected \"month\" (from 00:00 UTC on the 1st) or \"day\" \
+                     (from 00:00 UTC)"
+                ),
+            )),
+        }
     }
 
     fn read_option_file(&self, key: &str, v: &Val<'_>, file: &str) -> Result<String, ConfigError> {
@@ -434,6 +491,12 @@ impl<'a> Parser<'a> {
         }
         Ok(())
     }
+}
+
+/// Lines of a storage's keys that checks across storages report.
+struct StorageLines {
+    path: Option<usize>,
+    traffic_budget: Option<usize>,
 }
 
 /// A table's entries in the order they appear in the file (the map itself is sorted by key).

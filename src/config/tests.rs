@@ -5,6 +5,7 @@ use super::*;
 
 mod fuzz;
 mod secrets;
+mod traffic;
 
 const LINK: &str = "https://vip.123pan.cn/1/a.mp4";
 

@@ -1,4 +1,4 @@
-//! Scalar value syntax of the config: durations, storage paths, `${NAME}`, digit strings.
+//! Scalar value syntax of the config: durations, sizes, storage paths, `${NAME}`, digit strings.
 
 use std::time::Duration;
 
@@ -99,9 +99,10 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
 }
 
 /// Parse a size: bytes (`"1048576"`), or a number with a binary unit (`"512K"`, `"500M"`,
-/// `"20G"`, `"1T"`; `KiB`/`MiB`/`GiB`/`TiB` and a trailing `B` are accepted too).
+/// `"20G"`, `"1T"`; the IEC `KiB`/`MiB`/`GiB`/`TiB` and `KB`/`MB`/`GB`/`TB` mean the same, any
+/// case, a space before the unit allowed).
 pub fn parse_size(s: &str) -> Result<u64, String> {
-    let bad = || format!("invalid size {s:?}; expected e.g. \"500M\" or \"20G\"");
+    let bad = || format!("invalid size {s:?}; expected bytes or a number with a unit, e.g. \"500M\", \"10GiB\"");
     let t = s.trim();
     let digits = t.bytes().take_while(u8::is_ascii_digit).count();
     if digits == 0 {
@@ -109,7 +110,8 @@ pub fn parse_size(s: &str) -> Result<u64, String> {
     }
     let n: u64 = t[..digits].parse().map_err(|_| bad())?;
     let unit = t[digits..].trim().to_ascii_uppercase();
-    let shift = match unit.trim_end_matches("IB").trim_end_matches('B') {
+    let prefix = unit.strip_suffix("IB").filter(|p| !p.is_empty()).or(unit.strip_suffix('B')).unwrap_or(&unit);
+    let shift = match prefix {
         "" => 0,
         "K" => 10,
         "M" => 20,
@@ -118,4 +120,17 @@ pub fn parse_size(s: &str) -> Result<u64, String> {
         _ => return Err(bad()),
     };
     n.checked_mul(1 << shift).ok_or_else(bad)
+}
+
+/// A size for people: `1.5 KiB`, `10.0 GiB` (one decimal, binary units; the inverse of
+/// [`parse_size`] up to rounding).
+pub fn format_size(bytes: u64) -> String {
+    let units = ["B", "KiB", "MiB", "GiB", "TiB", "PiB"];
+    let mut value = bytes as f64;
+    let mut unit = 0;
+    while value >= 1024.0 && unit + 1 < units.len() {
+        value /= 1024.0;
+        unit += 1;
+    }
+    format!("{value:.1} {}", units[unit])
 }

@@ -256,6 +256,9 @@ impl Fs {
     /// write the store every few seconds. Once per mount, on its runtime.
     pub fn start_background(&self) {
         self.namespace.start_background();
+        for s in &self.storages {
+            s.traffic.start_saver();
+        }
     }
 
     /// Where to send kernel invalidations (set once the FUSE session exists).
@@ -268,6 +271,7 @@ impl Fs {
         let mut out = String::new();
         for s in &self.storages {
             out.push_str(&s.stats.line(&s.path));
+            out.push_str(&s.traffic.stats_fields());
             out.push('\n');
         }
         let (used, in_flight) = self.files.cache_usage();
@@ -290,8 +294,12 @@ impl Fs {
     }
 
     /// Let the disk cache finish its writes and write its block maps, and write the listing
-    /// store (when the mount or a command ends).
+    /// store and the traffic counts (when the mount or a command ends).
     pub async fn flush(&self) {
+        for s in &self.storages {
+            let traffic = s.traffic.clone();
+            let _ = tokio::task::spawn_blocking(move || traffic.save()).await;
+        }
         if let Some(disk) = &self.config.disk {
             disk.settle().await;
         }

@@ -46,8 +46,7 @@ pub fn kind(attr: &Attr) -> FileType {
 pub fn errno(op: &str, ino: u64, err: &Error) -> Errno {
     if err.is_expected() {
         tracing::debug!(op, ino, error = %err);
-    } else if matches!(err, Error::StorageDown { .. }) {
-        // Logged once by the storage when it went down.
+    } else if err.is_logged_once() {
         tracing::debug!(op, ino, error = %err);
     } else {
         tracing::warn!(op, ino, error = %err, "operation failed");

@@ -13,6 +13,9 @@
 //!   arrives) a request hands the handle's permit to the next part (`ConnectionLimit::
 //!   hand_over`), so that connection's idle round trip between two requests overlaps the
 //!   transfer.
+//! - Each request first asks the storage's traffic meter (`crate::budget`): a spent storage
+//!   fails the blocks at once, and a request never asks for more than what is left of the
+//!   budget, rounded up to a block; the rest of the run is asked for again (and refused).
 
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -44,6 +47,11 @@ pub async fn fetch_run(file: Arc<OpenFile>, mut fillers: VecDeque<Filler>, reque
     let mut reminted = false;
 
     while pos < end {
+        let mut grant = match file.owner.traffic.admit(pos, end, block_size) {
+            Ok(grant) => grant,
+            Err(err) => return fail_all(&file, fillers, err),
+        };
+        let stop = grant.end();
         let link = match file.link().await {
             Ok(link) => link,
             Err(err) => return fail_all(&file, fillers, err),
@@ -52,9 +60,9 @@ pub async fn fetch_run(file: Arc<OpenFile>, mut fillers: VecDeque<Filler>, reque
         let mut overlap = None;
         let permit = file.connections.acquire(0).await;
         StorageStats::add(&file.stats.range_requests, 1);
-        tracing::trace!(file = %file.entry.name, start = pos, end, "ranged request");
+        tracing::trace!(file = %file.entry.name, start = pos, end = stop, "ranged request");
         let asked = Instant::now();
-        let err = match get_range(&file.http, &link, pos, end - 1, file.size).await {
+        let err = match get_range(&file.http, &link, pos, stop - 1, file.size).await {
             Ok(mut body) => {
                 let (first_byte, body_start, started) = (asked.elapsed(), Instant::now(), pos);
                 tracing::trace!(file = %file.entry.name, start = pos, first_byte_ms = first_byte.as_millis() as u64, "response");
@@ -65,12 +73,13 @@ pub async fn fetch_run(file: Arc<OpenFile>, mut fillers: VecDeque<Filler>, reque
                             reminted = false;
                             pos += chunk.len() as u64;
                             StorageStats::add(&file.stats.bytes_fetched, chunk.len() as u64);
+                            grant.received(chunk.len() as u64);
                             deliver(&file, &mut fillers, chunk);
                             // Only while the file has a connection free: several readers of
                             // one file that use all of its connections gain nothing by it, and
                             // their read-ahead past where they stop would be fetched sooner.
                             if stream.is_some()
-                                && in_last_round_trip(first_byte, body_start.elapsed(), pos - started, end - pos)
+                                && in_last_round_trip(first_byte, body_start.elapsed(), pos - started, stop - pos)
                                 && file.connections.has_free()
                             {
                                 match requests.hand_over(stream.take().unwrap()) {
@@ -92,7 +101,7 @@ pub async fn fetch_run(file: Arc<OpenFile>, mut fillers: VecDeque<Filler>, reque
             // request reuse it instead of opening one more connection than the limit.
             tokio::time::sleep(POOL_RETURN).await;
         }
-        drop((stream, overlap));
+        drop((stream, overlap, grant));
         let Some(err) = err else {
             drop(permit);
             file.connections.succeeded();
@@ -146,7 +155,11 @@ pub(super) fn deliver(file: &OpenFile, fillers: &mut VecDeque<Filler>, mut chunk
 }
 
 fn fail_all(file: &OpenFile, fillers: VecDeque<Filler>, err: Error) {
-    tracing::warn!(storage = %file.storage_path, file = %file.entry.name, error = %err, "read failed");
+    if err.is_logged_once() {
+        tracing::debug!(storage = %file.storage_path, file = %file.entry.name, error = %err, "read failed");
+    } else {
+        tracing::warn!(storage = %file.storage_path, file = %file.entry.name, error = %err, "read failed");
+    }
     for filler in fillers {
         filler.fail(err.clone());
     }

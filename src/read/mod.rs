@@ -15,6 +15,9 @@
 //! `READER_STREAMS` at the CDN, never more than the driver's per-file limit. A read's own
 //! blocks lead their part, and reach the reader as they arrive; a cold read deep inside a
 //! block is fetched from its offset first (`split`).
+//!
+//! The storage's traffic meter (`crate::budget`) has a say: past its soft mark no read-ahead is
+//! claimed, and every request asks it first (`fetch`, `split`).
 
 pub mod connections;
 pub mod fetch;
@@ -107,7 +110,7 @@ impl OpenFile {
         self.links
             .get(&self.file_key, || {
                 StorageStats::add(&self.stats.link_mints, 1);
-                async { self.owner.checked(self.driver.link(&self.entry).await) }
+                async { self.owner.minted(self.driver.link(&self.entry).await) }
             })
             .await
     }
@@ -194,7 +197,11 @@ impl Reader {
         // Read-ahead backs off when the cache is busy: blocks in flight may take at most three
         // quarters of the memory budget, so prefetch never evicts what readers have not
         // consumed yet. What does not fit now is asked for again by the next read.
-        let room = (self.blocks.budget() as u64 / 4 * 3).saturating_sub(self.blocks.in_flight() as u64 * bs);
+        // Past the traffic budget's soft mark nothing is fetched ahead (`crate::budget`).
+        let room = match file.owner.traffic.read_ahead_allowed() {
+            true => (self.blocks.budget() as u64 / 4 * 3).saturating_sub(self.blocks.in_flight() as u64 * bs),
+            false => 0,
+        };
         let config = self.window_config();
         let (ahead, part) = {
             let mut window = reader.window.lock().unwrap();

@@ -74,6 +74,8 @@ async fn range_bytes(
     answered: Option<oneshot::Sender<()>>,
     requests: &Arc<ConnectionLimit>,
 ) -> Result<Bytes> {
+    // Within one block: a grant always covers the rest of its block.
+    let mut grant = file.owner.traffic.admit(start, end, file.block_size)?;
     let link = file.link().await?;
     let _stream = requests.acquire(start).await;
     let _permit = file.connections.acquire(0).await;
@@ -88,6 +90,7 @@ async fn range_bytes(
     let mut bytes = BytesMut::with_capacity((end - start) as usize);
     while let Some(chunk) = body.chunk().await? {
         StorageStats::add(&file.stats.bytes_fetched, chunk.len() as u64);
+        grant.received(chunk.len() as u64);
         bytes.extend_from_slice(&chunk);
         if early.as_ref().is_some_and(|(want, _)| bytes.len() >= *want) {
             let (want, tx) = early.take().unwrap();

@@ -1,6 +1,6 @@
 //! End-to-end tests: real `panmount` processes and FUSE mounts against the simulator, one
 //! module per area (the CLI, each driver's mount, hostile input, secrets, the service pieces,
-//! warm restarts), plus the core driven without FUSE (`core`).
+//! warm restarts, the traffic budget), plus the core driven without FUSE (`core`).
 //!
 //! One test binary instead of one per file: CI links each test binary separately, and on two
 //! cores the links cost more than the tests.
@@ -9,6 +9,7 @@
 #[path = "../common/mod.rs"]
 mod common;
 
+mod budget;
 mod cli;
 mod core;
 mod demo;

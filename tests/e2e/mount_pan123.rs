@@ -210,22 +210,49 @@ fn both_hop_variants_reach_the_cdn_with_its_referer() {
     assert_eq!(out, sim.file_bytes("/Music/Album/cover.jpg")[100..200]);
 }
 
+/// The `panmount stats` line of `/123`.
+fn stats_line(mount: &Mount) -> String {
+    let (_, out, _) = run(&["stats", mount.dir.path().to_str().unwrap()]);
+    String::from_utf8(out).unwrap().lines().find(|l| l.starts_with("storage=/123 ")).unwrap().to_string()
+}
+
+/// Code 5113 marks the storage spent by itself (no budget configured): one `download_info`
+/// answered 5113, then nothing asked of the provider until the hourly re-check or a restart.
 #[test]
-fn traffic_exhausted_is_eio_and_logged_once() {
+fn traffic_exhausted_marks_the_storage_spent_until_it_asks_again() {
     if !fuse_tests_enabled() {
         return;
     }
     let sim = Sim::start(false);
     api(&sim).update(|k| k.list_interval_ms = 10);
-    let mount = Mount::start(&personal(&sim, 20));
+    let state = tempfile::tempdir().unwrap();
+    let config = format!("state_dir = \"{}\"\n{}", state.path().display(), personal(&sim, 20));
+    let mount = Mount::start(&config);
     assert_eq!(std::fs::metadata(mount.path("/123/Docs/readme.txt")).unwrap().len(), 100);
     api(&sim).update(|k| k.traffic_exhausted = true);
     assert_eio(read_all(&mount.path("/123/Docs/readme.txt")), "readme");
+    assert_eq!(count(&sim, |c| &c.download_info), 1);
+    let line = stats_line(&mount);
+    assert!(line.contains(" traffic_budget=none traffic_state=exhausted traffic_resets="), "{line}");
+
+    // Spent: neither download endpoint nor the CDN is asked, even once traffic is back.
     assert_eio(read_all(&mount.path("/123/top level file.txt")), "top level file");
-    assert_eq!(mount.log().matches("until the quota resets").count(), 1, "{}", mount.log());
-    // Once traffic is back, reads work again (the storage was never marked down).
     api(&sim).update(|k| k.traffic_exhausted = false);
+    assert_eio(read_all(&mount.path("/123/Docs/readme.txt")), "readme again");
+    assert_eq!((count(&sim, |c| &c.download_info), count(&sim, |c| &c.hops)), (1, 0));
+    assert_eq!(sim.stats().requests, 0);
+    let log = mount.log();
+    let lines: Vec<&str> = log.lines().filter(|l| l.contains("download traffic is spent")).collect();
+    assert_eq!(lines.len(), 1, "{log}");
+    assert!(lines[0].contains("storage /123") && lines[0].contains("5113"), "{}", lines[0]);
+    assert!(lines[0].contains("asking again once an hour"), "{}", lines[0]);
+    assert!(mount.stop().success());
+
+    // A restart keeps the mark, and asks at once: the link handed out clears it.
+    let mount = Mount::start(&config);
+    assert!(stats_line(&mount).contains("traffic_state=exhausted"), "{}", stats_line(&mount));
     assert_eq!(read_all(&mount.path("/123/Docs/readme.txt")).unwrap(), sim.file_bytes("/Docs/readme.txt"));
+    assert!(!stats_line(&mount).contains("traffic_"), "{}", stats_line(&mount));
     assert!(mount.stop().success());
 }
 

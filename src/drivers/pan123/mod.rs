@@ -10,7 +10,9 @@
 //! - Links: `POST /b/api/file/download_info`, then the `params` hop ([`hop`]), shared with
 //!   `123pan_share`. The real link lifetime is unconfirmed (§7; P123 says 24 h), so a link is
 //!   trusted for `link_lifetime_secs` (default 15 min) and the core re-mints it early on a 403.
-//!   Code 5113 (daily traffic exhausted) fails reads with EIO; it is logged once per episode.
+//!   Code 5113 (the account's download traffic is spent) is `Error::TrafficExhausted`: the
+//!   storage's traffic meter (`crate::budget`) marks it spent, logs it once, and holds further
+//!   requests back.
 //! - Quota: `GET /b/api/user/info`, total = `SpacePermanent + SpaceTemp`, used = `SpaceUsed`.
 //! - Writes ([`write`], [`upload`]): folders, rename, move and trash (§2.6), and uploads by
 //!   MD5 through presigned part URLs (§2.7).
@@ -31,7 +33,6 @@ pub mod time;
 pub mod upload;
 pub mod write;
 
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use async_trait::async_trait;
@@ -284,13 +285,12 @@ impl FileRef {
     }
 }
 
-/// Turns a `download_info` answer into a [`Link`]: the hop, the Referer, the lifetime, and the
-/// one log line of an exhausted traffic quota.
+/// Turns a `download_info` answer into a [`Link`]: the hop, the Referer, the lifetime. A 5113
+/// passes through as `Error::TrafficExhausted`, which the storage's meter logs and acts on.
 pub(crate) struct LinkMinter {
     /// Follows no redirects: the hop's 302 is the answer, not something to follow.
     hop_http: reqwest::Client,
     lifetime: Duration,
-    traffic_logged: AtomicBool,
 }
 
 impl LinkMinter {
@@ -308,23 +308,11 @@ impl LinkMinter {
             builder = builder.proxy(proxy);
         }
         let hop_http = builder.build().map_err(|e| options.error("proxy", e.to_string()))?;
-        Ok(LinkMinter { hop_http, lifetime: Duration::from_secs(secs), traffic_logged: AtomicBool::new(false) })
+        Ok(LinkMinter { hop_http, lifetime: Duration::from_secs(secs) })
     }
 
     pub async fn mint(&self, info: Result<DownloadInfo>) -> Result<Link> {
-        let info = match info {
-            Ok(info) => info,
-            Err(err) => {
-                if matches!(err, Error::TrafficExhausted(_)) && !self.traffic_logged.swap(true, Ordering::Relaxed) {
-                    tracing::error!(
-                        "123pan download traffic quota exhausted (code 5113): reads fail with EIO until the quota resets (non-VIP accounts get a small daily quota) or the account is upgraded"
-                    );
-                }
-                return Err(err);
-            }
-        };
-        let (url, referer) = hop::resolve(&self.hop_http, &info.download_url).await?;
-        self.traffic_logged.store(false, Ordering::Relaxed);
+        let (url, referer) = hop::resolve(&self.hop_http, &info?.download_url).await?;
         Ok(Link {
             url,
             headers: vec![("Referer".to_string(), referer)],

@@ -130,7 +130,7 @@ impl Namespace {
         let driver = &s.driver;
         let mint = || {
             StorageStats::add(&s.stats.link_mints, 1);
-            async { s.checked(driver.link(&entry).await) }
+            async { s.minted(driver.link(&entry).await) }
         };
         let link = self.links.get(&key, mint).await?;
         let size = match crate::http::range::probe_size(&s.http, &link).await {
