@@ -48,11 +48,13 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 pub mod driver_options;
+mod notify;
 mod parser;
 #[cfg(test)]
 mod tests;
 mod values;
 
+pub use notify::{NOTIFY_KINDS, NotifyConfig, NotifyTarget};
 use parser::{Parser, toml_type_name};
 use values::parse_digits;
 pub use values::{normalize_storage_path, parse_duration, parse_size, storage_paths_overlap};
@@ -89,6 +91,8 @@ pub struct Config {
     pub fuse: FuseConfig,
     pub cache: CacheConfig,
     pub storages: Vec<StorageConfig>,
+    /// `[[notify]]`: whom to tell which folders changed.
+    pub notify: Vec<NotifyConfig>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -295,9 +299,15 @@ impl Config {
 /// One warning when the config file holds a credential itself and other users may read it.
 fn warn_if_shared(config: &Config) {
     use std::os::unix::fs::PermissionsExt;
-    let Some((table, option)) =
-        config.storages.iter().find_map(|s| s.options.inline_secrets.first().map(|o| (&s.options.table, o)))
-    else {
+    let storage_secret = config
+        .storages
+        .iter()
+        .find_map(|s| s.options.inline_secrets.first().map(|o| (s.options.table.as_str(), o.as_str())));
+    let notify_secret = || {
+        let n = config.notify.iter().find(|n| n.inline_secret)?;
+        Some((n.table.as_str(), if matches!(n.target, NotifyTarget::Plex { .. }) { "token" } else { "api_key" }))
+    };
+    let Some((table, option)) = storage_secret.or_else(notify_secret) else {
         return;
     };
     let Ok(meta) = std::fs::metadata(&config.file) else { return };

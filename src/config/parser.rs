@@ -13,7 +13,9 @@ use super::values::{env_name, expand_env, is_inside, normalize_storage_path, par
 use super::{CacheConfig, Config, ConfigError, FuseConfig, OptionValue, Options, StorageConfig, is_secret};
 use crate::drivers::DRIVERS;
 
-const TOP_KEYS: &[&str] = &["mountpoint", "state_dir", "fuse", "cache", "storage"];
+mod notify;
+
+const TOP_KEYS: &[&str] = &["mountpoint", "state_dir", "fuse", "cache", "storage", "notify"];
 const FUSE_KEYS: &[&str] = &["allow_other", "uid", "gid", "umask"];
 const CACHE_KEYS: &[&str] = &[
     "dir_cache_time",
@@ -73,6 +75,7 @@ impl<'a> Parser<'a> {
             fuse: FuseConfig::default(),
             cache: CacheConfig::default(),
             storages: Vec::new(),
+            notify: Vec::new(),
         };
         let mut storage_key_span = None;
         let mut path_lines = Vec::new();
@@ -87,6 +90,7 @@ impl<'a> Parser<'a> {
                     storage_key_span = Some(k.span());
                     (config.storages, path_lines) = self.storages(v)?;
                 }
+                "notify" => config.notify = self.notifies(v)?,
                 _ => return Err(self.unknown(k, name, "top-level keys", TOP_KEYS)),
             }
         }
