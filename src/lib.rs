@@ -18,6 +18,7 @@ mod fuzz;
 pub mod http;
 pub mod logging;
 pub mod names;
+pub mod notify;
 pub mod offline;
 pub mod openlist;
 pub mod read;

@@ -1,0 +1,135 @@
+//! Library refresh hooks (`[[notify]]`): media servers see no inotify event for a file that
+//! appears in the cloud, so new episodes would wait for a full library scan. The core tells a
+//! [`Notifier`] which folders changed (`crate::fs::FolderChanged`: a re-listing that differs,
+//! a change made through the mount landing); the notifier asks each configured server to scan
+//! just those folders, or runs a command with them.
+//!
+//! - Debounced and batched: a burst of changes (a season copied in, a revalidation sweep) makes
+//!   one request per target, with every distinct folder, once no change came for [`QUIET`] or
+//!   [`MAX_WAIT`] after the first (a steady trickle still gets through). Not a config key: a
+//!   media server needs no finer timing than seconds.
+//! - Paths are rewritten from the mount point to where the server sees the mount
+//!   (`path_prefix`): `/mnt/pan` + `/pikpak/TV` with `/media/pan` gives `/media/pan/pikpak/TV`.
+//! - Never in the way: [`FolderChanged::changed`] only queues the path; each target is served
+//!   by its own task, so a server that is down delays no read and no other target. A failed
+//!   delivery (no connection, a non-2xx answer, [`REQUEST_TIMEOUT`], a command failing) is
+//!   logged and tried again after each of [`RETRY_AFTER`]; after the last the paths are
+//!   dropped with one error line (the next change of those folders is told again). Batches
+//!   that queue up meanwhile are merged into the next attempt.
+//! - Secrets stay out of logs: keys and tokens go in headers, and the URL is logged without
+//!   credentials or query.
+
+mod deliver;
+mod plex;
+#[cfg(test)]
+mod tests;
+mod wire;
+
+use std::collections::BTreeSet;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+
+use crate::config::NotifyConfig;
+use crate::fs::FolderChanged;
+use deliver::Hook;
+
+/// A batch is sent once no change came for this long...
+pub const QUIET: Duration = Duration::from_secs(2);
+/// ...or this long after its first change.
+pub const MAX_WAIT: Duration = Duration::from_secs(10);
+/// One HTTP request's limit (connecting included).
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+/// A `command` hook is killed after this long (a failure).
+pub const COMMAND_TIMEOUT: Duration = Duration::from_secs(60);
+/// Waits before the attempts after a failed one: four attempts in all, over about 2.5 minutes
+/// (a media server restarting is back by then).
+pub const RETRY_AFTER: [Duration; 3] = [Duration::from_secs(5), Duration::from_secs(30), Duration::from_secs(120)];
+
+/// The waits of a notifier (the constants above; tests shorten them).
+#[derive(Debug, Clone, Copy)]
+pub struct Timing {
+    pub quiet: Duration,
+    pub max_wait: Duration,
+    pub request_timeout: Duration,
+    pub command_timeout: Duration,
+    pub retry_after: [Duration; 3],
+}
+
+pub const TIMING: Timing = Timing {
+    quiet: QUIET,
+    max_wait: MAX_WAIT,
+    request_timeout: REQUEST_TIMEOUT,
+    command_timeout: COMMAND_TIMEOUT,
+    retry_after: RETRY_AFTER,
+};
+
+/// Collects changed folders and hands them, batched, to one task per target.
+pub struct Notifier {
+    changed: mpsc::UnboundedSender<String>,
+}
+
+impl FolderChanged for Notifier {
+    fn changed(&self, mount_path: &str) {
+        let _ = self.changed.send(mount_path.to_owned());
+    }
+}
+
+impl Notifier {
+    /// Start the targets of `configs` for a mount at `mountpoint`, on the current runtime.
+    pub fn start(configs: &[NotifyConfig], mountpoint: &Path) -> Arc<Notifier> {
+        Self::with_timing(configs, mountpoint, TIMING)
+    }
+
+    pub fn with_timing(configs: &[NotifyConfig], mountpoint: &Path, timing: Timing) -> Arc<Notifier> {
+        let targets = configs
+            .iter()
+            .map(|config| {
+                let prefix = config.path_prefix.as_deref().unwrap_or(mountpoint).to_string_lossy().into_owned();
+                let (tx, rx) = mpsc::unbounded_channel();
+                tokio::spawn(Hook::new(config.target.clone(), prefix, timing).serve(rx));
+                tx
+            })
+            .collect();
+        let (changed, rx) = mpsc::unbounded_channel();
+        tokio::spawn(batches(rx, targets, timing));
+        Arc::new(Notifier { changed })
+    }
+}
+
+/// Gather changed paths into batches (see the module doc) and hand each to every target.
+async fn batches(
+    mut changed: mpsc::UnboundedReceiver<String>,
+    targets: Vec<mpsc::UnboundedSender<BTreeSet<String>>>,
+    timing: Timing,
+) {
+    while let Some(first) = changed.recv().await {
+        let mut batch = BTreeSet::from([first]);
+        let deadline = Instant::now() + timing.max_wait;
+        loop {
+            let until = (Instant::now() + timing.quiet).min(deadline);
+            match tokio::time::timeout_at(until, changed.recv()).await {
+                Ok(Some(path)) => {
+                    batch.insert(path);
+                }
+                Ok(None) | Err(_) => break,
+            }
+        }
+        for target in &targets {
+            let _ = target.send(batch.clone());
+        }
+    }
+}
+
+/// `mount_path` (a folder's path in the mount) as the server sees it under `prefix`.
+pub fn rewrite(prefix: &str, mount_path: &str) -> String {
+    let prefix = prefix.trim_end_matches('/');
+    match (prefix, mount_path) {
+        ("", "/") => "/".to_owned(),
+        (_, "/") => prefix.to_owned(),
+        _ => format!("{prefix}{mount_path}"),
+    }
+}
