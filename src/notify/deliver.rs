@@ -8,7 +8,7 @@ use tokio::sync::mpsc;
 
 use super::plex::{Plex, base};
 use super::wire::MediaUpdated;
-use super::{Timing, rewrite};
+use super::{Timing, Work, rewrite};
 use crate::config::NotifyTarget;
 
 /// Why a delivery failed, for the log (never holds a secret).
@@ -74,16 +74,30 @@ impl Hook {
         Hook { kind, shown_url, target, prefix, client, timing }
     }
 
-    /// Deliver each batch of mount paths `batches` brings, until it closes.
-    pub async fn serve(mut self, mut batches: mpsc::UnboundedReceiver<BTreeSet<String>>) {
-        while let Some(mut batch) = batches.recv().await {
+    /// Deliver each batch of mount paths `work` brings, until it closes.
+    pub async fn serve(mut self, mut work: mpsc::UnboundedReceiver<Work>) {
+        let mut flushed = Vec::new();
+        while let Some(next) = work.recv().await {
+            let mut batch = match next {
+                Work::Batch(batch) => batch,
+                Work::Flush(done) => {
+                    let _ = done.send(());
+                    continue;
+                }
+            };
             // Batches that queued up while the last one was retried go together.
-            while let Ok(more) = batches.try_recv() {
-                batch.extend(more);
+            while let Ok(more) = work.try_recv() {
+                match more {
+                    Work::Batch(more) => batch.extend(more),
+                    Work::Flush(done) => flushed.push(done),
+                }
             }
             let paths: BTreeSet<String> = batch.iter().map(|p| rewrite(&self.prefix, p)).collect();
             let paths: Vec<String> = paths.into_iter().collect();
             self.deliver(&paths).await;
+            for done in flushed.drain(..) {
+                let _ = done.send(());
+            }
         }
     }
 
@@ -136,7 +150,7 @@ async fn run(argv: &[String], paths: &[String], limit: std::time::Duration) -> R
 }
 
 /// `url` for a log line: without user, password or query.
-fn shown(url: &url::Url) -> String {
+pub(super) fn shown(url: &url::Url) -> String {
     let mut url = url.clone();
     let _ = url.set_username("");
     let _ = url.set_password(None);

@@ -30,7 +30,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 
 use crate::config::NotifyConfig;
@@ -69,12 +69,25 @@ pub const TIMING: Timing = Timing {
 
 /// Collects changed folders and hands them, batched, to one task per target.
 pub struct Notifier {
-    changed: mpsc::UnboundedSender<String>,
+    changed: mpsc::UnboundedSender<Message>,
+}
+
+enum Message {
+    Changed(String),
+    /// Send what is gathered now; answer once every target has delivered it (or given up).
+    Flush(oneshot::Sender<()>),
+}
+
+/// What a target's task is handed.
+enum Work {
+    Batch(BTreeSet<String>),
+    /// Answer once everything handed before is delivered (or given up).
+    Flush(oneshot::Sender<()>),
 }
 
 impl FolderChanged for Notifier {
     fn changed(&self, mount_path: &str) {
-        let _ = self.changed.send(mount_path.to_owned());
+        let _ = self.changed.send(Message::Changed(mount_path.to_owned()));
     }
 }
 
@@ -98,28 +111,61 @@ impl Notifier {
         tokio::spawn(batches(rx, targets, timing));
         Arc::new(Notifier { changed })
     }
+
+    /// Deliver what is gathered without waiting for quiet, and return once every target has
+    /// delivered it or given up (a command that exits soon after, such as `warm`).
+    pub async fn flush(&self) {
+        let (done, delivered) = oneshot::channel();
+        if self.changed.send(Message::Flush(done)).is_ok() {
+            let _ = delivered.await;
+        }
+    }
 }
 
 /// Gather changed paths into batches (see the module doc) and hand each to every target.
 async fn batches(
-    mut changed: mpsc::UnboundedReceiver<String>,
-    targets: Vec<mpsc::UnboundedSender<BTreeSet<String>>>,
+    mut messages: mpsc::UnboundedReceiver<Message>,
+    targets: Vec<mpsc::UnboundedSender<Work>>,
     timing: Timing,
 ) {
-    while let Some(first) = changed.recv().await {
-        let mut batch = BTreeSet::from([first]);
+    while let Some(message) = messages.recv().await {
+        let mut batch = BTreeSet::new();
+        let mut flush = None;
+        match message {
+            Message::Changed(path) => {
+                batch.insert(path);
+            }
+            Message::Flush(done) => flush = Some(done),
+        }
         let deadline = Instant::now() + timing.max_wait;
-        loop {
+        while flush.is_none() {
             let until = (Instant::now() + timing.quiet).min(deadline);
-            match tokio::time::timeout_at(until, changed.recv()).await {
-                Ok(Some(path)) => {
+            match tokio::time::timeout_at(until, messages.recv()).await {
+                Ok(Some(Message::Changed(path))) => {
                     batch.insert(path);
                 }
+                Ok(Some(Message::Flush(done))) => flush = Some(done),
                 Ok(None) | Err(_) => break,
             }
         }
-        for target in &targets {
-            let _ = target.send(batch.clone());
+        if !batch.is_empty() {
+            for target in &targets {
+                let _ = target.send(Work::Batch(batch.clone()));
+            }
+        }
+        if let Some(done) = flush {
+            let delivered: Vec<_> = targets
+                .iter()
+                .map(|target| {
+                    let (tx, rx) = oneshot::channel();
+                    let _ = target.send(Work::Flush(tx));
+                    rx
+                })
+                .collect();
+            tokio::spawn(async move {
+                futures_util::future::join_all(delivered).await;
+                let _ = done.send(());
+            });
         }
     }
 }

@@ -123,7 +123,29 @@ fn a_media_server_that_fails_holds_up_no_read() {
     // The first retry comes 5 s after the failure.
     received(&media, 2, &mount);
     let log = mount.log();
+    assert!(log.contains("telling the media server which folders changed"), "{log}");
     assert!(log.contains("library refresh failed") && log.contains("500"), "{log}");
     assert!(!log.contains(KEY), "the key is in the log:\n{log}");
     assert!(mount.stop().success());
+}
+
+#[test]
+fn warm_tells_the_folders_changed_since_the_store() {
+    let sim = Sim::start(false);
+    let media = sim.rt.block_on(FakeMedia::start(204)).unwrap();
+    let state = tempfile::tempdir().unwrap();
+    let (_dir, path) = common::write_config(&config(&sim, state.path(), &media));
+    let warm = || {
+        let (code, out, err) = common::run(&["warm", path.to_str().unwrap()]);
+        assert_eq!(code, 0, "{}{err}", String::from_utf8_lossy(&out));
+    };
+    warm();
+    assert!(media.received().is_empty(), "a first walk changes nothing: {:#?}", media.received());
+    std::fs::write(sim.data.path().join("Movies/Extras/new.mkv"), b"new\n").unwrap();
+    warm();
+    let got = media.received();
+    assert_eq!(got.len(), 1, "{got:#?}");
+    let told = paths(&got[0]);
+    assert!(told.contains(&"/media/pan/123/Movies/Extras".to_string()), "{told:?}");
+    assert!(told.iter().all(|p| p.starts_with("/media/pan/123")), "{told:?}");
 }

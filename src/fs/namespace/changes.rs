@@ -76,14 +76,20 @@ impl Namespace {
         }
     }
 
-    /// Remember the paths of the subfolders of `dir_id` (whose path is known), while someone
-    /// listens.
+    /// Remember the paths of the subfolders of `dir_id` (when its own path is known), while
+    /// someone listens.
     pub(super) fn learn_paths(&self, storage: usize, dir_id: &str, listing: &Listing) {
         if self.changes.listener.get().is_none() {
             return;
         }
+        let key = (storage, dir_id.to_string());
+        let learned = self.changes.paths.lock().unwrap().get(&key).cloned();
+        let parent = learned.or_else(|| {
+            let inodes = self.inodes.lock().unwrap();
+            inodes.folders(storage, dir_id).first().map(|&ino| inodes.path(ino))
+        });
+        let Some(parent) = parent else { return };
         let mut paths = self.changes.paths.lock().unwrap();
-        let Some(parent) = paths.get(&(storage, dir_id.to_string())).cloned() else { return };
         for (name, entry) in listing.iter_shown().filter(|(_, e)| e.is_dir) {
             paths.insert((storage, entry.id.to_string()), join(&parent, name));
         }
