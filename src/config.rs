@@ -40,6 +40,17 @@
 //! | `dir` | none | turns the disk cache on: file blocks are kept here across restarts; so are folder listings (`meta/`, else in `state_dir`) |
 //! | `max_size` | `"10G"` | the disk cache's size limit (`"500M"`, `"20G"`, bytes) |
 //!
+//! `[[notify]]` (optional, repeatable; see `crate::notify`):
+//!
+//! | key | default | meaning |
+//! |---|---|---|
+//! | `kind` | required | `jellyfin`, `emby`, `plex` or `command` |
+//! | `url` | required but for `command` | the server's http(s) URL |
+//! | `api_key` / `api_key_file` | required for `jellyfin`, `emby` | a secret: `${ENV}` or a file as above |
+//! | `token` / `token_file` | required for `plex` | a secret: `${ENV}` or a file as above |
+//! | `command` | required for `command` | an array of strings, the program first |
+//! | `path_prefix` | the mount point | where the media server sees the mount point |
+//!
 //! Durations are whole seconds (`90`) or a string of number+unit groups: `"500ms"`, `"90s"`,
 //! `"5m"`, `"1h30m"`, `"1d"`.
 
