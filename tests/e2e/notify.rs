@@ -93,10 +93,17 @@ fn a_file_appearing_on_the_provider_is_told_to_jellyfin_once() {
     // The storage's root may be told too (the folder's time changed in it), nothing else.
     assert!(told.iter().all(|p| p == "/media/pan/123/Docs" || p == "/media/pan/123"), "{told:?}");
 
-    // A change made through the mount is told once it is on the provider.
-    std::fs::create_dir(mount.path("/123/Docs/Season 1")).unwrap();
+    // SIGHUP drops the cached listings; the next one is still compared with the last known.
+    std::fs::write(sim.data.path().join("Docs/after hup.txt"), b"new\n").unwrap();
+    assert_eq!(unsafe { libc::kill(mount.pid() as i32, libc::SIGHUP) }, 0);
+    relist_until_shown(&mount, "/123/Docs", "after hup.txt");
     let got = received(&media, 2, &mount);
     assert!(paths(&got[1]).contains(&"/media/pan/123/Docs".to_string()), "{:?}", paths(&got[1]));
+
+    // A change made through the mount is told once it is on the provider.
+    std::fs::create_dir(mount.path("/123/Docs/Season 1")).unwrap();
+    let got = received(&media, 3, &mount);
+    assert!(paths(&got[2]).contains(&"/media/pan/123/Docs".to_string()), "{:?}", paths(&got[2]));
     assert!(!mount.log().contains(KEY), "the key is in the log");
     assert!(mount.stop().success());
 }

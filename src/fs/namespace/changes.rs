@@ -3,7 +3,8 @@
 //! them to rescan the folders named here.
 //!
 //! A folder changed when a listing fetched from the driver differs from the last one known for
-//! it (in memory or restored from the store; a first listing is no change), which covers the
+//! it (in memory, else in the store, where SIGHUP and memory's bound do not reach; a first
+//! listing is no change), which covers the
 //! foreground re-listings after `dir_cache_time`, the background revalidation and `warm` walks,
 //! and when a change made through the mount lands on the provider (`Namespace::patch`: created,
 //! uploaded, renamed, removed). The trait keeps the listeners (HTTP, processes) out of the core.

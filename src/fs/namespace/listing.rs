@@ -95,7 +95,7 @@ impl Namespace {
         // Unchanged: the listing already held is kept, so the inodes pointing into it
         // (`inode::RemoteEntry`) do not keep a second copy of the folder alive.
         let key = (storage, dir.id.clone());
-        let last = self.meta.last_dir(&key).or_else(|| Some(self.store.as_ref()?.restored(storage, &dir.id)?.entries));
+        let last = self.meta.last_dir(&key).or_else(|| self.store.as_ref()?.last(storage, &dir.id));
         let changed = last.as_ref().is_some_and(|last| super::changes::differs(last, &entries));
         let entries = match last {
             Some(last) if last.holds(&entries) => last,
