@@ -29,10 +29,6 @@ use crate::notify::Notifier;
 
 const PLAIN_EVERY: Duration = Duration::from_secs(5);
 const TTY_EVERY: Duration = Duration::from_millis(200);
-/// How long warm waits at its end for the hooks to deliver the changed folders: a first try
-/// and a retry (`crate::notify`). A media server that is down (started after the mount, as it
-/// should) costs a warm run no more.
-const NOTIFY_LIMIT: Duration = Duration::from_secs(15);
 
 pub async fn run(config: &Config, path: Option<&str>) -> Result<(), AppError> {
     if crate::app::store_dir(config).is_none() {
@@ -69,9 +65,7 @@ pub async fn run(config: &Config, path: Option<&str>) -> Result<(), AppError> {
     }
     fs.flush().await;
     if let Some(notifier) = notifier {
-        if tokio::time::timeout(NOTIFY_LIMIT, notifier.flush()).await.is_err() {
-            tracing::warn!("the media servers did not take the changed folders within {NOTIFY_LIMIT:?}; not told");
-        }
+        notifier.finish().await;
     }
     let calls: u64 = fs.storages().iter().map(|s| s.stats.listings.load(Ordering::Relaxed)).sum();
     println!(

@@ -15,7 +15,8 @@
 //!   delivery (no connection, a non-2xx answer, [`REQUEST_TIMEOUT`], a command failing) is
 //!   logged and tried again after each of [`RETRY_AFTER`]; after the last the paths are
 //!   dropped with one error line (the next change of those folders is told again). Batches
-//!   that queue up meanwhile are merged into the next attempt.
+//!   that queue up meanwhile are merged into the next attempt. A process about to exit (an
+//!   unmount, `warm`) sends what it gathered at once and waits at most [`FINISH_LIMIT`].
 //! - Secrets stay out of logs: keys and tokens go in headers, and the URL is logged without
 //!   credentials or query.
 
@@ -48,6 +49,11 @@ pub const COMMAND_TIMEOUT: Duration = Duration::from_secs(60);
 /// Waits before the attempts after a failed one: four attempts in all, over about 2.5 minutes
 /// (a media server restarting is back by then).
 pub const RETRY_AFTER: [Duration; 3] = [Duration::from_secs(5), Duration::from_secs(30), Duration::from_secs(120)];
+
+/// How long a process about to exit waits for the hooks: enough for a server that is up, and
+/// a stop is not held up by one that is not (a media server started after the mount, as it
+/// should be, is down during an `ExecStartPre=` warm).
+pub const FINISH_LIMIT: Duration = Duration::from_secs(5);
 
 /// The waits of a notifier (the constants above; tests shorten them).
 #[derive(Debug, Clone, Copy)]
@@ -113,11 +119,19 @@ impl Notifier {
     }
 
     /// Deliver what is gathered without waiting for quiet, and return once every target has
-    /// delivered it or given up (a command that exits soon after, such as `warm`).
+    /// delivered it or given up.
     pub async fn flush(&self) {
         let (done, delivered) = oneshot::channel();
         if self.changed.send(Message::Flush(done)).is_ok() {
             let _ = delivered.await;
+        }
+    }
+
+    /// [`Self::flush`] before the process exits (`warm`, an unmount), for at most
+    /// [`FINISH_LIMIT`]: a server that is down must not hold up a stop.
+    pub async fn finish(&self) {
+        if tokio::time::timeout(FINISH_LIMIT, self.flush()).await.is_err() {
+            tracing::warn!("the media servers did not take the changed folders within {FINISH_LIMIT:?}; not told");
         }
     }
 }
