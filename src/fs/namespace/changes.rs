@@ -34,11 +34,9 @@ pub(super) struct Changes {
     paths: Mutex<HashMap<DirKey, String>>,
 }
 
-/// Whether `new` holds other entries than `old` (the order does not matter).
+/// Whether `new` holds other entries than `old` (the order does not matter; the caller has
+/// seen they are not the same in the same order).
 pub(super) fn differs(old: &Listing, new: &[Entry]) -> bool {
-    if old.holds(new) {
-        return false;
-    }
     let by_id: HashMap<&str, EntryRef<'_>> = old.iter().map(|e| (e.id, e)).collect();
     old.len() != new.len() || new.iter().any(|e| by_id.get(e.id.as_str()) != Some(&e.view()))
 }

@@ -96,10 +96,12 @@ impl Namespace {
         // (`inode::RemoteEntry`) do not keep a second copy of the folder alive.
         let key = (storage, dir.id.clone());
         let last = self.meta.last_dir(&key).or_else(|| self.store.as_ref()?.last(storage, &dir.id));
-        let changed = last.as_ref().is_some_and(|last| super::changes::differs(last, &entries));
-        let entries = match last {
-            Some(last) if last.holds(&entries) => last,
-            _ => Arc::new(Listing::new(entries)),
+        let (entries, changed) = match last {
+            Some(last) if last.holds(&entries) => (last, false),
+            last => {
+                let changed = last.is_some_and(|last| super::changes::differs(&last, &entries));
+                (Arc::new(Listing::new(entries)), changed)
+            }
         };
         self.meta.put_dir(key, entries.clone());
         if let Some(store) = &self.store {
