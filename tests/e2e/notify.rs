@@ -159,3 +159,23 @@ fn warm_tells_the_folders_changed_since_the_store() {
     assert!(told.contains(&"/media/pan/123/Movies/Extras".to_string()), "{told:?}");
     assert!(told.iter().all(|p| p.starts_with("/media/pan/123")), "{told:?}");
 }
+
+/// The background revalidation after a restart lists folders the kernel never looked up: their
+/// paths come from the stored tree.
+#[test]
+fn a_change_found_by_the_revalidation_after_a_restart_is_told() {
+    if !fuse_tests_enabled() {
+        return;
+    }
+    let (sim, media, state, mount) = start(204);
+    common::walk(&mount.path("/123"));
+    assert!(mount.stop().success());
+    std::fs::write(sim.data.path().join("Movies/Extras/Deleted Scenes/scene 02.mp4"), b"new\n").unwrap();
+    // Every stored listing is past `dir_cache_time` at the restart.
+    std::thread::sleep(Duration::from_millis(1500));
+    let mount = Mount::start(&config(&sim, state.path(), &media));
+    let got = received(&media, 1, &mount);
+    let told = paths(&got[0]);
+    assert!(told.contains(&"/media/pan/123/Movies/Extras/Deleted Scenes".to_string()), "{told:?}\n{}", mount.log());
+    assert!(mount.stop().success());
+}
