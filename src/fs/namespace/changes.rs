@@ -3,11 +3,11 @@
 //! them to rescan the folders named here.
 //!
 //! A folder changed when a listing fetched from the driver differs from the last one known for
-//! it (in memory, else in the store, where SIGHUP and memory's bound do not reach; a first
-//! listing is no change), which covers the
-//! foreground re-listings after `dir_cache_time`, the background revalidation and `warm` walks,
-//! and when a change made through the mount lands on the provider (`Namespace::patch`: created,
-//! uploaded, renamed, removed). The trait keeps the listeners (HTTP, processes) out of the core.
+//! it (in memory, else in the store, which SIGHUP and memory's bound do not empty; a first
+//! listing is no change): that covers the foreground re-listings after `dir_cache_time`, the
+//! background revalidation and `warm` walks. It also changed when a change made through the
+//! mount lands on the provider (`Namespace::patch`: created, uploaded, renamed, removed). The
+//! trait keeps the listeners (HTTP, processes) out of the core.
 //!
 //! A folder is named by its path in the mount. The inode table knows the paths the kernel has
 //! looked up; the folders a background sweep or a walk lists were never looked up, so while
