@@ -22,7 +22,7 @@
 
 mod deliver;
 mod plex;
-#[cfg(test)]
+#[cfg(all(test, feature = "sim"))]
 mod tests;
 mod wire;
 
