@@ -151,6 +151,13 @@ pub fn mount(rt: &tokio::runtime::Runtime, mut config: Config, mountpoint: Optio
 /// Log in, mount, and wait for a signal. Shared by `mount` and `demo`.
 pub fn serve(rt: &tokio::runtime::Runtime, fs: Arc<Fs>, mountpoint: &Path, config: &Config) -> Result<(), AppError> {
     crate::service::status("logging in");
+    // Before the background sweep starts: it learns the paths of the folders it revalidates.
+    let notifier = (!config.notify.is_empty()).then(|| {
+        let _runtime = rt.enter();
+        let notifier = crate::notify::Notifier::start(&config.notify, mountpoint);
+        fs.set_folder_changed(notifier.clone());
+        notifier
+    });
     // Stored listings are served from now on (revalidated in the background when stale).
     rt.block_on(async { fs.start_background() });
     let results = rt.block_on(fs.login_all());
@@ -189,6 +196,9 @@ pub fn serve(rt: &tokio::runtime::Runtime, fs: Arc<Fs>, mountpoint: &Path, confi
     }
     let unmounted = mounted.unmount().map_err(|e| AppError::Failed(format!("unmount {}: {e}", mountpoint.display())));
     rt.block_on(fs.flush());
+    if let Some(notifier) = notifier {
+        rt.block_on(notifier.finish());
+    }
     unmounted
 }
 

@@ -48,6 +48,17 @@
 //!
 //! Sizes are bytes (`1048576`) or a number with a binary unit: `"500M"`, `"10GiB"`, `"512K"`.
 //!
+//! `[[notify]]` (optional, repeatable; see `crate::notify`):
+//!
+//! | key | default | meaning |
+//! |---|---|---|
+//! | `kind` | required | `jellyfin`, `emby`, `plex` or `command` |
+//! | `url` | required but for `command` | the server's http(s) URL |
+//! | `api_key` / `api_key_file` | required for `jellyfin`, `emby` | a secret: `${ENV}` or a file as above |
+//! | `token` / `token_file` | required for `plex` | a secret: `${ENV}` or a file as above |
+//! | `command` | required for `command` | an array of strings, the program first |
+//! | `path_prefix` | the mount point | where the media server sees the mount point |
+//!
 //! Durations are whole seconds (`90`) or a string of number+unit groups: `"500ms"`, `"90s"`,
 //! `"5m"`, `"1h30m"`, `"1d"`.
 
@@ -56,11 +67,13 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 pub mod driver_options;
+mod notify;
 mod parser;
 #[cfg(test)]
 mod tests;
 mod values;
 
+pub use notify::{NOTIFY_KINDS, NotifyConfig, NotifyTarget};
 use parser::{Parser, toml_type_name};
 use values::parse_digits;
 pub use values::{format_size, normalize_storage_path, parse_duration, parse_size, storage_paths_overlap};
@@ -97,6 +110,8 @@ pub struct Config {
     pub fuse: FuseConfig,
     pub cache: CacheConfig,
     pub storages: Vec<StorageConfig>,
+    /// `[[notify]]`: whom to tell which folders changed.
+    pub notify: Vec<NotifyConfig>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -326,9 +341,15 @@ impl Config {
 /// One warning when the config file holds a credential itself and other users may read it.
 fn warn_if_shared(config: &Config) {
     use std::os::unix::fs::PermissionsExt;
-    let Some((table, option)) =
-        config.storages.iter().find_map(|s| s.options.inline_secrets.first().map(|o| (&s.options.table, o)))
-    else {
+    let storage_secret = config
+        .storages
+        .iter()
+        .find_map(|s| s.options.inline_secrets.first().map(|o| (s.options.table.as_str(), o.as_str())));
+    let notify_secret = || {
+        let n = config.notify.iter().find(|n| n.inline_secret)?;
+        Some((n.table.as_str(), if matches!(n.target, NotifyTarget::Plex { .. }) { "token" } else { "api_key" }))
+    };
+    let Some((table, option)) = storage_secret.or_else(notify_secret) else {
         return;
     };
     let Ok(meta) = std::fs::metadata(&config.file) else { return };

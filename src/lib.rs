@@ -2,6 +2,8 @@
 //!
 //! Layers, one direction of dependency (DESIGN.md): `cli`/`app` -> `fuse` (the only code that
 //! knows fuser) -> `fs` (inodes, handles) -> `cache` and `read` -> `drivers` -> `http`.
+//! `notify` (library refresh hooks) is told by `fs` through a trait (`fs::FolderChanged`), as
+//! `fuse` is for kernel invalidations: the core knows neither.
 
 pub mod app;
 pub mod budget;
@@ -19,6 +21,7 @@ mod fuzz;
 pub mod http;
 pub mod logging;
 pub mod names;
+pub mod notify;
 pub mod offline;
 pub mod openlist;
 pub mod read;

@@ -8,10 +8,15 @@
 //! Exit 0 when every storage was walked, 1 naming the storages that failed, 2 for a config
 //! without a place to keep listings.
 //!
+//! Folders whose listing changed since the store's are told to the `[[notify]]` hooks, as a
+//! mount would (see [`notifier`]).
+//!
 //! Warm primes the store before a mount starts: a mount that is running keeps its own copy of
 //! the store in memory and writes it back, so what warm wrote meanwhile would be replaced.
 
 use std::io::{IsTerminal, Write};
+use std::path::Path;
+use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
@@ -20,6 +25,7 @@ use futures_util::future::join_all;
 use crate::app::{AppError, build_fs};
 use crate::config::{Config, ConfigError};
 use crate::fs::WalkCount;
+use crate::notify::Notifier;
 
 const PLAIN_EVERY: Duration = Duration::from_secs(5);
 const TTY_EVERY: Duration = Duration::from_millis(200);
@@ -34,6 +40,7 @@ pub async fn run(config: &Config, path: Option<&str>) -> Result<(), AppError> {
         }));
     }
     let fs = build_fs(config)?;
+    let notifier = notifier(config, &fs);
     let path = path.unwrap_or("/");
     let starts = fs.walk_starts(path).await.map_err(|e| AppError::Failed(format!("{path}: {e}")))?;
     let started = Instant::now();
@@ -57,6 +64,9 @@ pub async fn run(config: &Config, path: Option<&str>) -> Result<(), AppError> {
         eprintln!();
     }
     fs.flush().await;
+    if let Some(notifier) = notifier {
+        notifier.finish().await;
+    }
     let calls: u64 = fs.storages().iter().map(|s| s.stats.listings.load(Ordering::Relaxed)).sum();
     println!(
         "warmed {} folders, {} entries: {calls} listing calls in {:.1} s",
@@ -66,6 +76,22 @@ pub async fn run(config: &Config, path: Option<&str>) -> Result<(), AppError> {
     );
     let failed: Vec<String> = results.into_iter().filter_map(Result::err).map(|e| e.to_string()).collect();
     if failed.is_empty() { Ok(()) } else { Err(AppError::Failed(failed.join("; "))) }
+}
+
+/// The `[[notify]]` hooks told of the folders a walk finds changed. A hook needs to know where
+/// the mount is seen: its `path_prefix`, else the config's `mountpoint` (warm has no mount).
+fn notifier(config: &Config, fs: &crate::fs::Fs) -> Option<Arc<Notifier>> {
+    let (hooks, unplaced): (Vec<_>, Vec<_>) =
+        config.notify.iter().cloned().partition(|n| n.path_prefix.is_some() || config.mountpoint.is_some());
+    for hook in unplaced {
+        tracing::warn!("{}: no path_prefix and no mountpoint in the config; warm does not tell it", hook.table);
+    }
+    if hooks.is_empty() {
+        return None;
+    }
+    let notifier = Notifier::start(&hooks, config.mountpoint.as_deref().unwrap_or(Path::new("/")));
+    fs.set_folder_changed(notifier.clone());
+    Some(notifier)
 }
 
 /// Report `count` on stderr until dropped.

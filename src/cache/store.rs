@@ -173,6 +173,13 @@ impl MetaStore {
         state.dirs.get(id).filter(|s| s.restored).cloned()
     }
 
+    /// The latest listing of a folder held, restored or fetched in this run (SIGHUP drops
+    /// neither from here): what a new listing is compared with to tell a change.
+    pub fn last(&self, storage: usize, id: &str) -> Option<Arc<Listing>> {
+        let state = self.files.get(storage)?.state.lock().unwrap();
+        state.dirs.get(id).map(|s| s.entries.clone())
+    }
+
     /// Record a listing fetched now.
     pub fn put(&self, storage: usize, id: &str, entries: Arc<Listing>) {
         let Some(file) = self.files.get(storage) else { return };

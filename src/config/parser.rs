@@ -15,7 +15,9 @@ use super::{
 };
 use crate::drivers::DRIVERS;
 
-const TOP_KEYS: &[&str] = &["mountpoint", "state_dir", "fuse", "cache", "storage"];
+mod notify;
+
+const TOP_KEYS: &[&str] = &["mountpoint", "state_dir", "fuse", "cache", "storage", "notify"];
 const FUSE_KEYS: &[&str] = &["allow_other", "uid", "gid", "umask"];
 const CACHE_KEYS: &[&str] = &[
     "dir_cache_time",
@@ -78,6 +80,7 @@ impl<'a> Parser<'a> {
             fuse: FuseConfig::default(),
             cache: CacheConfig::default(),
             storages: Vec::new(),
+            notify: Vec::new(),
         };
         let mut storage_key_span = None;
         let mut lines = Vec::new();
@@ -92,6 +95,7 @@ impl<'a> Parser<'a> {
                     storage_key_span = Some(k.span());
                     (config.storages, lines) = self.storages(v)?;
                 }
+                "notify" => config.notify = self.notifies(v)?,
                 _ => return Err(self.unknown(k, name, "top-level keys", TOP_KEYS)),
             }
         }

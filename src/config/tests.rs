@@ -4,6 +4,7 @@
 use super::*;
 
 mod fuzz;
+mod notify;
 mod secrets;
 mod traffic;
 
@@ -128,7 +129,7 @@ fn unknown_keys() {
         &e,
         Some("mount_point"),
         Some(2),
-        "unknown key `mount_point`; valid top-level keys: mountpoint, state_dir, fuse, cache, storage",
+        "unknown key `mount_point`; valid top-level keys: mountpoint, state_dir, fuse, cache, storage, notify",
     );
     let e = err(&format!("[fuse]\nalow_other = true\n{}", link_storage("/a")));
     assert_err(&e, Some("fuse.alow_other"), Some(2), "valid keys in [fuse]: allow_other, uid, gid, umask");

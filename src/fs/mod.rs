@@ -27,6 +27,7 @@ use crate::read::window::WindowConfig;
 use crate::stats::STATS_FILE;
 pub use crate::storage::Storage;
 pub use attr::{Attr, Owner};
+pub use namespace::FolderChanged;
 use namespace::inode::{ROOT, STATS};
 pub use namespace::revalidate::Invalidate;
 pub use namespace::warm::WalkCount;
@@ -264,6 +265,11 @@ impl Fs {
     /// Where to send kernel invalidations (set once the FUSE session exists).
     pub fn set_invalidator(&self, invalidate: Arc<dyn Invalidate>) {
         self.namespace.set_invalidator(invalidate);
+    }
+
+    /// Whom to tell which folders changed on the provider (see [`FolderChanged`]).
+    pub fn set_folder_changed(&self, listener: Arc<dyn FolderChanged>) {
+        self.namespace.set_folder_changed(listener);
     }
 
     /// The telemetry report: a line per storage, and the block cache's use of its budget.

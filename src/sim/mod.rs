@@ -8,7 +8,8 @@
 //!
 //! Files: `cdn` (the file server), `auth_key` (123pan direct-link signature check), `range`
 //! (`Range` parsing, HTTP dates), `knobs` (fault knobs, counters), `sample` (sample tree, link
-//! tree text), `conn` (connections a fault can cut), `gcid` (PikPak's content hash), `s3` (an S3-compatible store for rclone).
+//! tree text), `conn` (connections a fault can cut), `gcid` (PikPak's content hash), `s3` (an S3-compatible store for rclone), `media` (a fake
+//! media server for the library refresh hooks).
 //!
 //! Routes:
 //! - `GET`/`HEAD /cdn/{path}`: the files (see [`cdn`]).
@@ -34,6 +35,7 @@ pub mod cdn;
 pub mod conn;
 pub mod gcid;
 pub mod knobs;
+pub mod media;
 pub mod pan123;
 pub mod pikpak;
 pub mod range;

@@ -19,6 +19,7 @@ mod hostile;
 mod mount_link;
 mod mount_pan123;
 mod mount_pikpak;
+mod notify;
 mod secrets;
 mod service;
 mod warm_restart;

@@ -228,8 +228,8 @@ impl InodeTable {
         self.by_name.find(self.hash(parent, name), named).copied()
     }
 
-    /// The inodes of the folder `id` of `storage` (a scan: used only when a background listing
-    /// found a change to tell the kernel about).
+    /// The inodes of the folder `id` of `storage` (a scan: used only when a listing changed, to
+    /// tell the kernel and `super::changes`, and to place a folder whose path is not known).
     pub fn folders(&self, storage: usize, id: &str) -> Vec<u64> {
         let named = |n: &Node| matches!(&n.kind, Kind::Remote { storage: s, entry } if *s == storage && entry.view().is_dir && entry.view().id == id);
         self.nodes.iter().filter(|(_, n)| named(n)).map(|(&ino, _)| ino).collect()

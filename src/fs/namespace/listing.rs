@@ -82,8 +82,9 @@ impl Namespace {
         Some((stored.entries, MIN_TTL))
     }
 
-    /// List `dir` through the driver now, and remember the listing (cache and store). The
-    /// caller holds the folder's listing lock.
+    /// List `dir` through the driver now, and remember the listing (cache and store); a
+    /// listing other than the last one known is a change (`super::changes`). The caller holds
+    /// the folder's listing lock.
     pub(super) async fn fetch(&self, storage: usize, dir: &Entry) -> Result<Arc<Listing>> {
         let s = &self.storages[storage];
         s.ensure_up().await?;
@@ -94,14 +95,21 @@ impl Namespace {
         // Unchanged: the listing already held is kept, so the inodes pointing into it
         // (`inode::RemoteEntry`) do not keep a second copy of the folder alive.
         let key = (storage, dir.id.clone());
-        let last = self.meta.last_dir(&key).or_else(|| Some(self.store.as_ref()?.restored(storage, &dir.id)?.entries));
-        let entries = match last {
-            Some(last) if last.holds(&entries) => last,
-            _ => Arc::new(Listing::new(entries)),
+        let last = self.meta.last_dir(&key).or_else(|| self.store.as_ref()?.last(storage, &dir.id));
+        let (entries, changed) = match last {
+            Some(last) if last.holds(&entries) => (last, false),
+            last => {
+                let changed = last.is_some_and(|last| super::changes::differs(&last, &entries));
+                (Arc::new(Listing::new(entries)), changed)
+            }
         };
         self.meta.put_dir(key, entries.clone());
         if let Some(store) = &self.store {
             store.put(storage, &dir.id, entries.clone());
+        }
+        self.learn_paths(storage, &dir.id, &entries);
+        if changed {
+            self.folder_changed(storage, &dir.id);
         }
         Ok(entries)
     }

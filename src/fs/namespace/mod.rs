@@ -8,6 +8,7 @@
 //! is explicit: an `open` gets an entry with its size ([`Openable`]), and size probes get the
 //! link cache they share with the readers at construction.
 
+mod changes;
 mod dir;
 pub mod inode;
 mod listing;
@@ -29,6 +30,7 @@ use crate::cache::store::MetaStore;
 use crate::cache::{FileKey, KeyedLock};
 use crate::drivers::{Entry, EntryRef};
 use crate::error::{Error, Result};
+pub use changes::FolderChanged;
 pub use dir::{DirSlot, DirSnapshot};
 use inode::{InodeTable, Kind, ROOT, RemoteEntry};
 pub use mutate::Folder;
@@ -61,6 +63,8 @@ pub struct Namespace {
     /// Per folder inode, the digest of the listing the kernel last opened (see `opendir`).
     dir_digests: Mutex<HashMap<u64, u64>>,
     background: revalidate::Background,
+    /// Who is told which folders changed (`changes`).
+    changes: changes::Changes,
     owner: Owner,
     store: Option<Arc<MetaStore>>,
     /// Shown as the time of what has none (virtual folders, links without a time), not 1970.
@@ -87,6 +91,7 @@ impl Namespace {
             links,
             dir_digests: Mutex::default(),
             background: revalidate::Background::default(),
+            changes: changes::Changes::default(),
             owner: config.owner,
             store: config.store.clone(),
             started: SystemTime::now(),

@@ -96,8 +96,9 @@ impl Namespace {
     }
 
     /// Change the cached listing of `dir_id` (when there is one) as the provider just did,
-    /// instead of listing it again.
+    /// instead of listing it again; the folder changed (`super::changes`).
     pub fn patch(&self, storage: usize, dir_id: &str, change: impl FnOnce(&mut Vec<Entry>)) {
+        self.folder_changed(storage, dir_id);
         let key = (storage, dir_id.to_string());
         let Some(old) = self.meta.last_dir(&key) else { return };
         let mut entries = old.to_vec();

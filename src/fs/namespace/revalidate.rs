@@ -163,6 +163,7 @@ impl Namespace {
                 if !seen.insert(dir.id.clone()) {
                     continue;
                 }
+                self.learn_paths(i, &dir.id, entries);
                 next.extend(entries.iter().filter(|e| e.is_dir).map(|e| e.to_entry()));
                 self.background.enqueue(i, &dir, false);
             }
