@@ -230,6 +230,23 @@ mod tests {
     }
 
     #[test]
+    fn a_provider_copy_is_recorded_by_its_source_and_older_records_still_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let journal = Journal::open(dir.path()).unwrap();
+        let mut copy = record("c", 30);
+        let entry = crate::drivers::Entry { version: "ABC".into(), ..crate::drivers::Entry::root_folder("F1") };
+        let hash = crate::drivers::ContentHash { kind: crate::drivers::HashKind::Gcid, value: "ABC".into() };
+        copy.copied_from = Some(CopiedFrom { hash, storage: "/pikshare".into(), entry });
+        journal.put(&copy).unwrap();
+        assert_eq!(journal.records(), vec![copy.clone()]);
+        // A record written before `copied_from` existed has none.
+        let mut old = serde_json::to_value(record("d", 40)).unwrap();
+        old.as_object_mut().unwrap().remove("copied_from");
+        std::fs::write(dir.path().join("d.json"), old.to_string()).unwrap();
+        assert_eq!(journal.records(), vec![copy, record("d", 40)]);
+    }
+
+    #[test]
     fn a_running_upload_is_seen_only_while_its_process_lives() {
         let dir = tempfile::tempdir().unwrap();
         let journal = Journal::open(dir.path()).unwrap();
