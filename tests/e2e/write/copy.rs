@@ -204,3 +204,31 @@ fn copy_file_range(src: &std::fs::File, off_in: usize, dst: &std::fs::File, off_
     assert!(n >= 0, "copy_file_range: {}", std::io::Error::last_os_error());
     n as usize
 }
+
+#[test]
+fn a_provider_copy_closed_and_killed_is_made_again_at_the_next_start() {
+    if !fuse_tests_enabled() {
+        return;
+    }
+    let (sim, bytes) = sim_with_big(3 << 20);
+    let state = tempfile::tempdir().unwrap();
+    let text = config(&sim, state.path());
+    let mut mount = Mount::start(&text);
+    let before = traffic(&sim);
+    let src = std::fs::File::open(mount.path("/123share/big.mkv")).unwrap();
+    let dst = std::fs::File::create(mount.path("/123pan/killed.mkv")).unwrap();
+    // A second writer keeps the file pending after the first one's close, which records it.
+    let other = std::fs::OpenOptions::new().write(true).open(mount.path("/123pan/killed.mkv")).unwrap();
+    assert_eq!(copy_file_range(&src, 0, &dst, 0, bytes.len()), bytes.len());
+    drop(dst);
+    mount.stop_with(libc::SIGKILL);
+    drop((src, other));
+    // The journal says what the copy was: the next start makes it again by its hash (the first
+    // copy, made before the kill, is replaced and goes to the trash), and still moves no byte.
+    let mount = Mount::start(&text);
+    Drive::Pan123.wait_stored(&sim, &mount, "/killed.mkv", &bytes);
+    assert!(mount.log().contains("resuming uploads"), "{}", mount.log());
+    Drive::Pan123.wait_trashed(&sim, &mount, "/killed.mkv");
+    assert_eq!(traffic(&sim), before, "{}", mount.log());
+    assert!(mount.stop().success());
+}
