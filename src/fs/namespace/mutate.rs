@@ -83,11 +83,21 @@ impl Namespace {
         Ok(!self.list(storage, dir).await?.0.is_empty())
     }
 
-    /// Show `upload` in `folder` under its record's name.
+    /// Show `upload` in `folder` under its record's name. An inode the kernel holds for that
+    /// name shows it at once: the kernel opens a name it looked up before without asking
+    /// again, and must not open the provider's older file (its blocks just fetched to stage a
+    /// rewrite) while the new one is pending.
     pub fn show_pending(&self, folder: &Folder, shown: &str, upload: &Arc<Upload>) {
         let key = (folder.storage, folder.entry.id.clone());
         self.meta.forget_negative(&key, shown);
         self.overlay.add(key, upload.clone());
+        let kind = Kind::Remote { storage: folder.storage, entry: RemoteEntry::own(shown, upload.entry()) };
+        let mut inodes = self.inodes.lock().unwrap();
+        for parent in inodes.folders(folder.storage, &folder.entry.id) {
+            if inodes.child(parent, shown).is_some() {
+                inodes.upsert(parent, shown, kind.clone());
+            }
+        }
     }
 
     /// Stop showing `upload` under the name `name` (the provider's) in the folder `dir_id`.

@@ -38,6 +38,7 @@ macro_rules! conformance_suite {
             fsync_returns_after_the_upload_and_enospc_creates_nothing,
             fsync_sends_what_was_written_even_after_another_close_and_later_writes_follow,
             a_4k_write_in_the_middle_of_an_existing_file_and_times_kept,
+            a_file_rewritten_in_place_reads_its_new_bytes_while_its_upload_is_pending,
             rsync_a_twice_transfers_nothing_the_second_time,
             an_upload_that_fails_for_good_is_eio_at_fsync_kept_and_listed,
         );
@@ -295,6 +296,34 @@ pub fn fsync_sends_what_was_written_even_after_another_close_and_later_writes_fo
     assert_eq!(trashed, 2, "the copies the fsyncs sent are replaced, not left beside it");
     assert!(drive.stored(&sim, "/open(1).bin").is_none_or(|n| !n.live));
     assert_eq!(read_all(&drive.at(&mount, "/open.bin")).unwrap(), all);
+    assert!(mount.stop().success());
+}
+
+/// The kernel opens a name it has looked up before without asking again: the inode must show
+/// the pending file from the moment it exists, not the provider's older file (whose blocks
+/// may well be cached, having just been fetched to stage the rewrite).
+pub fn a_file_rewritten_in_place_reads_its_new_bytes_while_its_upload_is_pending(drive: Drive) {
+    let sim = drive.sim();
+    let state = tempfile::tempdir().unwrap();
+    let mount = Mount::start(&drive.config(&sim, state.path(), ""));
+    let path = drive.at(&mount, "/again.bin");
+    let mut bytes = random_bytes(1 << 20, 12);
+    write_file(&path, &bytes);
+    drive.wait_stored(&sim, &mount, "/again.bin", &bytes);
+    assert_eq!(read_all(&path).unwrap(), bytes);
+    // Uploads crawl: the rewrite stays pending while it is read back.
+    drive.throttle(&sim, Some(100_000));
+    let patch = random_bytes(4096, 13);
+    let f = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
+    f.write_all_at(&patch, 500_000).unwrap();
+    drop(f);
+    bytes[500_000..504_096].copy_from_slice(&patch);
+    let read = read_all(&path).unwrap();
+    assert!(drive.bytes(&sim, "/again.bin").is_some_and(|b| b != bytes), "still uploading while read");
+    let first_difference = read.iter().zip(&bytes).position(|(a, b)| a != b);
+    assert!(read == bytes, "first difference at {first_difference:?}\n{}", mount.log());
+    drive.throttle(&sim, None);
+    drive.wait_stored(&sim, &mount, "/again.bin", &bytes);
     assert!(mount.stop().success());
 }
 
