@@ -180,7 +180,7 @@ impl Fs {
             if upload.staging.remove_writer() {
                 let record = upload.record();
                 writes.cancel(upload);
-                self.namespace.hide_pending(upload.storage, &record.parent_id, &record.name, &upload.id);
+                self.namespace.drop_pending(upload.storage, &record.parent_id, &record.name, &upload.id);
             }
             return Ok(());
         }

@@ -105,6 +105,31 @@ impl Namespace {
         self.overlay.remove(&(storage, dir_id.to_string()), name, upload);
     }
 
+    /// A pending file that will not be uploaded (`ENOSPC`) is dropped: hidden, and an inode the
+    /// kernel holds for its name shows what the provider has under it again (the file the
+    /// rewrite was to replace), while the kernel forgets the attributes it had (the pending
+    /// file's size).
+    pub fn drop_pending(&self, storage: usize, dir_id: &str, name: &str, upload: &str) {
+        let key = (storage, dir_id.to_string());
+        self.overlay.remove(&key, name, upload);
+        let shown = crate::names::escape(name);
+        let listing = self.meta.last_dir(&key);
+        let remote = listing.as_ref().and_then(|l| Some((l, l.position(&shown)?)));
+        let mut notices = Vec::new();
+        {
+            let mut inodes = self.inodes.lock().unwrap();
+            for parent in inodes.folders(storage, dir_id) {
+                let Some(ino) = inodes.child(parent, &shown) else { continue };
+                if let Some((listing, index)) = remote {
+                    let entry = RemoteEntry::at(listing, index, listing.at(index).to_entry());
+                    inodes.upsert(parent, &shown, Kind::Remote { storage, entry });
+                }
+                notices.push(ino);
+            }
+        }
+        self.invalidate_inodes(notices);
+    }
+
     /// Change the cached listing of `dir_id` (when there is one) as the provider just did,
     /// instead of listing it again; the folder changed (`super::changes`).
     pub fn patch(&self, storage: usize, dir_id: &str, change: impl FnOnce(&mut Vec<Entry>)) {

@@ -39,6 +39,7 @@ macro_rules! conformance_suite {
             fsync_sends_what_was_written_even_after_another_close_and_later_writes_follow,
             a_4k_write_in_the_middle_of_an_existing_file_and_times_kept,
             a_file_rewritten_in_place_reads_its_new_bytes_while_its_upload_is_pending,
+            a_rewrite_that_does_not_fit_leaves_the_old_file_readable,
             rsync_a_twice_transfers_nothing_the_second_time,
             an_upload_that_fails_for_good_is_eio_at_fsync_kept_and_listed,
         );
@@ -247,16 +248,7 @@ pub fn fsync_returns_after_the_upload_and_enospc_creates_nothing(drive: Drive) {
     // A drive too full for the file: ENOSPC, and nothing created on the provider.
     let starts = drive.upload_starts(&sim);
     drive.fill_quota(&sim);
-    // The kernel sends the release after close(2) has returned: the file lands then. Stopped
-    // before that, the next start would upload it again (and count at the provider).
-    let journal = state.path().join("uploads");
-    let deadline = std::time::Instant::now() + Duration::from_secs(30);
-    while std::fs::read_dir(&journal)
-        .is_ok_and(|d| d.flatten().any(|e| e.path().extension().is_some_and(|x| x == "json")))
-    {
-        assert!(std::time::Instant::now() < deadline, "synced.bin never landed\n{}", mount.log());
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    wait_journal_empty(state.path(), &mount);
     let mount2 = {
         assert!(mount.stop().success());
         Mount::start(&drive.config(&sim, state.path(), ""))
@@ -322,8 +314,43 @@ pub fn a_file_rewritten_in_place_reads_its_new_bytes_while_its_upload_is_pending
     assert!(drive.bytes(&sim, "/again.bin").is_some_and(|b| b != bytes), "still uploading while read");
     let first_difference = read.iter().zip(&bytes).position(|(a, b)| a != b);
     assert!(read == bytes, "first difference at {first_difference:?}\n{}", mount.log());
+    // Renamed while pending: the name it moves to shows it too (the older file goes to the trash).
+    let moved = drive.at(&mount, "/moved.bin");
+    std::fs::rename(&path, &moved).unwrap();
+    assert!(read_all(&moved).unwrap() == bytes, "{}", mount.log());
     drive.throttle(&sim, None);
-    drive.wait_stored(&sim, &mount, "/again.bin", &bytes);
+    drive.wait_stored(&sim, &mount, "/moved.bin", &bytes);
+    assert!(mount.stop().success());
+}
+
+/// A rewrite (`O_TRUNC`) refused with `ENOSPC` is dropped: the name shows the provider's file
+/// again, through the inode the kernel holds, and reads its bytes.
+pub fn a_rewrite_that_does_not_fit_leaves_the_old_file_readable(drive: Drive) {
+    let sim = drive.sim();
+    let state = tempfile::tempdir().unwrap();
+    let mount = Mount::start(&drive.config(&sim, state.path(), ""));
+    let bytes = random_bytes(1 << 20, 14);
+    write_file(&drive.at(&mount, "/kept.bin"), &bytes);
+    drive.wait_stored(&sim, &mount, "/kept.bin", &bytes);
+    wait_journal_empty(state.path(), &mount);
+    assert!(mount.stop().success());
+    // A fresh mount reads the quota of a full drive.
+    drive.fill_quota(&sim);
+    let mount = Mount::start(&drive.config(&sim, state.path(), ""));
+    let path = drive.at(&mount, "/kept.bin");
+    assert_eq!(read_all(&path).unwrap(), bytes);
+    let mut f = std::fs::OpenOptions::new().write(true).truncate(true).open(&path).unwrap();
+    assert_eq!(errno_of(f.write_all(&random_bytes(4 << 20, 15))), libc::ENOSPC);
+    drop(f);
+    // The release that drops the rewrite follows close(2): wait for the name to show the old file.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while std::fs::metadata(&path).map(|m| m.len()).ok() != Some(bytes.len() as u64) {
+        assert!(std::time::Instant::now() < deadline, "{:?}\n{}", std::fs::metadata(&path), mount.log());
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let read = read_all(&path).unwrap_or_else(|e| panic!("{e}\n{}", mount.log()));
+    assert!(read == bytes, "read {} bytes\n{}", read.len(), mount.log());
+    assert_eq!(drive.bytes(&sim, "/kept.bin").unwrap(), bytes);
     assert!(mount.stop().success());
 }
 
@@ -423,4 +450,20 @@ pub fn an_upload_that_fails_for_good_is_eio_at_fsync_kept_and_listed(drive: Driv
     assert_eq!(std::fs::read(&staged[0]).unwrap(), bytes);
     assert!(drive.stored(&sim, "/refused.bin").is_none());
     assert!(mount.stop().success());
+}
+
+/// Wait (bounded) until the upload journal in `state` is empty: the kernel sends a file's
+/// release after close(2) has returned, and the file lands then; a mount stopped before that
+/// uploads it again at its next start.
+fn wait_journal_empty(state: &std::path::Path, mount: &Mount) {
+    let journal = state.join("uploads");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let pending = || {
+        std::fs::read_dir(&journal)
+            .is_ok_and(|d| d.flatten().any(|e| e.path().extension().is_some_and(|x| x == "json")))
+    };
+    while pending() {
+        assert!(Instant::now() < deadline, "an upload never landed\n{}", mount.log());
+        std::thread::sleep(Duration::from_millis(20));
+    }
 }
