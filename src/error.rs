@@ -92,7 +92,6 @@ impl Error {
             Error::NoSpace(_) => libc::ENOSPC,
             Error::NotPermitted => libc::EPERM,
             Error::NotSupported => libc::ENOTSUP,
-            Error::TrafficSpent { .. } | Error::TrafficExhausted(_) => libc::EIO,
             _ => libc::EIO,
         }
     }

@@ -28,6 +28,14 @@ pub struct Staged {
     pub hash: String,
 }
 
+impl Staged {
+    /// Content known by its size and hash alone, no file behind it: only an instant upload
+    /// may use it ([`Writable::upload_by_hash`]).
+    pub fn by_hash(size: u64, hash: &str) -> Staged {
+        Staged { path: PathBuf::new(), size, hash: hash.to_string() }
+    }
+}
+
 /// Parts of one file uploading at once. Each part waits a round trip for its answer before the
 /// next one starts on that connection, so over a 60 ms path 4 parts of 4 MiB capped at 20 MB/s
 /// each moved 46 MiB/s of their 76 ceiling (tests/bench/upload.py, now write.py); OpenList runs 10 on PikPak

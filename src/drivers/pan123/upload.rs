@@ -140,7 +140,7 @@ impl Pan123 {
         size: u64,
         hash: &str,
     ) -> Result<Option<Entry>> {
-        let staged = Staged { path: Default::default(), size, hash: hash.to_string() };
+        let staged = Staged::by_hash(size, hash);
         let ticket = self.request_upload(parent, name, &staged).await?;
         if !ticket.is_instant() {
             return Ok(None);

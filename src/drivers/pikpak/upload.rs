@@ -99,7 +99,7 @@ impl PikPak {
         size: u64,
         hash: &str,
     ) -> Result<Option<Entry>> {
-        let staged = Staged { path: Default::default(), size, hash: hash.to_string() };
+        let staged = Staged::by_hash(size, hash);
         match self.upload_attempt(parent, name, &staged, &Progress::new(0), true).await? {
             Attempt::Done(entry) => Ok(Some(entry)),
             Attempt::Expired | Attempt::NotHeld => Ok(None),
